@@ -1,0 +1,12 @@
+"""Clips, datasets, the on-disk format, validation and importers of published formats."""
+
+from dyadic_env.data.clip import Clip, Word
+from dyadic_env.data.errors import DataValidationError
+from dyadic_env.data.splits import assign_splits
+from dyadic_env.data.storage import DyadicDataset, load_dataset, write_dataset
+from dyadic_env.data.validation import validate_clip, validate_dataset
+
+__all__ = [
+    "Clip", "DataValidationError", "DyadicDataset", "Word", "assign_splits", "load_dataset",
+    "validate_clip", "validate_dataset", "write_dataset",
+]  # fmt: skip

@@ -1,0 +1,16 @@
+"""Errors a user can cause with data, each naming the file, the field, what was expected and found."""
+
+from __future__ import annotations
+
+
+class DataValidationError(ValueError):
+    """A dataset file or field does not hold what the format requires.
+
+    The message names the file, the field, what was expected, what was found and, where one exists,
+    how to fix it.
+    """
+
+    def __init__(self, file: str, field: str, expected: str, found: str, hint: str = "") -> None:
+        self.file, self.field, self.expected, self.found, self.hint = file, field, expected, found, hint
+        message = f"{file}: field {field!r}: expected {expected}, found {found}"
+        super().__init__(message + (f". {hint}" if hint else ""))

@@ -1,0 +1,158 @@
+"""Per-clip metrics, averaged over clips (LM-listener's evaluation protocol).
+
+All functions take ``(T, D)`` float arrays for one clip; :func:`evaluate` takes lists of clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+METRIC_KEYS = ("L2", "FD", "P-FD", "Variation", "Diversity", "L2 Affect")
+# Added to a covariance's diagonal when it is singular (e.g. a frozen dimension), as FID code does.
+SINGULAR_EPS = 1e-6
+DIVERSITY_SET = 30
+DIVERSITY_SET_SHORT = 10
+AFFECT_WINDOW = 30
+
+
+def l2(predicted: np.ndarray, ground_truth: np.ndarray) -> float:
+    """Mean over frames and dims of the squared error."""
+    predicted, ground_truth = _pair(predicted, ground_truth)
+    return float(np.mean((predicted - ground_truth) ** 2))
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to the frames of ``a`` and ``b`` (frames are samples).
+
+    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))``, with the trace of the matrix square root taken
+    as ``sum(sqrt(eig(S_a^(1/2) S_b S_a^(1/2))))``, which is symmetric and so numerically stable.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"frechet_distance: expected (T, D) arrays of equal D, found {a.shape} and {b.shape}")
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = _covariance(a), _covariance(b)
+    root_a = _sqrt_psd(cov_a)
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(np.clip(cross, 0, None)).sum()
+    value = np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
+    return float(max(value, 0.0))
+
+
+def paired_frechet_distance(predicted: np.ndarray, ground_truth: np.ndarray, speaker: np.ndarray) -> float:
+    """FD on speaker and listener frames concatenated (``2D``-dimensional): rewards timing with the speaker."""
+    predicted, ground_truth = _pair(predicted, ground_truth)
+    speaker = np.asarray(speaker, np.float64)
+    if speaker.shape != ground_truth.shape:
+        raise ValueError(f"speaker must have the listener's shape {ground_truth.shape}, found {speaker.shape}")
+    return frechet_distance(np.concatenate([speaker, ground_truth], 1), np.concatenate([speaker, predicted], 1))
+
+
+def variation(frames: np.ndarray) -> float:
+    """Mean over dims of each dim's variance over time."""
+    return float(np.mean(np.var(np.asarray(frames, np.float64), axis=0)))
+
+
+def diversity(frames: np.ndarray, rng: np.random.Generator) -> float:
+    """Mean Euclidean distance between two random sets of frames drawn without replacement.
+
+    Sets of 30 frames (10 when the clip has 30 frames or fewer), as LM-listener does; the two sets are
+    drawn from one permutation so a frame never pairs with itself.
+    """
+    frames = np.asarray(frames, np.float64)
+    size = DIVERSITY_SET if len(frames) > DIVERSITY_SET else DIVERSITY_SET_SHORT
+    size = min(size, len(frames) // 2)
+    if size == 0:
+        return 0.0
+    order = rng.permutation(len(frames))
+    first, second = frames[order[:size]], frames[order[size : 2 * size]]
+    return float(np.mean(np.linalg.norm(first - second, axis=1)))
+
+
+def l2_affect(predicted_valence: np.ndarray, ground_truth_valence: np.ndarray) -> float:
+    """Mean squared difference of valence averaged in windows of 30 frames (stride 30).
+
+    A clip shorter than a window counts as one window. The paper prints this value times 100.
+    """
+    predicted_valence, ground_truth_valence = (np.asarray(v, np.float64).ravel() for v in
+                                               (predicted_valence, ground_truth_valence))  # fmt: skip
+    if predicted_valence.shape != ground_truth_valence.shape:
+        raise ValueError(
+            f"valence arrays differ in length: {predicted_valence.shape} and {ground_truth_valence.shape}"
+        )
+    return float(np.mean((_window_means(predicted_valence) - _window_means(ground_truth_valence)) ** 2))
+
+
+def evaluate(
+    predicted: Sequence[np.ndarray],
+    ground_truth: Sequence[np.ndarray],
+    speaker: Sequence[np.ndarray],
+    *,
+    predicted_affect: Sequence[np.ndarray] | None = None,
+    ground_truth_affect: Sequence[np.ndarray] | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Every metric per clip, averaged over clips.
+
+    Args:
+        predicted, ground_truth, speaker: lists of ``(T_i, 56)`` arrays, one per clip.
+        predicted_affect, ground_truth_affect: optional lists of ``(T_i,)`` valence arrays; with both,
+            ``L2 Affect`` is reported (unscaled; :func:`metrics_table` prints it times 100).
+        seed: seeds the frame sampling of Diversity.
+    """
+    if not (len(predicted) == len(ground_truth) == len(speaker)) or len(predicted) == 0:
+        raise ValueError(
+            "evaluate: predicted, ground_truth and speaker must be non-empty lists of equal length, found "
+            f"{len(predicted)}, {len(ground_truth)}, {len(speaker)}"
+        )
+    rng = np.random.default_rng(seed)
+    per_clip: dict[str, list[float]] = {key: [] for key in METRIC_KEYS[:5]}
+    for i, (pred, gt, spk) in enumerate(zip(predicted, ground_truth, speaker)):
+        try:
+            pred, gt = _pair(pred, gt)
+        except ValueError as e:
+            raise ValueError(f"clip {i}: {e}") from None
+        per_clip["L2"].append(l2(pred, gt))
+        per_clip["FD"].append(frechet_distance(gt, pred))
+        per_clip["P-FD"].append(paired_frechet_distance(pred, gt, spk))
+        per_clip["Variation"].append(variation(pred))
+        per_clip["Diversity"].append(diversity(pred, rng))
+    result = {key: float(np.mean(values)) for key, values in per_clip.items()}
+    if (predicted_affect is None) != (ground_truth_affect is None):
+        raise ValueError("evaluate: give both predicted_affect and ground_truth_affect, or neither")
+    if predicted_affect is not None and ground_truth_affect is not None:
+        if len(predicted_affect) != len(predicted) or len(ground_truth_affect) != len(predicted):
+            raise ValueError("evaluate: one affect array per clip expected")
+        result["L2 Affect"] = float(np.mean([l2_affect(p, g) for p, g in zip(predicted_affect, ground_truth_affect)]))
+    return result
+
+
+def _pair(predicted: np.ndarray, ground_truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    predicted, ground_truth = np.asarray(predicted, np.float64), np.asarray(ground_truth, np.float64)
+    if predicted.shape != ground_truth.shape or predicted.ndim != 2:
+        raise ValueError(f"predicted {predicted.shape} and ground truth {ground_truth.shape} must be equal (T, D)")
+    return predicted, ground_truth
+
+
+def _covariance(frames: np.ndarray) -> np.ndarray:
+    if len(frames) < 2:
+        cov = np.zeros((frames.shape[1], frames.shape[1]))
+    else:
+        cov = np.cov(frames, rowvar=False).reshape(frames.shape[1], frames.shape[1])
+    if np.linalg.eigvalsh(cov).min() <= 0:
+        cov = cov + SINGULAR_EPS * np.eye(len(cov))
+    return cov
+
+
+def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def _window_means(values: np.ndarray) -> np.ndarray:
+    full = len(values) // AFFECT_WINDOW
+    if full == 0:
+        return values.mean(keepdims=True)
+    return values[: full * AFFECT_WINDOW].reshape(full, AFFECT_WINDOW).mean(axis=1)

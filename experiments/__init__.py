@@ -1,0 +1,1 @@
+"""The `dyadic` command line, configs, pipelines and benchmarks."""

@@ -1,0 +1,48 @@
+"""The `dyadic` console script.
+
+Each module in :mod:`experiments.commands` adds its subcommand through ``register(subparsers)``; handlers
+import their heavy dependencies (torch, the renderer, the web stack) inside, so ``dyadic --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import experiments.commands
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad argument, missing file); printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dyadic",
+        description="Listener-face RL toolkit: data, environment, agents, human feedback, alignment.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(experiments.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"experiments.commands.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from dyadic_env.data.errors import DataValidationError
+
+    try:
+        return int(args.handler(args) or 0)
+    except (UserError, DataValidationError, FileNotFoundError, FileExistsError) as e:
+        print(f"dyadic {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dyadic {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of `dyadic`; every module here defines ``register(subparsers)``."""

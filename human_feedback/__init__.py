@@ -1,0 +1,1 @@
+"""Human feedback: candidates, rendered videos, the annotation server and store, preference pairs."""

@@ -1,0 +1,1 @@
+"""Learned reward models (Bradley-Terry, ensembles), heuristic rewards and reward wrappers."""
