@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 TOKENIZER_FORMAT = "dyadic-action-tokenizer"
 # A dimension with no spread in training (e.g. an unused blendshape) still gets bins this wide, so
 # encoding is defined and decoding returns the constant.
@@ -33,7 +32,9 @@ class ActionTokenizer:
     def __post_init__(self) -> None:
         low, high = np.asarray(self.low, np.float64), np.asarray(self.high, np.float64)
         if low.ndim != 1 or low.shape != high.shape:
-            raise ValueError(f"low and high must be 1-D of the same length, found {low.shape} and {high.shape}")
+            raise ValueError(
+                f"low and high must be 1-D of the same length, found {low.shape} and {high.shape}"
+            )
         if not (np.isfinite(low).all() and np.isfinite(high).all()) or (high < low).any():
             raise ValueError("low and high must be finite with high >= low in every dimension")
         if not 2 <= self.num_bins <= 65536:
@@ -49,7 +50,9 @@ class ActionTokenizer:
             raise ValueError(f"fit expects frames of shape (N, D), found {frames.shape}")
         flat = frames.reshape(-1, frames.shape[-1])
         if not np.isfinite(flat).all():
-            raise ValueError("fit: frames contain NaN or inf; validate the dataset first (`dyadic data validate`)")
+            raise ValueError(
+                "fit: frames contain NaN or inf; validate the dataset first (`dyadic data validate`)"
+            )
         if not 0 <= clip_quantile < 0.5:
             raise ValueError(f"clip_quantile must be in [0, 0.5), found {clip_quantile}")
         low, high = np.quantile(flat, [clip_quantile, 1 - clip_quantile], axis=0)
@@ -135,5 +138,3 @@ class ActionTokenizer:
     def _check_last_axis(self, array: np.ndarray, what: str) -> None:
         if array.ndim == 0 or array.shape[-1] != self.dim:
             raise ValueError(f"{what}: expected shape (..., {self.dim}), found {array.shape}")
-
-

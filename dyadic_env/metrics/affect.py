@@ -27,7 +27,9 @@ class LinearAffectProbe:
         """Fit on ``(N, D)`` frames and ``(N,)`` valence labels."""
         frames, valence = np.asarray(frames, np.float64), np.asarray(valence, np.float64).ravel()
         if frames.ndim != 2 or len(frames) != len(valence) or len(frames) < 2:
-            raise ValueError(f"fit expects (N, D) frames and (N,) valence, found {frames.shape}, {valence.shape}")
+            raise ValueError(
+                f"fit expects (N, D) frames and (N,) valence, found {frames.shape}, {valence.shape}"
+            )
         mean_x, mean_y = frames.mean(0), valence.mean()
         centred = frames - mean_x
         gram = centred.T @ centred + ridge * len(frames) * np.eye(frames.shape[1])

@@ -31,7 +31,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"frechet_distance: expected (T, D) arrays of equal D, found {a.shape} and {b.shape}")
+        raise ValueError(
+            f"frechet_distance: expected (T, D) arrays of equal D, found {a.shape} and {b.shape}"
+        )
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = _covariance(a), _covariance(b)
     root_a = _sqrt_psd(cov_a)
@@ -46,8 +48,12 @@ def paired_frechet_distance(predicted: np.ndarray, ground_truth: np.ndarray, spe
     predicted, ground_truth = _pair(predicted, ground_truth)
     speaker = np.asarray(speaker, np.float64)
     if speaker.shape != ground_truth.shape:
-        raise ValueError(f"speaker must have the listener's shape {ground_truth.shape}, found {speaker.shape}")
-    return frechet_distance(np.concatenate([speaker, ground_truth], 1), np.concatenate([speaker, predicted], 1))
+        raise ValueError(
+            f"speaker must have the listener's shape {ground_truth.shape}, found {speaker.shape}"
+        )
+    return frechet_distance(
+        np.concatenate([speaker, ground_truth], 1), np.concatenate([speaker, predicted], 1)
+    )
 
 
 def variation(frames: np.ndarray) -> float:
@@ -125,14 +131,18 @@ def evaluate(
     if predicted_affect is not None and ground_truth_affect is not None:
         if len(predicted_affect) != len(predicted) or len(ground_truth_affect) != len(predicted):
             raise ValueError("evaluate: one affect array per clip expected")
-        result["L2 Affect"] = float(np.mean([l2_affect(p, g) for p, g in zip(predicted_affect, ground_truth_affect)]))
+        result["L2 Affect"] = float(
+            np.mean([l2_affect(p, g) for p, g in zip(predicted_affect, ground_truth_affect)])
+        )
     return result
 
 
 def _pair(predicted: np.ndarray, ground_truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     predicted, ground_truth = np.asarray(predicted, np.float64), np.asarray(ground_truth, np.float64)
     if predicted.shape != ground_truth.shape or predicted.ndim != 2:
-        raise ValueError(f"predicted {predicted.shape} and ground truth {ground_truth.shape} must be equal (T, D)")
+        raise ValueError(
+            f"predicted {predicted.shape} and ground truth {ground_truth.shape} must be equal (T, D)"
+        )
     return predicted, ground_truth
 
 

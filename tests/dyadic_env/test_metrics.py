@@ -69,7 +69,9 @@ def test_diversity_uses_30_frame_sets_and_is_seeded():
     assert d1 == pytest.approx(expected)
     short = np.arange(25, dtype=float)[:, None]
     order = np.random.default_rng(3).permutation(25)
-    assert diversity(short, np.random.default_rng(3)) == pytest.approx(np.mean(np.abs(order[:10] - order[10:20])))
+    assert diversity(short, np.random.default_rng(3)) == pytest.approx(
+        np.mean(np.abs(order[:10] - order[10:20]))
+    )
 
 
 def test_l2_affect_windows_of_30():
@@ -100,7 +102,9 @@ def test_evaluate_rejects_mismatched_input():
     with pytest.raises(ValueError, match="equal length"):
         evaluate([np.zeros((5, 56))], [], [])
     with pytest.raises(ValueError, match="both"):
-        evaluate([np.zeros((5, 56))], [np.zeros((5, 56))], [np.zeros((5, 56))], predicted_affect=[np.zeros(5)])
+        evaluate(
+            [np.zeros((5, 56))], [np.zeros((5, 56))], [np.zeros((5, 56))], predicted_affect=[np.zeros(5)]
+        )
 
 
 def test_linear_probe_recovers_a_linear_valence(tmp_path):

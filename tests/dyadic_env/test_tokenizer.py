@@ -22,7 +22,9 @@ def test_hand_computed_bins():
     # bins [0,.25) [.25,.5) [.5,.75) [.75,1]; outside values clip to the end bins
     np.testing.assert_array_equal(tok.encode(np.array([[-5.0], [0.1], [0.3], [0.74], [1.0], [7.0]])).ravel(),
                                   [0, 0, 1, 2, 3, 3])  # fmt: skip
-    np.testing.assert_allclose(tok.decode(np.array([[0], [1], [2], [3]])).ravel(), [0.125, 0.375, 0.625, 0.875])
+    np.testing.assert_allclose(
+        tok.decode(np.array([[0], [1], [2], [3]])).ravel(), [0.125, 0.375, 0.625, 0.875]
+    )
 
 
 def test_round_trip_error_is_within_half_a_bin_inside_the_range(frames):
