@@ -1,0 +1,187 @@
+"""Bradley-Terry reward models over trajectories, as ensembles.
+
+A trajectory's return is the sum of per-step rewards r(observation, action) (Christiano et al. 2017); the
+probability that people prefer trajectory A to B is ``sigmoid(R(A) - R(B))``. Several members trained on
+bootstrap resamples of the pairs form an ensemble whose spread (std across members) says where the model is
+unsure: PPO should not trust the reward there. Optional heads predict the four rated criteria from a
+trajectory's pooled step embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reward_models.features import StepFeatureConfig
+
+CONFIG_FILE = "reward_model.json"
+WEIGHTS_FILE = "reward_model.safetensors"
+FORMAT = "dyadic-reward-model"
+CRITERIA = ("empathy", "appropriateness", "engagement", "naturalness")
+
+
+@dataclass
+class RewardModelConfig:
+    """Shape of a reward model.
+
+    Attributes:
+        features: the per-step input layout (see :class:`~reward_models.features.StepFeatureConfig`).
+        hidden_sizes: widths of each member's MLP.
+        ensemble_size: number of members; their std is the disagreement.
+        criteria_head: also predict the four criteria (1-5) of a trajectory.
+    """
+
+    features: StepFeatureConfig = field(default_factory=StepFeatureConfig)
+    hidden_sizes: tuple[int, ...] = (128, 64)
+    ensemble_size: int = 3
+    criteria_head: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.features, dict):
+            self.features = StepFeatureConfig(**self.features)
+        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ValueError(f"hidden_sizes must be non-empty positive widths, found {self.hidden_sizes}")
+        if self.ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be >= 1, found {self.ensemble_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["hidden_sizes"] = list(self.hidden_sizes)
+        return data
+
+
+class _Member(nn.Module):
+    """One ensemble member: an MLP trunk, a per-step reward head and an optional criteria head."""
+
+    def __init__(self, in_dim: int, hidden_sizes: tuple[int, ...], criteria_head: bool) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_dim
+        for h in hidden_sizes:
+            layers += [nn.Linear(width, h), nn.SiLU()]
+            width = h
+        self.trunk = nn.Sequential(*layers)
+        self.reward = nn.Linear(width, 1)
+        # A linear path beside the MLP: with few labels the linear part of a preference is learned first and
+        # generalises, the MLP adds the interactions.
+        self.linear = nn.Linear(in_dim, 1, bias=False)
+        # Small initial rewards: a sum over hundreds of steps would otherwise start far from 0.
+        nn.init.normal_(self.reward.weight, std=1e-3)
+        nn.init.zeros_(self.reward.bias)
+        nn.init.zeros_(self.linear.weight)
+        self.criteria = nn.Linear(width, len(CRITERIA)) if criteria_head else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.trunk(x)
+        return (self.reward(hidden) + self.linear(x)).squeeze(-1), hidden
+
+
+class TrajectoryRewardModel(nn.Module):
+    """An ensemble of per-step reward networks r(observation, action), trained as a Bradley-Terry model.
+
+    Inputs are step features ``(..., F)`` from :mod:`reward_models.features`; they are standardised with a
+    mean and std fitted on training data (:meth:`fit_normalizer`) and stored with the weights.
+    """
+
+    def __init__(self, config: RewardModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim = config.features.dim
+        self.register_buffer("feature_mean", torch.zeros(dim))
+        self.register_buffer("feature_std", torch.ones(dim))
+        self.members = nn.ModuleList(
+            _Member(dim, config.hidden_sizes, config.criteria_head) for _ in range(config.ensemble_size)
+        )
+
+    @property
+    def feature_config(self) -> StepFeatureConfig:
+        return self.config.features
+
+    def fit_normalizer(self, features: np.ndarray | torch.Tensor) -> None:
+        """Set the input standardisation from sample step features ``(N, F)``."""
+        x = torch.as_tensor(np.asarray(features, np.float32)).reshape(-1, self.config.features.dim)
+        self.feature_mean.copy_(x.mean(0))
+        # Constant inputs (unused blendshapes, empty word buckets) keep a unit scale instead of blowing up.
+        self.feature_std.copy_(x.std(0).clamp_min(1e-2) if x.shape[0] > 1 else torch.ones_like(x[0]))
+
+    def _members_forward(self, features: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = (features - self.feature_mean) / self.feature_std
+        outs = [m(x) for m in self.members]
+        return torch.stack([r for r, _ in outs]), [h for _, h in outs]
+
+    def step_rewards(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-member per-step rewards ``(M, ...)`` for features ``(..., F)``."""
+        return self._members_forward(features)[0]
+
+    def returns(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-member returns ``(M, B)`` of trajectories ``(B, T, F)``; ``mask`` ``(B, T)`` marks real steps."""
+        rewards = self.step_rewards(features)
+        if mask is not None:
+            rewards = rewards * mask.to(rewards.dtype)
+        return rewards.sum(-1)
+
+    def criteria(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-member predicted criteria ``(M, B, 4)`` (1-5 scale) of trajectories ``(B, T, F)``."""
+        if not self.config.criteria_head:
+            raise ValueError("this reward model has no criteria head (criteria_head=False)")
+        _, hiddens = self._members_forward(features)
+        if mask is None:
+            mask = torch.ones(features.shape[:-1], dtype=features.dtype, device=features.device)
+        weights = mask.to(features.dtype).unsqueeze(-1)
+        out = []
+        for member, hidden in zip(self.members, hiddens):
+            pooled = (hidden * weights).sum(-2) / weights.sum(-2).clamp_min(1.0)
+            # Centred on the middle of the 1-5 scale so an untrained head predicts "3".
+            out.append(3.0 + member.criteria(pooled))
+        return torch.stack(out)
+
+    @torch.no_grad()
+    def predict(self, features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Ensemble mean and std of the per-step reward for features ``(..., F)``, as numpy arrays."""
+        x = torch.as_tensor(np.asarray(features, np.float32), device=self.feature_mean.device)
+        rewards = self.step_rewards(x)
+        std = rewards.std(0, unbiased=False) if rewards.shape[0] > 1 else torch.zeros_like(rewards[0])
+        return rewards.mean(0).cpu().numpy(), std.cpu().numpy()
+
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write ``reward_model.json`` (config) and ``reward_model.safetensors`` (weights) into ``path``."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"format": FORMAT, "version": 1, "config": self.config.to_dict()}
+        (path / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, path / WEIGHTS_FILE
+        )
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> TrajectoryRewardModel:
+        """Load a model written by :meth:`save_pretrained`."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        config_path = path / CONFIG_FILE
+        if not config_path.is_file():
+            raise FileNotFoundError(
+                f"{path}: no {CONFIG_FILE}; expected a directory written by TrajectoryRewardModel.save_pretrained "
+                "(train one with `dyadic train rm`)"
+            )
+        meta = json.loads(config_path.read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(
+                f"{config_path}: not a reward model (format {meta.get('format')!r}, expected {FORMAT!r})"
+            )
+        model = cls(RewardModelConfig(**meta["config"]))
+        model.load_state_dict(load_file(path / WEIGHTS_FILE))
+        model.eval()
+        return model

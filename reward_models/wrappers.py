@@ -1,0 +1,68 @@
+"""Gymnasium wrappers that put a learned reward into an environment."""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+from reward_models.features import observation_features
+from reward_models.model import TrajectoryRewardModel
+
+
+class LearnedRewardWrapper(gym.Wrapper):
+    """Replace the env reward by a learned reward model's ensemble-mean r(observation, action).
+
+    The env's own reward is kept in ``info["original_reward"]`` and the members' spread in
+    ``info["reward_disagreement"]``. With ``disagreement_penalty`` > 0 the reward is ``mean - penalty * std``,
+    a pessimistic reward that keeps a policy away from where the members disagree.
+
+    The step's observation is the one the action was chosen from (kept from ``reset``/the previous step); the
+    action enters as the decoded frame from ``info["decoded_action"]`` (the env's own decoding).
+
+    Example:
+        >>> import gymnasium as gym, dyadic_env  # doctest: +SKIP
+        >>> env = LearnedRewardWrapper(gym.make("dyadic_env/Listener-v0", dataset="synthetic:tiny"),
+        ...                            TrajectoryRewardModel.from_pretrained("runs/rm"))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, env: gym.Env, reward_model: TrajectoryRewardModel, *, disagreement_penalty: float = 0.0
+    ) -> None:
+        super().__init__(env)
+        if disagreement_penalty < 0:
+            raise ValueError(f"disagreement_penalty must be >= 0, found {disagreement_penalty}")
+        self.reward_model = reward_model.eval()
+        self.disagreement_penalty = float(disagreement_penalty)
+        self._check_window(env)
+        self._last_obs: dict[str, Any] | None = None
+
+    def _check_window(self, env: gym.Env) -> None:
+        cfg = self.reward_model.feature_config
+        window = getattr(env.unwrapped, "words_window_s", None)
+        if window is not None and abs(float(window) - cfg.words_window_s) > 1e-9:
+            raise ValueError(
+                f"LearnedRewardWrapper: the env's words_window_s is {window} s but the reward model was trained "
+                f"with {cfg.words_window_s} s; make the env with words_window_s={cfg.words_window_s}"
+            )
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._last_obs = obs
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._last_obs is None:
+            raise RuntimeError("LearnedRewardWrapper: call reset() before step()")
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        frames = np.asarray(info["decoded_action"], np.float32).reshape(-1, 56)
+        # A chunk of k frames: score each frame against the same observation (the one it was chosen from).
+        feats = observation_features(self.reward_model.feature_config, [self._last_obs] * len(frames), frames)
+        mean, std = self.reward_model.predict(feats)
+        info = dict(info)
+        info["original_reward"] = float(reward)
+        info["reward_disagreement"] = float(std.mean())
+        self._last_obs = obs
+        learned = float(mean.sum() - self.disagreement_penalty * std.sum())
+        return obs, learned, terminated, truncated, info
