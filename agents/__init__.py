@@ -1,1 +1,19 @@
 """Agents: the Agent protocol, baselines, and the VLA (SFT, DPO through trl, PPO through SB3)."""
+
+from agents.base import Agent, FrameAgent
+from agents.baselines import (
+    MirrorAgent,
+    NearestNeighborAgent,
+    NeutralAgent,
+    RandomAgent,
+    RandomTrainAgent,
+    agent_names,
+    make_agent,
+    register_agent,
+)
+from agents.rollout import Trajectory, rollout
+
+__all__ = [
+    "Agent", "FrameAgent", "MirrorAgent", "NearestNeighborAgent", "NeutralAgent", "RandomAgent",
+    "RandomTrainAgent", "Trajectory", "agent_names", "make_agent", "register_agent", "rollout",
+]  # fmt: skip

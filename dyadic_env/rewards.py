@@ -199,9 +199,9 @@ def make_reward(spec: str | EpisodeReward | RewardFn, **kwargs: Any) -> EpisodeR
 def is_synthetic(dataset: DyadicDataset) -> bool:
     """Whether ``dataset`` was written by the synthetic benchmark's generator."""
     manifest = dataset.manifest
-    return bool(
-        manifest.get("synthetic") or manifest.get("generator") or manifest.get("source") == "synthetic"
-    )
+    if manifest.get("synthetic") or manifest.get("generator") or manifest.get("source") == "synthetic":
+        return True
+    return len(dataset) > 0 and dataset.entry(0).get("source") == "synthetic"
 
 
 def require_synthetic(dataset: DyadicDataset, *, what: str) -> None:

@@ -99,7 +99,7 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
     * v0: Initial version.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012 (gymnasium convention)
 
     def __init__(
         self,
@@ -137,7 +137,7 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
         self.words_window_s, self.max_words_chars = float(words_window_s), max_words_chars
         self.render_mode = render_mode
         self.reward_fn = make_reward(reward, **(reward_kwargs or {}))
-        self.tokenizer = _resolve_tokenizer(tokenizer, self.dataset)
+        self.tokenizer = resolve_tokenizer(tokenizer, self.dataset)
         self.metadata = {**self.metadata, "render_fps": self.dataset.fps}
         self._centers = self.tokenizer.bin_centers.astype(np.float32)  # (56, bins) lookup table
         self._dims = np.arange(FRAME_DIM)
@@ -153,7 +153,7 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
     # ------------------------------------------------------------------ spaces
     def _build_observation_space(self) -> spaces.Dict:
         k = self.context_frames
-        max_frames = max(int(e["length"]) for e in self.dataset.entries if e["split"] == self.split_name)
+        max_frames = int(split_lengths(self.dataset, self.split_name).max())
         obs: dict[str, spaces.Space] = {
             "speaker_motion": spaces.Box(-np.inf, np.inf, (k, FRAME_DIM), np.float32),
             "listener_motion": spaces.Box(-np.inf, np.inf, (k, FRAME_DIM), np.float32),
@@ -304,7 +304,7 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
         self._gt_padded = (
             _padded(clip.listener_motion, 0, self.chunk_size) if self.chunk_size > 1 else self._gt
         )
-        self._words = _words_per_frame(clip, self.words_window_s, self.max_words_chars)
+        self._words = words_per_frame(clip, self.words_window_s, self.max_words_chars)
         for array in (self._speaker, self._features, self._mask, self._gt):
             if array is not None:
                 array.flags.writeable = False
@@ -374,7 +374,7 @@ def normalize_word(text: str) -> str:
     return "".join(c for c in text.lower() if c in WORD_CHARSET).strip()
 
 
-def _words_per_frame(clip: Clip, window_s: float, max_chars: int) -> list[str]:
+def words_per_frame(clip: Clip, window_s: float, max_chars: int) -> list[str]:
     """The ``words`` observation of frames 0..T: words ending in ``((t+1)/fps - window_s, (t+1)/fps]``."""
     words = sorted(clip.speaker_words, key=lambda w: w.end)
     ends = np.array([w.end for w in words], dtype=np.float64)
@@ -393,9 +393,10 @@ def _words_per_frame(clip: Clip, window_s: float, max_chars: int) -> list[str]:
     return out
 
 
-def _resolve_tokenizer(
+def resolve_tokenizer(
     tokenizer: ActionTokenizer | str | os.PathLike | None, dataset: DyadicDataset
 ) -> ActionTokenizer:
+    """The given tokenizer (object or file), else the dataset's ``tokenizer.json``, else one fitted on its train split."""
     if isinstance(tokenizer, ActionTokenizer):
         result = tokenizer
     elif tokenizer is not None:
@@ -415,9 +416,13 @@ def _fit_tokenizer(dataset: DyadicDataset) -> ActionTokenizer:
         f"{dataset.path} has no tokenizer.json; fitting one on its {split!r} listener frames. Save one with "
         f"ActionTokenizer.fit(frames).save('{dataset.path}') so every run uses the same tokens."
     )
-    rows = [e for e in dataset.entries if e["split"] == split]
-    frames = np.concatenate(
-        [dataset.arrays["listener_motion"][e["offset"] : e["offset"] + e["length"]] for e in rows]
-    )
-    step = max(1, len(frames) // TOKENIZER_FIT_FRAMES)
-    return ActionTokenizer.fit(frames[::step])
+    clips = dataset.split(split)
+    step = max(1, clips.num_frames // TOKENIZER_FIT_FRAMES)
+    return ActionTokenizer.fit(np.concatenate([clip.listener_motion[::step] for clip in clips]))
+
+
+def split_lengths(dataset: DyadicDataset, split: str) -> np.ndarray:
+    """Frames of every clip of ``split``, read from the clip index (no clip is parsed)."""
+    from dyadic_env.data import ondisk
+
+    return np.asarray(dataset.index[dataset.split(split).rows, ondisk.LENGTH])

@@ -30,9 +30,9 @@ def build_vocabulary(
             f"{dataset.path}: no split {split!r} to build a vocabulary from; splits: {list(dataset.splits)}"
         )
     counts: Counter[str] = Counter()
-    for entry in dataset.entries:
-        if entry["split"] == split:
-            counts.update(w for w in (normalize_word(t) for _, _, t in entry.get("words", [])) if w)
+    for row in dataset.split(split).rows:
+        words = dataset.entry(int(row)).get("words", [])
+        counts.update(w for w in (normalize_word(t) for _, _, t in words) if w)
     ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
     return [*SPECIAL_TOKENS, *ranked[:max_size]]
 

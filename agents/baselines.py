@@ -1,0 +1,289 @@
+"""Baseline listeners: the Random and Nearest-Neighbour rows of the paper's Tables I and II, and sanity floors.
+
+- ``random``: uniformly random tokens (the RL sense of a random policy);
+- ``random-train``: a random training listener's motion, replayed regardless of the speaker (the paper's
+  Random row, after Learning-to-Listen and LM-listener);
+- ``nn``: the listener response of the training context closest to the current speaker context (recent
+  speaker motion and a bag of the recent words);
+- ``neutral``: the tokens of the all-zero (neutral) frame; ``mirror``: copies the speaker's current frame.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from agents.base import Agent, FrameAgent, Observation
+from dyadic_env.data import DyadicDataset, load_dataset
+from dyadic_env.envs.listener import resolve_tokenizer, words_per_frame
+from dyadic_env.expression_basis import FRAME_DIM
+from dyadic_env.tokenizer import ActionTokenizer
+from dyadic_env.wrappers.words import build_vocabulary
+
+
+class RandomAgent:
+    """Uniformly random tokens from a seeded generator (``reset(seed=...)`` reseeds it)."""
+
+    def __init__(self, *, num_bins: int = 256, chunk_size: int = 1, seed: int | None = None) -> None:
+        self.num_bins, self.chunk_size = num_bins, chunk_size
+        self._shape = (FRAME_DIM,) if chunk_size == 1 else (chunk_size, FRAME_DIM)
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, *, seed: int | None = None) -> None:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+
+    def act(self, observation: Observation) -> np.ndarray:
+        return self.rng.integers(0, self.num_bins, size=self._shape, dtype=np.int64)
+
+    def __repr__(self) -> str:
+        return f"RandomAgent(num_bins={self.num_bins}, chunk_size={self.chunk_size})"
+
+
+class _Playback:
+    """Tokens of the dataset's training listeners laid end to end, and where each clip starts and ends."""
+
+    def __init__(self, dataset: DyadicDataset, split: str, tokenizer: ActionTokenizer) -> None:
+        clips = dataset.split(split)
+        if len(clips) == 0:
+            raise ValueError(f"{dataset.path}: split {split!r} has no clips to draw listener responses from")
+        lengths = np.array([c.num_frames for c in clips])
+        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        self.ends = self.starts + lengths
+        # uint8 tokens keep a large training set small; widened when acted.
+        dtype = np.uint8 if tokenizer.num_bins <= 256 else np.int64
+        self.tokens = np.concatenate([tokenizer.encode(c.listener_motion).astype(dtype) for c in clips])
+
+    def frames(self, start: int, end: int, count: int) -> np.ndarray:
+        """``count`` token rows from ``start``, repeating the clip's last row past ``end``."""
+        rows = np.minimum(np.arange(start, start + count), end - 1)
+        return self.tokens[rows].astype(np.int64)
+
+
+class RandomTrainAgent:
+    """Replays a random training listener (random clip, random start) whatever the speaker does.
+
+    Args:
+        dataset: the dataset whose ``split`` supplies the listeners.
+        seed: seeds the choice of clip and start; ``reset(seed=...)`` reseeds.
+    """
+
+    def __init__(
+        self, dataset: DyadicDataset, *, split: str = "train", tokenizer: ActionTokenizer | None = None,
+        chunk_size: int = 1, seed: int | None = None,
+    ) -> None:  # fmt: skip
+        self.chunk_size = chunk_size
+        self._playback = _Playback(dataset, split, resolve_tokenizer(tokenizer, dataset))
+        self.rng = np.random.default_rng(seed)
+        self._pos, self._end = 0, 0
+
+    def reset(self, *, seed: int | None = None) -> None:
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self._pos, self._end = 0, 0
+
+    def act(self, observation: Observation) -> np.ndarray:
+        if self._pos >= self._end:  # start, or the replayed clip ran out: draw another
+            clip = int(self.rng.integers(len(self._playback.starts)))
+            start, self._end = int(self._playback.starts[clip]), int(self._playback.ends[clip])
+            self._pos = start + int(self.rng.integers(self._end - start))
+        tokens = self._playback.frames(self._pos, self._end, self.chunk_size)
+        self._pos += self.chunk_size
+        return tokens[0] if self.chunk_size == 1 else tokens
+
+
+class NeutralAgent(FrameAgent):
+    """Always the all-zero frame (the neutral face), tokenized."""
+
+    def act_frames(self, observation: Observation) -> np.ndarray:
+        return np.zeros((self.chunk_size, FRAME_DIM))
+
+    def act(self, observation: Observation) -> np.ndarray:
+        if not hasattr(self, "_tokens"):
+            self._tokens = super().act(observation)
+        return self._tokens.copy()
+
+
+class MirrorAgent(FrameAgent):
+    """Copies the speaker's current frame (a zero-lag mimic: the oracle's naturalness penalises it)."""
+
+    def act_frames(self, observation: Observation) -> np.ndarray:
+        return np.repeat(np.asarray(observation["speaker_motion"][-1:], np.float64), self.chunk_size, axis=0)
+
+
+class ContextFeatures:
+    """The speaker context of one frame as a vector: pooled recent motion and a bag of recent words.
+
+    Motion: the last ``motion_frames`` speaker frames (zeros before the clip starts), averaged in ``pools``
+    equal parts and standardised with training statistics. Words: counts over the vocabulary, L2-normalised,
+    scaled by ``words_weight * sqrt(motion dims)`` so words and motion weigh comparably in the distance.
+    """
+
+    def __init__(
+        self, vocabulary: list[str], *, motion_frames: int = 16, pools: int = 4, words_weight: float = 0.5
+    ) -> None:
+        if motion_frames % pools:
+            raise ValueError(f"motion_frames ({motion_frames}) must be a multiple of pools ({pools})")
+        self.motion_frames, self.pools, self.words_weight = motion_frames, pools, words_weight
+        self.vocabulary = {w: i for i, w in enumerate(vocabulary)}
+        self.mean = np.zeros(pools * FRAME_DIM)
+        self.std = np.ones(pools * FRAME_DIM)
+        self._bow_cache: dict[str, np.ndarray] = {}
+
+    @property
+    def words_scale(self) -> float:
+        return self.words_weight * float(np.sqrt(self.pools * FRAME_DIM))
+
+    def pooled_motion(self, speaker: np.ndarray) -> np.ndarray:
+        """``(T, pools*56)`` pooled windows ending at every frame of a ``(T, 56)`` speaker track."""
+        w = self.motion_frames
+        padded = np.concatenate([np.zeros((w - 1, FRAME_DIM), np.float32), np.asarray(speaker, np.float32)])
+        windows = sliding_window_view(padded, w, axis=0)  # (T, 56, w)
+        pooled = windows.reshape(len(speaker), FRAME_DIM, self.pools, w // self.pools).mean(-1)
+        return pooled.transpose(0, 2, 1).reshape(len(speaker), -1)
+
+    def bag_of_words(self, text: str) -> np.ndarray:
+        bow = self._bow_cache.get(text)
+        if bow is None:
+            bow = np.zeros(len(self.vocabulary), np.float32)
+            for word in text.split():
+                if word in self.vocabulary:
+                    bow[self.vocabulary[word]] += 1.0
+            norm = np.linalg.norm(bow)
+            bow = bow / norm * self.words_scale if norm > 0 else bow
+            self._bow_cache[text] = bow
+        return bow
+
+    def combine(self, pooled: np.ndarray, texts: list[str]) -> np.ndarray:
+        motion = (pooled - self.mean) / self.std
+        return np.hstack([motion, np.stack([self.bag_of_words(t) for t in texts])]).astype(np.float32)
+
+    def query(self, observation: Observation) -> np.ndarray:
+        speaker = np.asarray(observation["speaker_motion"])
+        if len(speaker) < self.motion_frames:
+            raise ValueError(
+                f"NearestNeighborAgent: needs {self.motion_frames} frames of speaker context, the env gives "
+                f"{len(speaker)}; create the env with context_frames >= {self.motion_frames}"
+            )
+        pooled = self.pooled_motion(speaker[-self.motion_frames :])[-1:]
+        return self.combine(pooled, [observation["words"]])[0]
+
+
+class NearestNeighborAgent:
+    """Retrieves the training listener response whose speaker context is closest to the current one.
+
+    Every ``stride``-th training frame is a candidate context (:class:`ContextFeatures`). At a query the
+    nearest candidate (squared Euclidean distance, a matrix product) is found and its listener's following
+    frames are replayed for ``hold_frames`` frames, then the agent queries again: the retrieved response
+    plays as a short segment, as the paper's NN baseline retrieves segments, instead of flickering between
+    neighbours every frame.
+
+    Args:
+        dataset: the training data (its ``split``), and the tokenizer (``tokenizer`` overrides it).
+        words_window_s: must match the env's ``words_window_s`` so training and query words agree.
+    """
+
+    def __init__(
+        self, dataset: DyadicDataset, *, split: str = "train", tokenizer: ActionTokenizer | None = None,
+        chunk_size: int = 1, motion_frames: int = 16, pools: int = 4, words_weight: float = 0.5,
+        words_window_s: float = 3.0, max_words_chars: int = 256, stride: int = 2, hold_frames: int = 8,
+    ) -> None:  # fmt: skip
+        if stride < 1 or hold_frames < 1:
+            raise ValueError(f"stride and hold_frames must be positive, found {stride} and {hold_frames}")
+        self.chunk_size, self.hold_frames = chunk_size, hold_frames
+        self.tokenizer = resolve_tokenizer(tokenizer, dataset)
+        self.features = ContextFeatures(
+            build_vocabulary(dataset, split),
+            motion_frames=motion_frames,
+            pools=pools,
+            words_weight=words_weight,
+        )
+        self._playback = _Playback(dataset, split, self.tokenizer)
+        self._index(dataset.split(split), stride, words_window_s, max_words_chars)
+        self.reset()
+
+    def _index(self, clips: Any, stride: int, words_window_s: float, max_words_chars: int) -> None:
+        pooled, texts, rows, ends = [], [], [], []
+        for c, clip in enumerate(clips):
+            frames = np.arange(0, clip.num_frames, stride)
+            pooled.append(self.features.pooled_motion(clip.speaker_motion)[frames])
+            words = words_per_frame(clip, words_window_s, max_words_chars)
+            texts.extend(words[f] for f in frames)
+            rows.append(self._playback.starts[c] + frames)
+            ends.append(np.full(len(frames), self._playback.ends[c]))
+        motion = np.concatenate(pooled)
+        self.features.mean, self.features.std = motion.mean(0), np.maximum(motion.std(0), 1e-6)
+        self._matrix = self.features.combine(motion, texts)
+        self._sq_norms = np.einsum("ij,ij->i", self._matrix, self._matrix)
+        self._rows, self._ends = np.concatenate(rows), np.concatenate(ends)
+
+    @property
+    def num_candidates(self) -> int:
+        return len(self._rows)
+
+    def nearest(self, observation: Observation) -> int:
+        """Index of the candidate context nearest to ``observation``'s speaker context."""
+        query = self.features.query(observation)
+        return int(np.argmin(self._sq_norms - 2.0 * (self._matrix @ query)))
+
+    def reset(self, *, seed: int | None = None) -> None:
+        self._pos, self._end, self._left = 0, 0, 0
+
+    def act(self, observation: Observation) -> np.ndarray:
+        if self._left <= 0:
+            i = self.nearest(observation)
+            self._pos, self._end, self._left = int(self._rows[i]), int(self._ends[i]), self.hold_frames
+        tokens = self._playback.frames(self._pos, self._end, self.chunk_size)
+        self._pos += self.chunk_size
+        self._left -= self.chunk_size
+        return tokens[0] if self.chunk_size == 1 else tokens
+
+    def __repr__(self) -> str:
+        return f"NearestNeighborAgent(candidates={self.num_candidates}, hold_frames={self.hold_frames})"
+
+
+AgentFactory = Callable[..., Agent]
+
+
+def _random(dataset: DyadicDataset, seed: int, tokenizer: ActionTokenizer, **kw: Any) -> Agent:
+    return RandomAgent(num_bins=tokenizer.num_bins, seed=seed, **kw)
+
+
+_REGISTRY: dict[str, AgentFactory] = {
+    "random": _random,
+    "random-train": lambda d, seed, tokenizer, **kw: RandomTrainAgent(
+        d, tokenizer=tokenizer, seed=seed, **kw
+    ),
+    "nn": lambda d, seed, tokenizer, **kw: NearestNeighborAgent(d, tokenizer=tokenizer, **kw),
+    "neutral": lambda d, seed, tokenizer, **kw: NeutralAgent(tokenizer, **kw),
+    "mirror": lambda d, seed, tokenizer, **kw: MirrorAgent(tokenizer, **kw),
+}
+
+
+def agent_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def register_agent(name: str, factory: AgentFactory, *, overwrite: bool = False) -> None:
+    """Add ``factory(dataset, seed, tokenizer, **kwargs) -> Agent`` under ``name`` for :func:`make_agent`."""
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"an agent named {name!r} is already registered; pass overwrite=True to replace it")
+    _REGISTRY[name] = factory
+
+
+def make_agent(
+    name: str, dataset: DyadicDataset | str | os.PathLike, seed: int = 0, *,
+    tokenizer: ActionTokenizer | None = None, **kwargs: Any,
+) -> Agent:  # fmt: skip
+    """Build a registered baseline by name (``random``, ``random-train``, ``nn``, ``neutral``, ``mirror``).
+
+    ``kwargs`` (e.g. ``chunk_size``) go to the agent's constructor.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"agent: expected one of {agent_names()}, found {name!r}")
+    data = dataset if isinstance(dataset, DyadicDataset) else load_dataset(dataset)
+    return _REGISTRY[name](data, seed, resolve_tokenizer(tokenizer, data), **kwargs)
