@@ -31,13 +31,15 @@ class StepFeatureConfig:
             which carry smoothness and responsiveness).
         word_buckets: size of the hashed bag of words (0 turns words off).
         words_window_s: seconds of speech the words cover; must match the env's ``words_window_s``.
+        max_words_chars: length cap of the words string; must match the env's ``max_words_chars``.
     """
 
     speaker_frames: int = 16
     speaker_stride: int = 4
     listener_history: int = 2
     word_buckets: int = 64
-    words_window_s: float = 2.0
+    words_window_s: float = 3.0
+    max_words_chars: int = 256
 
     def __post_init__(self) -> None:
         if self.speaker_frames < 1 or self.speaker_stride < 1:
@@ -191,6 +193,8 @@ def observation_features(
     return _assemble(cfg, np.stack(speaker), np.stack(listener_past), actions, np.stack(words))
 
 
-def words_per_frame(clip: Any, window_s: float) -> list[str]:
-    """The env's ``"words"`` observation at every frame of ``clip``: lowercase, space-joined."""
-    return [" ".join(w.text.lower() for w in clip.words_until(t, window_s)) for t in range(clip.num_frames)]
+def words_per_frame(clip: Any, cfg: StepFeatureConfig) -> list[str]:
+    """The env's ``"words"`` observation at every frame of ``clip`` (the env's own function)."""
+    from dyadic_env.envs.listener import words_per_frame as env_words_per_frame
+
+    return env_words_per_frame(clip, cfg.words_window_s, cfg.max_words_chars)[: clip.num_frames]

@@ -263,7 +263,7 @@ def pair_data_from_preferences(
         if clip_id not in context_of:
             clip = dataset.clip(clip_id)
             context_of[clip_id] = len(contexts)
-            words = clip_words_per_frame(clip, feature_config.words_window_s)
+            words = clip_words_per_frame(clip, feature_config)
             contexts.append(episode_context(feature_config, np.asarray(clip.speaker_motion), words))
         frames.append(tokenizer.decode(tokens.astype(np.int64)))
         candidate_context.append(context_of[clip_id])

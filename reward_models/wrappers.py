@@ -40,11 +40,17 @@ class LearnedRewardWrapper(gym.Wrapper):
 
     def _check_window(self, env: gym.Env) -> None:
         cfg = self.reward_model.feature_config
-        window = getattr(env.unwrapped, "words_window_s", None)
-        if window is not None and abs(float(window) - cfg.words_window_s) > 1e-9:
+        for name in ("words_window_s", "max_words_chars"):
+            value = getattr(env.unwrapped, name, None)
+            if value is not None and abs(float(value) - float(getattr(cfg, name))) > 1e-9:
+                raise ValueError(
+                    f"LearnedRewardWrapper: the env's {name} is {value} but the reward model was trained with "
+                    f"{getattr(cfg, name)}; make the env with {name}={getattr(cfg, name)}"
+                )
+        if not isinstance(env.observation_space["words"], gym.spaces.Text):  # type: ignore[index]
             raise ValueError(
-                f"LearnedRewardWrapper: the env's words_window_s is {window} s but the reward model was trained "
-                f"with {cfg.words_window_s} s; make the env with words_window_s={cfg.words_window_s}"
+                "LearnedRewardWrapper: the env's 'words' observation is no longer text; apply observation "
+                "wrappers such as WordsToTokenIds outside (after) LearnedRewardWrapper"
             )
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
