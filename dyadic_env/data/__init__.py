@@ -3,10 +3,10 @@
 from dyadic_env.data.clip import Clip, Word
 from dyadic_env.data.errors import DataValidationError
 from dyadic_env.data.splits import assign_splits
-from dyadic_env.data.storage import DyadicDataset, load_dataset, write_dataset
-from dyadic_env.data.validation import validate_clip, validate_dataset
+from dyadic_env.data.storage import ClipSequence, DyadicDataset, load_dataset, write_dataset
+from dyadic_env.data.validation import clip_problems, validate_clip, validate_dataset
 
 __all__ = [
-    "Clip", "DataValidationError", "DyadicDataset", "Word", "assign_splits", "load_dataset",
-    "validate_clip", "validate_dataset", "write_dataset",
+    "Clip", "ClipSequence", "DataValidationError", "DyadicDataset", "Word", "assign_splits", "clip_problems",
+    "load_dataset", "validate_clip", "validate_dataset", "write_dataset",
 ]  # fmt: skip

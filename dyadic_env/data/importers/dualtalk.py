@@ -1,0 +1,135 @@
+"""DualTalk/RealTalk-style per-person ``.npz`` files.
+
+A source folder (searched recursively) holds, for each conversation ``<conv>``, the files
+``<conv>_speaker1.npz`` and ``<conv>_speaker2.npz``; each has ``exp`` (T, 50) FLAME expression and
+``pose`` (T, 6) neck then jaw axis-angle rotation at 25 fps (other keys such as ``shape`` are ignored).
+
+Each conversation gives two clips, one per direction: person 1 listening to person 2
+(``<conv>/listener1``) and person 2 listening to person 1 (``<conv>/listener2``). When the two files
+differ in length, both are trimmed to the shorter one (from the end) and the clip's ``meta`` records the
+original lengths. Splits are drawn per conversation with :func:`~dyadic_env.data.assign_splits`, so
+both directions of a conversation land in the same split.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from dyadic_env.data.clip import Clip
+from dyadic_env.data.errors import DataValidationError
+from dyadic_env.data.importers._common import ImportedData, float_frames, motion_frames, require_key
+from dyadic_env.data.splits import assign_splits
+
+DUALTALK_FPS = 25.0
+PERSON_SUFFIXES = {"_speaker1.npz": "1", "_speaker2.npz": "2"}
+
+
+def read_dualtalk(
+    src: str | os.PathLike,
+    *,
+    seed: int = 0,
+    fps: float = DUALTALK_FPS,
+    fractions: dict[str, float] | None = None,
+) -> ImportedData:
+    """Read a folder of DualTalk-style conversations; see the module docstring for the layout."""
+    src = Path(src)
+    conversations = _find_conversations(src)
+    notes = [
+        f"{len(conversations)} conversations, 2 clips each (either person as listener); "
+        f"splits by conversation with seed {seed}"
+    ]
+    names = sorted(conversations)
+    split_of = dict(zip(names, assign_splits(names, fractions, seed=seed)))
+    return ImportedData(
+        source_format="dualtalk", clips=_clips(conversations, split_of, fps, notes), num_clips=2 * len(names), fps=fps,
+        expression_basis="flame", notes=notes,
+    )  # fmt: skip
+
+
+def _find_conversations(src: Path) -> dict[str, dict[str, Path]]:
+    if not src.is_dir():
+        raise DataValidationError(
+            str(src), "source folder", "a folder of <conv>_speaker{1,2}.npz files", "no such folder"
+        )
+    conversations: dict[str, dict[str, Path]] = {}
+    for file in sorted(src.rglob("*.npz")):
+        for suffix, person in PERSON_SUFFIXES.items():
+            if file.name.endswith(suffix):
+                conv = str(file.relative_to(src).with_name(file.name[: -len(suffix)]))
+                conversations.setdefault(conv, {})[person] = file
+    if not conversations:
+        raise DataValidationError(
+            str(src), "conversation files", "files named <conv>_speaker1.npz and <conv>_speaker2.npz", "none",
+            "Each conversation needs one .npz per person with 'exp' (T, 50) and 'pose' (T, 6).",
+        )  # fmt: skip
+    for conv, files in conversations.items():
+        if len(files) != 2:
+            have = next(iter(files.values()))
+            missing = have.with_name(
+                have.name.replace(
+                    f"_speaker{next(iter(files))}.npz", f"_speaker{'2' if '1' in files else '1'}.npz"
+                )
+            )
+            raise DataValidationError(
+                str(missing), "conversation partner", f"the other person of conversation {conv!r} beside {have.name}",
+                "no file", "Each conversation needs both <conv>_speaker1.npz and <conv>_speaker2.npz.",
+            )  # fmt: skip
+    return conversations
+
+
+def _read_person(file: Path) -> np.ndarray:
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            expected_exp, expected_pose = (
+                "FLAME expression of shape (T, 50)",
+                "neck and jaw pose of shape (T, 6)",
+            )
+            exp = float_frames(require_key(data, "exp", file=str(file), where="", expected=expected_exp),
+                               file=str(file), key="exp", width=50)  # fmt: skip
+            pose = float_frames(require_key(data, "pose", file=str(file), where="", expected=expected_pose),
+                                file=str(file), key="pose", width=6)  # fmt: skip
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DataValidationError(str(file), "file", "a readable .npz archive", f"unreadable ({e})") from None
+    except ValueError as e:
+        if isinstance(e, DataValidationError):
+            raise
+        raise DataValidationError(
+            str(file), "file", "a readable .npz of plain arrays", f"unreadable ({e})"
+        ) from None
+    if len(exp) != len(pose):
+        raise DataValidationError(
+            str(file), "pose", f"{len(exp)} frames (as many as 'exp')", f"{len(pose)} frames"
+        )
+    if len(exp) == 0:
+        raise DataValidationError(str(file), "exp", "at least one frame", "0 frames")
+    return motion_frames(exp, pose)
+
+
+def _clips(
+    conversations: dict[str, dict[str, Path]], split_of: dict[str, str], fps: float, notes: list[str]
+) -> Iterator[tuple[str, Clip]]:
+    """Read one conversation at a time, so a corpus larger than memory streams through."""
+    trimmed = []
+    for conv in sorted(conversations):
+        pair = {person: _read_person(file) for person, file in conversations[conv].items()}
+        frames = min(len(pair["1"]), len(pair["2"]))
+        meta: dict = {"conversation": conv}
+        if len(pair["1"]) != len(pair["2"]):
+            meta["trimmed_from_frames"] = {"speaker1": len(pair["1"]), "speaker2": len(pair["2"])}
+            trimmed.append(f"{conv} ({len(pair['1'])} vs {len(pair['2'])} frames)")
+        for listener, speaker in (("1", "2"), ("2", "1")):
+            yield split_of[conv], Clip(
+                clip_id=f"{conv}/listener{listener}", fps=fps, speaker_motion=pair[speaker][:frames],
+                listener_motion=pair[listener][:frames], speaker_id=f"{conv}_speaker{speaker}",
+                listener_id=f"{conv}_speaker{listener}", source="dualtalk", meta=dict(meta),
+            )  # fmt: skip
+    if trimmed:
+        shown = ", ".join(trimmed[:5]) + (" ..." if len(trimmed) > 5 else "")
+        notes.append(
+            f"trimmed {len(trimmed)} conversation(s) to the shorter person's length (end cut): {shown}"
+        )
