@@ -1,0 +1,650 @@
+"""What the annotation server does, as plain functions over a :class:`Store`.
+
+The HTTP API calls these and nothing else touches ratings, so people, simulated annotators and tests all
+go through the same code. Every function raises a :class:`FeedbackError` subclass carrying the HTTP status
+that fits and a message that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from human_feedback.criteria import CRITERION_KEYS, MAX_RATING, MIN_RATING
+from human_feedback.media import relative_media_path
+from human_feedback.store import (
+    Annotator,
+    Assignment,
+    Campaign,
+    Candidate,
+    CandidateGroup,
+    ClipRecord,
+    Rating,
+    Store,
+    Submission,
+    utcnow,
+)
+
+_CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SOURCES = ("policy", "ground_truth", "broken")
+# An assignment nobody submitted within this time no longer holds one of the group's R places.
+DEFAULT_LEASE_MINUTES = 120
+
+
+class FeedbackError(Exception):
+    """A request the store refuses; ``status`` is the HTTP status that fits."""
+
+    status = 400
+
+
+class NotFound(FeedbackError):
+    status = 404
+
+
+class Conflict(FeedbackError):
+    status = 409
+
+
+class Invalid(FeedbackError):
+    status = 422
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Building campaigns
+
+
+def check_campaign_name(name: str) -> str:
+    if not _CAMPAIGN_NAME.match(name or ""):
+        raise Invalid(
+            f"campaign name {name!r} is not allowed; use 1-128 letters, digits or . _ - (no spaces or slashes)"
+        )
+    return name
+
+
+def create_campaign(
+    store: Store,
+    name: str,
+    *,
+    media_dir: str | Path,
+    kind: str = "preference",
+    ratings_per_group: int = 3,
+    repeat_every: int = 8,
+    seed: int = 0,
+    dataset_spec: str | None = None,
+    split: str | None = None,
+    expression_basis: str | None = None,
+    tokenizer: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    instructions: str = "",
+) -> int:
+    """Create a campaign and its directory; returns its database id.
+
+    Raises:
+        Conflict: a campaign of that name exists.
+        Invalid: a bad name or setting.
+    """
+    check_campaign_name(name)
+    if kind not in ("preference", "study"):
+        raise Invalid(f"campaign kind must be 'preference' or 'study', found {kind!r}")
+    if ratings_per_group < 1:
+        raise Invalid(f"ratings per group must be at least 1, found {ratings_per_group}")
+    if repeat_every < 0:
+        raise Invalid(f"repeat_every must be >= 0 (0 turns repeated-group checks off), found {repeat_every}")
+    media = Path(media_dir).expanduser().resolve()
+    media.mkdir(parents=True, exist_ok=True)
+    with store.write() as session:
+        if session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
+            raise Conflict(f"campaign {name!r} already exists in {store.url}; choose another --campaign name")
+        campaign = Campaign(
+            name=name,
+            kind=kind,
+            media_dir=str(media),
+            ratings_per_group=ratings_per_group,
+            repeat_every=repeat_every,
+            seed=seed,
+            dataset_spec=dataset_spec,
+            split=split,
+            expression_basis=expression_basis,
+            tokenizer=tokenizer,
+            config=dict(config or {}),
+            instructions=instructions,
+        )
+        session.add(campaign)
+        session.flush()
+        return campaign.id
+
+
+def add_clip(
+    session: Session,
+    campaign: Campaign,
+    *,
+    clip_id: str,
+    fps: float,
+    speaker_motion: np.ndarray,
+    speaker_words: Sequence[Any] = (),
+    split: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> ClipRecord:
+    """Copy a clip's speaker side into the campaign (words as ``(start, end, text)`` triples)."""
+    motion = np.ascontiguousarray(speaker_motion, dtype=np.float32)
+    if motion.ndim != 2 or motion.shape[0] < 1:
+        raise Invalid(f"clip {clip_id}: speaker_motion must be (T, D) with T >= 1, found {motion.shape}")
+    words = [[float(w[0]), float(w[1]), str(w[2])] for w in speaker_words]
+    record = ClipRecord(
+        campaign_id=campaign.id,
+        clip_id=clip_id,
+        split=split,
+        fps=float(fps),
+        num_frames=int(motion.shape[0]),
+        speaker_motion=motion.tobytes(),
+        speaker_words=words,
+        meta=_jsonable(meta or {}),
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+def add_group(session: Session, campaign: Campaign, clip: ClipRecord) -> CandidateGroup:
+    position = session.scalar(select(func.count()).where(CandidateGroup.campaign_id == campaign.id)) or 0
+    group = CandidateGroup(campaign_id=campaign.id, clip_pk=clip.id, position=int(position))
+    session.add(group)
+    session.flush()
+    return group
+
+
+def add_candidate(
+    session: Session,
+    campaign: Campaign,
+    group: CandidateGroup,
+    *,
+    source: str,
+    policy_name: str,
+    tokens: np.ndarray,
+    video_path: str | Path | None = None,
+    sample_index: int = 0,
+    seed: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Candidate:
+    """Add one trajectory to a group; its video (if any) must lie inside the campaign directory."""
+    if source not in SOURCES:
+        raise Invalid(f"candidate source must be one of {SOURCES}, found {source!r}")
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
+        raise Invalid(
+            f"candidate tokens must be a 2-D integer array (T, 56), found {tokens.dtype} {tokens.shape}"
+        )
+    clip = session.get(ClipRecord, group.clip_pk)
+    if clip is not None and tokens.shape[0] != clip.num_frames:
+        raise Invalid(
+            f"candidate of clip {clip.clip_id} has {tokens.shape[0]} frames, the clip has {clip.num_frames}"
+        )
+    if tokens.size and (tokens.min() < 0 or tokens.max() > np.iinfo(np.uint16).max):
+        raise Invalid("candidate tokens must be in [0, 65535]")
+    dtype = np.uint8 if tokens.size == 0 or tokens.max() < 256 else np.uint16
+    stored_video = None if video_path is None else relative_media_path(campaign.media_dir, video_path)
+    candidate = Candidate(
+        group_id=group.id,
+        source=source,
+        policy_name=policy_name,
+        sample_index=sample_index,
+        seed=seed,
+        num_frames=int(tokens.shape[0]),
+        tokens=np.ascontiguousarray(tokens, dtype=dtype).tobytes(),
+        tokens_dtype=np.dtype(dtype).name,
+        video_path=stored_video,
+        meta=_jsonable(meta or {}),
+    )
+    session.add(candidate)
+    session.flush()
+    return candidate
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What an annotator sees
+
+
+@dataclass
+class PageItem:
+    """One candidate as an annotator sees it: an id valid only inside this assignment, a label, a video."""
+
+    item_id: str
+    label: str
+    has_video: bool
+    ratings: dict[str, int] | None = None
+
+
+@dataclass
+class AssignmentPage:
+    assignment_id: str
+    campaign: str
+    instructions: str
+    clip_duration_s: float
+    transcript: list[tuple[float, float, str]]
+    items: list[PageItem]
+    completed: bool
+    progress: dict[str, int] = field(default_factory=dict)
+    require_full_view: bool = True
+
+
+def item_id(assignment_public_id: str, candidate_public_id: str) -> str:
+    """The per-assignment alias of a candidate: different on every page, so ids never identify a candidate
+    across annotators or repeated groups (the candidate's own id never reaches a client)."""
+    digest = hashlib.sha256(f"{assignment_public_id}/{candidate_public_id}".encode()).hexdigest()
+    return "i" + digest[:15]
+
+
+def shuffle_seed(campaign_seed: int, annotator_id: int, group_id: int, kind: str) -> int:
+    entropy = [campaign_seed, annotator_id, group_id, 1 if kind == "repeat" else 0]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def shown_order(assignment: Assignment, candidates: list[Candidate]) -> list[Candidate]:
+    """The blinded order of a group's candidates on one annotator's page (seeded by the assignment)."""
+    ordered = sorted(candidates, key=lambda c: c.id)
+    permutation = np.random.default_rng(assignment.shuffle_seed).permutation(len(ordered))
+    return [ordered[i] for i in permutation]
+
+
+def _label(i: int) -> str:
+    return chr(ord("A") + i) if i < 26 else f"#{i + 1}"
+
+
+def _page(session: Session, assignment: Assignment, annotator_id: int) -> AssignmentPage:
+    group = assignment.group
+    campaign = group.campaign
+    clip = group.clip
+    order = shown_order(assignment, list(group.candidates))
+    given: dict[int, Rating] = {}
+    if assignment.completed_at is not None:
+        given = {
+            r.candidate_id: r
+            for r in session.scalars(select(Rating).where(Rating.assignment_id == assignment.id))
+        }
+    items = [
+        PageItem(
+            item_id=item_id(assignment.public_id, c.public_id),
+            label=_label(i),
+            has_video=c.video_path is not None,
+            ratings={k: getattr(given[c.id], k) for k in CRITERION_KEYS} if c.id in given else None,
+        )
+        for i, c in enumerate(order)
+    ]
+    return AssignmentPage(
+        assignment_id=assignment.public_id,
+        campaign=campaign.name,
+        instructions=campaign.instructions,
+        clip_duration_s=clip.num_frames / clip.fps,
+        transcript=[(float(w[0]), float(w[1]), str(w[2])) for w in clip.speaker_words],
+        items=items,
+        completed=assignment.completed_at is not None,
+        progress=_progress(session, campaign, annotator_id),
+        require_full_view=bool(campaign.config.get("require_full_view", True)),
+    )
+
+
+def _progress(session: Session, campaign: Campaign, annotator_id: int) -> dict[str, int]:
+    """Pages done, pages still to come for this annotator (unfinished + groups open to them), groups."""
+    mine = dict(
+        session.execute(
+            select(Assignment.completed_at.is_not(None), func.count())
+            .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
+            .where(CandidateGroup.campaign_id == campaign.id, Assignment.annotator_id == annotator_id)
+            .group_by(Assignment.completed_at.is_not(None))
+        ).all()
+    )
+    groups = session.scalar(select(func.count()).where(CandidateGroup.campaign_id == campaign.id)) or 0
+    open_groups = len(_open_groups(session, campaign, annotator_id, utcnow()))
+    return {
+        "done": int(mine.get(True, 0)),
+        "remaining": open_groups + int(mine.get(False, 0)),
+        "groups": int(groups),
+    }
+
+
+def _active_counts(session: Session, campaign: Campaign, now: dt.datetime) -> dict[int, int]:
+    lease = dt.timedelta(minutes=float(campaign.config.get("lease_minutes", DEFAULT_LEASE_MINUTES)))
+    rows = session.execute(
+        select(Assignment.group_id, func.count())
+        .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
+        .where(
+            CandidateGroup.campaign_id == campaign.id,
+            Assignment.kind == "regular",
+            (Assignment.completed_at.is_not(None)) | (Assignment.created_at > now - lease),
+        )
+        .group_by(Assignment.group_id)
+    ).all()
+    return {int(g): int(n) for g, n in rows}
+
+
+def _open_groups(
+    session: Session, campaign: Campaign, annotator_id: int, now: dt.datetime
+) -> list[tuple[int, int]]:
+    """(group id, active count) of groups that still need ratings and this annotator has not had."""
+    mine = set(
+        session.scalars(
+            select(Assignment.group_id)
+            .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
+            .where(CandidateGroup.campaign_id == campaign.id, Assignment.annotator_id == annotator_id)
+        )
+    )
+    counts = _active_counts(session, campaign, now)
+    groups = session.execute(
+        select(CandidateGroup.id, CandidateGroup.position)
+        .where(CandidateGroup.campaign_id == campaign.id)
+        .order_by(CandidateGroup.position, CandidateGroup.id)
+    ).all()
+    return [
+        (gid, counts.get(gid, 0))
+        for gid, _ in groups
+        if gid not in mine and counts.get(gid, 0) < campaign.ratings_per_group
+    ]
+
+
+def _annotator(session: Session, annotator_id: int) -> Annotator:
+    annotator = session.get(Annotator, annotator_id)
+    if annotator is None or not annotator.active:
+        raise NotFound("unknown or deactivated annotator")
+    return annotator
+
+
+def _campaign(session: Session, name: str) -> Campaign:
+    campaign = session.scalar(select(Campaign).where(Campaign.name == name))
+    if campaign is None:
+        raise NotFound(f"no campaign {name!r}")
+    return campaign
+
+
+def next_assignment(store: Store, annotator_id: int, campaign_name: str) -> AssignmentPage | None:
+    """The annotator's unfinished page, else a new one; None when nothing is left for them.
+
+    A new page is a repeat of a group they already rated (attention check) once every
+    ``campaign.repeat_every`` pages, else the group with the most raters in progress below R that they have
+    never had (so groups complete one after another). Runs in one write transaction, so concurrent calls
+    never hand a group to more than R annotators.
+    """
+    now = utcnow()
+    with store.write() as session:
+        _annotator(session, annotator_id)
+        campaign = _campaign(session, campaign_name)
+        unfinished = session.scalars(
+            select(Assignment)
+            .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
+            .where(
+                CandidateGroup.campaign_id == campaign.id,
+                Assignment.annotator_id == annotator_id,
+                Assignment.completed_at.is_(None),
+            )
+            .order_by(Assignment.id)
+        ).first()
+        if unfinished is not None:
+            return _page(session, unfinished, annotator_id)
+        assignment = _repeat_check(session, campaign, annotator_id) or _new_regular(
+            session, campaign, annotator_id, now
+        )
+        if assignment is None:
+            return None
+        session.add(assignment)
+        session.flush()
+        return _page(session, assignment, annotator_id)
+
+
+def _new_regular(
+    session: Session, campaign: Campaign, annotator_id: int, now: dt.datetime
+) -> Assignment | None:
+    available = _open_groups(session, campaign, annotator_id, now)
+    if not available:
+        return None
+    # Fill the groups closest to complete first; among equals keep the campaign's order.
+    group_id = max(available, key=lambda gc: gc[1])[0]
+    return Assignment(
+        group_id=group_id,
+        annotator_id=annotator_id,
+        kind="regular",
+        shuffle_seed=shuffle_seed(campaign.seed, annotator_id, group_id, "regular"),
+    )
+
+
+def _repeat_check(session: Session, campaign: Campaign, annotator_id: int) -> Assignment | None:
+    if campaign.repeat_every <= 0:
+        return None
+    done = session.execute(
+        select(Assignment.group_id, Assignment.kind)
+        .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
+        .where(
+            CandidateGroup.campaign_id == campaign.id,
+            Assignment.annotator_id == annotator_id,
+            Assignment.completed_at.is_not(None),
+        )
+        .order_by(Assignment.completed_at, Assignment.id)
+    ).all()
+    regular = [g for g, kind in done if kind == "regular"]
+    repeated = {g for g, kind in done if kind == "repeat"}
+    if len(regular) < (len(repeated) + 1) * campaign.repeat_every:
+        return None
+    # Not the page they just did (too easy to remember), and each group at most once.
+    pool = [g for g in regular[:-1] if g not in repeated]
+    if not pool:
+        return None
+    rng = np.random.default_rng([campaign.seed, annotator_id, len(repeated), 7])
+    group_id = int(pool[int(rng.integers(len(pool)))])
+    return Assignment(
+        group_id=group_id,
+        annotator_id=annotator_id,
+        kind="repeat",
+        shuffle_seed=shuffle_seed(campaign.seed, annotator_id, group_id, "repeat"),
+    )
+
+
+def _own_assignment(session: Session, annotator_id: int, public_id: str) -> Assignment:
+    assignment = session.scalar(select(Assignment).where(Assignment.public_id == public_id))
+    # Someone else's assignment reads exactly like a missing one: ids reveal nothing.
+    if assignment is None or assignment.annotator_id != annotator_id:
+        raise NotFound(f"no assignment {public_id!r} for you; open the next page from the start page")
+    return assignment
+
+
+def get_assignment(store: Store, annotator_id: int, public_id: str) -> AssignmentPage:
+    with store.read() as session:
+        return _page(session, _own_assignment(session, annotator_id, public_id), annotator_id)
+
+
+def media_for_item(
+    store: Store, annotator_id: int | None, assignment_public_id: str, item: str
+) -> tuple[str, str]:
+    """``(media_dir, stored video path)`` of an item on a page; admins (annotator_id None) may open any page."""
+    with store.read() as session:
+        assignment = session.scalar(select(Assignment).where(Assignment.public_id == assignment_public_id))
+        if assignment is None or (annotator_id is not None and assignment.annotator_id != annotator_id):
+            raise NotFound("no such video")
+        for candidate in assignment.group.candidates:
+            if item_id(assignment.public_id, candidate.public_id) == item:
+                if candidate.video_path is None:
+                    raise NotFound("this candidate has no video (collected with --no-render)")
+                return assignment.group.campaign.media_dir, candidate.video_path
+    raise NotFound("no such video")
+
+
+@dataclass
+class SubmitAck:
+    submission_id: str
+    assignment_id: str
+    ratings: int
+    duplicate: bool
+    received_at: str
+
+
+def _payload_hash(ratings: Sequence[dict[str, Any]]) -> str:
+    canonical = sorted((str(r["item_id"]), *(int(r[k]) for k in CRITERION_KEYS)) for r in ratings)
+    return hashlib.sha256(json.dumps(canonical).encode()).hexdigest()
+
+
+def submit(
+    store: Store,
+    annotator_id: int,
+    assignment_public_id: str,
+    *,
+    submission_id: str,
+    ratings: Sequence[dict[str, Any]],
+    time_spent_ms: int | None = None,
+) -> SubmitAck:
+    """Store a page of ratings in one transaction; a retry with the same ``submission_id`` is a no-op.
+
+    ``ratings`` holds one dict per item on the page: ``item_id``, the four criteria (1-5) and optionally
+    ``watched_ms``. Every item must be rated exactly once.
+
+    Raises:
+        NotFound: the assignment is not the annotator's.
+        Invalid: missing, unknown or repeated items, or ratings outside 1-5.
+        Conflict: the page was already submitted under another id, or this id was used for other ratings.
+    """
+    for r in ratings:
+        for key in CRITERION_KEYS:
+            value = r.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or not MIN_RATING <= value <= MAX_RATING:
+                raise Invalid(
+                    f"item {r.get('item_id')!r}: {key} must be an integer {MIN_RATING}-{MAX_RATING}, found {value!r}"
+                )
+    payload_hash = _payload_hash(ratings)
+    try:
+        with store.write() as session:
+            previous = session.get(Submission, submission_id)
+            if previous is not None:
+                return _replayed(session, previous, annotator_id, assignment_public_id, payload_hash)
+            assignment = _own_assignment(session, annotator_id, assignment_public_id)
+            if assignment.completed_at is not None:
+                raise Conflict(
+                    f"page {assignment_public_id} was already submitted; ratings cannot be changed"
+                )
+            by_item = _match_items(assignment, ratings)
+            now = utcnow()
+            session.add(
+                Submission(
+                    id=submission_id,
+                    assignment_id=assignment.id,
+                    annotator_id=annotator_id,
+                    payload_sha256=payload_hash,
+                    time_spent_ms=time_spent_ms,
+                    created_at=now,
+                )
+            )
+            session.flush()  # the submission row first: ratings reference it
+            for candidate, r in by_item:
+                session.add(
+                    Rating(
+                        submission_id=submission_id,
+                        assignment_id=assignment.id,
+                        candidate_id=candidate.id,
+                        annotator_id=annotator_id,
+                        watched_ms=r.get("watched_ms"),
+                        created_at=now,
+                        **{k: int(r[k]) for k in CRITERION_KEYS},
+                    )
+                )
+            assignment.completed_at = now
+            return SubmitAck(submission_id, assignment.public_id, len(by_item), False, now.isoformat() + "Z")
+    except IntegrityError:
+        # Two submits of one page raced past the checks above (another process writing to the same
+        # database); the loser replays the winner's acknowledgement or reports the conflict.
+        with store.read() as session:
+            previous = session.get(Submission, submission_id)
+            if previous is not None:
+                return _replayed(session, previous, annotator_id, assignment_public_id, payload_hash)
+            done = session.scalar(
+                select(Assignment.completed_at).where(Assignment.public_id == assignment_public_id)
+            )
+        if done is not None:
+            raise Conflict(
+                f"page {assignment_public_id} was already submitted; ratings cannot be changed"
+            ) from None
+        raise
+
+
+def _replayed(
+    session: Session, previous: Submission, annotator_id: int, assignment_public_id: str, payload_hash: str
+) -> SubmitAck:
+    assignment = session.get(Assignment, previous.assignment_id)
+    if (
+        previous.annotator_id != annotator_id
+        or assignment is None
+        or assignment.public_id != assignment_public_id
+        or previous.payload_sha256 != payload_hash
+    ):
+        raise Conflict(
+            f"submission id {previous.id!r} was already used for different ratings; generate a new id per page"
+        )
+    count = session.scalar(select(func.count()).where(Rating.submission_id == previous.id)) or 0
+    return SubmitAck(
+        previous.id, assignment_public_id, int(count), True, previous.created_at.isoformat() + "Z"
+    )
+
+
+def _match_items(
+    assignment: Assignment, ratings: Sequence[dict[str, Any]]
+) -> list[tuple[Candidate, dict[str, Any]]]:
+    by_item = {item_id(assignment.public_id, c.public_id): c for c in assignment.group.candidates}
+    seen: set[str] = set()
+    matched = []
+    for r in ratings:
+        key = str(r.get("item_id"))
+        if key not in by_item:
+            raise Invalid(f"item {key!r} is not on page {assignment.public_id}")
+        if key in seen:
+            raise Invalid(f"item {key!r} is rated twice")
+        seen.add(key)
+        matched.append((by_item[key], r))
+    missing = sorted(set(by_item) - seen)
+    if missing:
+        raise Invalid(f"rate every video on the page before submitting; {len(missing)} not rated")
+    return matched
+
+
+def annotator_campaigns(store: Store, annotator_id: int) -> list[dict[str, Any]]:
+    """Campaigns with this annotator's progress in each."""
+    with store.read() as session:
+        campaigns = session.scalars(select(Campaign).order_by(Campaign.id)).all()
+        return [{"name": c.name, "kind": c.kind, **_progress(session, c, annotator_id)} for c in campaigns]
+
+
+def own_ratings(store: Store, annotator_id: int, campaign_name: str) -> list[dict[str, Any]]:
+    """The annotator's own submitted pages with the ratings they gave (item ids as on their pages)."""
+    with store.read() as session:
+        campaign = _campaign(session, campaign_name)
+        assignments = session.scalars(
+            select(Assignment)
+            .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
+            .where(
+                CandidateGroup.campaign_id == campaign.id,
+                Assignment.annotator_id == annotator_id,
+                Assignment.completed_at.is_not(None),
+            )
+            .order_by(Assignment.completed_at)
+        ).all()
+        out = []
+        for a in assignments:
+            page = _page(session, a, annotator_id)
+            out.append(
+                {
+                    "assignment_id": a.public_id,
+                    "submitted_at": a.completed_at.isoformat() + "Z" if a.completed_at else None,
+                    "items": [
+                        {"item_id": i.item_id, "label": i.label, "ratings": i.ratings} for i in page.items
+                    ],
+                }
+            )
+        return out

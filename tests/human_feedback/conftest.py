@@ -1,0 +1,130 @@
+"""Fixtures: small feedback campaigns built directly in a store, with short real H.264 videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from human_feedback import service
+from human_feedback.auth import add_annotator, new_admin_token
+from human_feedback.store import Campaign, Store
+
+FRAME_DIM = 56
+
+
+def write_test_video(path: Path, *, seconds: float = 0.6, fps: int = 10, shade: int = 0) -> Path:
+    """A short speaker|listener-shaped (2:1) H.264 MP4 that browsers can play."""
+    import imageio_ffmpeg
+
+    width, height = 128, 64
+    frames = round(seconds * fps)
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (width, height),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=16,
+        output_params=["-movflags", "+faststart"],
+    )
+    writer.send(None)
+    for t in range(frames):
+        frame = np.zeros((height, width, 3), np.uint8)
+        frame[:, : width // 2] = (40, 60, 90)
+        frame[:, width // 2 :] = ((shade * 50) % 255, 120, (t * 20) % 255)
+        writer.send(frame.tobytes())
+    writer.close()
+    return path
+
+
+def build_campaign(
+    store: Store,
+    name: str,
+    media_dir: Path,
+    *,
+    groups: int = 3,
+    policies: tuple[str, ...] = ("policy",),
+    samples: int = 2,
+    ground_truth: bool = True,
+    broken_every: int = 0,
+    videos: bool = True,
+    frames: int = 6,
+    ratings_per_group: int = 2,
+    repeat_every: int = 0,
+    require_full_view: bool = True,
+    seed: int = 0,
+) -> None:
+    """A campaign of ``groups`` clips, each with ``samples`` candidates per policy (+ ground truth)."""
+    rng = np.random.default_rng(seed)
+    service.create_campaign(
+        store,
+        name,
+        media_dir=media_dir,
+        ratings_per_group=ratings_per_group,
+        repeat_every=repeat_every,
+        seed=seed,
+        dataset_spec="synthetic:tiny",
+        split="test",
+        config={"require_full_view": require_full_view},
+    )
+    with store.write() as session:
+        campaign = store.campaign(session, name)
+        for g in range(groups):
+            clip = service.add_clip(
+                session,
+                campaign,
+                clip_id=f"clip{g:03d}",
+                fps=25.0,
+                speaker_motion=rng.normal(size=(frames, FRAME_DIM)).astype(np.float32),
+                speaker_words=[(0.0, 0.1, "hello"), (0.12, 0.2, "there")],
+                split="test",
+            )
+            group = service.add_group(session, campaign, clip)
+            sources = [("ground_truth", "ground_truth", 0)] if ground_truth else []
+            sources += [("policy", p, i) for p in policies for i in range(samples)]
+            if broken_every and g % broken_every == 0:
+                sources.append(("broken", "broken:frozen", 0))
+            for k, (source, policy, index) in enumerate(sources):
+                video = None
+                if videos:
+                    video = write_test_video(media_dir / f"g{g}_c{k}.mp4", shade=k)
+                service.add_candidate(
+                    session,
+                    campaign,
+                    group,
+                    source=source,
+                    policy_name=policy,
+                    sample_index=index,
+                    tokens=rng.integers(0, 256, size=(frames, FRAME_DIM)),
+                    video_path=video,
+                )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "feedback.db", create=True)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def campaign(store: Store, tmp_path: Path) -> str:
+    build_campaign(store, "pilot", tmp_path / "media", videos=False)
+    return "pilot"
+
+
+@pytest.fixture
+def tokens(store: Store) -> dict[str, str]:
+    return {
+        "alice": add_annotator(store, "alice"),
+        "bob": add_annotator(store, "bob"),
+        "carol": add_annotator(store, "carol"),
+        "admin": new_admin_token(store),
+    }
+
+
+def campaign_id(store: Store, name: str) -> int:
+    with store.read() as session:
+        return session.query(Campaign).filter_by(name=name).one().id
