@@ -159,6 +159,10 @@ def open_motion_array(
         problems.append(
             DataValidationError(str(file), name, expected.split(" of ")[1], f"shape {array.shape}")
         )
+    if problems:
+        return None, problems
+    # A length that disagrees with the manifest still gives a usable array, so validation can also
+    # compare it with the other arrays' lengths.
     spec = ((manifest or {}).get("arrays") or {}).get(name)
     if isinstance(spec, dict) and "shape" in spec and list(array.shape) != list(spec["shape"]):
         problems.append(
@@ -166,7 +170,7 @@ def open_motion_array(
                 str(file), name, f"shape {tuple(spec['shape'])} (manifest.json)", f"shape {array.shape}"
             )
         )
-    return (None if problems else array), problems
+    return array, problems
 
 
 def npy_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:

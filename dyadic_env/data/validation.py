@@ -251,6 +251,17 @@ def _clip_entry_problems(
     splits: list[Any] = manifest["splits"] if isinstance(manifest.get("splits"), list) else []
     fps = manifest["fps"] if not ondisk.fps_problem(manifest.get("fps")) else None
     problems: list[DataValidationError] = []
+    expected_bytes = ((manifest.get("files") or {}).get(ondisk.CLIP_LINES) or {}).get("bytes")
+    if expected_bytes is not None and expected_bytes != len(raw):
+        problems.append(
+            DataValidationError(
+                str(lines_file),
+                "clip entries",
+                f"{expected_bytes} bytes (manifest.json)",
+                f"{len(raw)} bytes",
+                ondisk.RECREATE_HINT,
+            )  # fmt: skip
+        )
     for row, values in enumerate(np.asarray(index).tolist()):
         offset, length, split, num_words, start, size = values
         where = f"{path / ondisk.CLIP_INDEX} (clip {str(ids[row])!r}, row {row})"
