@@ -43,6 +43,7 @@ class FrameAgent(ABC):
 
     def reset(self, *, seed: int | None = None) -> None:
         """Start an episode; stateless agents need nothing."""
+        return None
 
     def act(self, observation: Observation) -> np.ndarray:
         tokens = self.tokenizer.encode(self.act_frames(observation))

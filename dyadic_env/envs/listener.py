@@ -90,7 +90,7 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
     - ``reward``: see Rewards; ``reward_kwargs`` are passed to a named reward.
     - ``chunk_size``: frames placed per step (1).
     - ``words_window_s``: how far back the ``words`` observation reaches, seconds (3.0).
-    - ``max_words_chars``: length cap of ``words``; older words are dropped first (256).
+    - ``max_words_chars``: length cap of ``words``; older words are dropped first (128).
     - ``tokenizer``: an ``ActionTokenizer`` or its file; default the dataset's ``tokenizer.json``.
     - ``render_mode``: ``"rgb_array"`` renders speaker and listener side by side.
 
@@ -111,7 +111,7 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
         reward_kwargs: dict[str, Any] | None = None,
         chunk_size: int = 1,
         words_window_s: float = 3.0,
-        max_words_chars: int = 256,
+        max_words_chars: int = 128,
         tokenizer: ActionTokenizer | str | os.PathLike | None = None,
         render_mode: str | None = None,
     ) -> None:

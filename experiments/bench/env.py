@@ -1,0 +1,120 @@
+"""`dyadic bench env`: listener-env speed against CartPole-v1, and vector envs against one env.
+
+Every rate is measured in this run: both envs through ``gymnasium.make`` with actions drawn in advance,
+timed in interleaved repeats and the best repeat kept, so a busy machine slows both alike.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Any
+
+import gymnasium as gym
+
+from experiments.bench import benchmark
+
+ENV_ID = "dyadic_env/Listener-v0"
+
+
+def _dataset(tmp: str) -> str:
+    """synthetic:tiny when the generator is available, else a random-walk dataset in ``tmp``."""
+    try:
+        from dyadic_env.data import load_dataset
+
+        return str(load_dataset("synthetic:tiny").path)
+    except ImportError:
+        from dyadic_env.envs.testing import write_random_walk_dataset
+
+        return str(write_random_walk_dataset(f"{tmp}/random-walk", frames=(400, 600)))
+
+
+def single_env_rate(env: gym.Env, steps: int, seed: int = 0) -> float:
+    """Steps per second of one env, resetting at episode ends, with ``steps`` actions drawn beforehand."""
+    env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(min(steps, 4096))]
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for i in range(steps):
+        _, _, terminated, truncated, _ = env.step(actions[i % len(actions)])
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def vector_env_rate(envs: gym.vector.VectorEnv, steps: int, seed: int = 0) -> float:
+    """Env steps per second (vector steps x envs) of a vector env; it resets itself at episode ends."""
+    envs.action_space.seed(seed)
+    actions = [envs.action_space.sample() for _ in range(min(steps, 1024))]
+    envs.reset(seed=seed)
+    start = time.perf_counter()
+    for i in range(steps):
+        envs.step(actions[i % len(actions)])
+    return steps * envs.num_envs / (time.perf_counter() - start)
+
+
+def best_of(repeats: int, runs: dict[str, Any]) -> dict[str, float]:
+    """Interleave ``repeats`` rounds of every zero-argument rate function; keep each one's best rate."""
+    best = dict.fromkeys(runs, 0.0)
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            best[name] = max(best[name], fn())
+    return best
+
+
+@benchmark(
+    "env", help="Listener-v0 steps/s vs CartPole-v1 (same run); async vector env of 2 workers vs one env"
+)
+def bench_env(quick: bool = False) -> dict[str, Any]:
+    import dyadic_env  # noqa: F401  (registers the env)
+
+    steps, repeats = (3_000, 3) if quick else (20_000, 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _dataset(tmp)
+        cartpole = gym.make("CartPole-v1")
+        listener = gym.make(ENV_ID, dataset=path)
+        oracle = _oracle_env(path)
+        single = {
+            "cartpole": lambda: single_env_rate(cartpole, steps),
+            "listener": lambda: single_env_rate(listener, steps),
+        }
+        if oracle is not None:
+            single["listener_oracle"] = lambda: single_env_rate(oracle, steps // 4)
+        rates = best_of(repeats, single)
+        vec_steps = steps // 10
+        vector = {}
+        for mode in ("sync", "async"):
+            envs = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode=mode, dataset=path)
+            vector[mode] = best_of(repeats, {mode: lambda envs=envs: vector_env_rate(envs, vec_steps)})[mode]
+            envs.close()
+            if oracle is not None:
+                envs = gym.make_vec(
+                    ENV_ID, num_envs=2, vectorization_mode=mode, dataset=path, reward="oracle"
+                )
+                key = f"{mode}_oracle"
+                vector[key] = best_of(
+                    repeats, {key: lambda envs=envs: vector_env_rate(envs, vec_steps // 4)}
+                )[key]
+                envs.close()
+    figures: dict[str, Any] = {
+        "dataset": path, "steps_per_repeat": steps, "repeats": repeats,
+        "cartpole_steps_per_s": rates["cartpole"], "listener_steps_per_s": rates["listener"],
+        "listener_vs_cartpole": rates["listener"] / rates["cartpole"],
+        "sync2_steps_per_s": vector["sync"], "async2_steps_per_s": vector["async"],
+        "async2_vs_one_env": vector["async"] / rates["listener"],
+    }  # fmt: skip
+    if oracle is not None:
+        figures.update({
+            "listener_oracle_steps_per_s": rates["listener_oracle"],
+            "async2_oracle_steps_per_s": vector["async_oracle"],
+            "async2_oracle_vs_one_env": vector["async_oracle"] / rates["listener_oracle"],
+        })  # fmt: skip
+    return figures
+
+
+def _oracle_env(path: str) -> gym.Env | None:
+    """The env with the synthetic oracle's reward (heavier steps), or None on non-synthetic data."""
+    from dyadic_env.data import load_dataset
+    from dyadic_env.rewards import is_synthetic
+
+    return gym.make(ENV_ID, dataset=path, reward="oracle") if is_synthetic(load_dataset(path)) else None
