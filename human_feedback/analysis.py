@@ -2,8 +2,8 @@
 
 Attention checks:
 - a *broken* candidate (jittering or frozen listener, added to some groups at collection) passes when the
-  annotator's mean rating of it is at least ``BROKEN_MARGIN`` below their mean for the group's other
-  candidates;
+  annotator rates its naturalness at most ``BROKEN_MAX_NATURALNESS`` (a broken trajectory can keep a
+  fitting expression, so only naturalness is sure to be poor);
 - a *repeated* group (shown again after ``repeat_every`` pages, reshuffled, with fresh ids) passes when the
   mean absolute difference between the two ratings of each candidate and criterion is at most
   ``REPEAT_TOLERANCE``.
@@ -37,7 +37,7 @@ from human_feedback.store import (
     Submission,
 )
 
-BROKEN_MARGIN = 1.0
+BROKEN_MAX_NATURALNESS = 2
 REPEAT_TOLERANCE = 1.0
 
 
@@ -150,11 +150,10 @@ def attention_checks(rows: Sequence[RatingRow]) -> dict[str, dict[str, Any]]:
     for r in rows:
         pages[(r.annotator, r.group_id, r.page_kind)].append(r)
     for (annotator, group, kind), page in pages.items():
-        broken = [r for r in page if r.source == "broken"]
-        others = [r for r in page if r.source != "broken"]
-        if kind == "regular" and broken and others:
-            gap = statistics.fmean(r.mean() for r in others) - statistics.fmean(r.mean() for r in broken)
-            out[annotator]["broken"].append(gap >= BROKEN_MARGIN)
+        if kind == "regular":
+            out[annotator]["broken"].extend(
+                r.naturalness <= BROKEN_MAX_NATURALNESS for r in page if r.source == "broken"
+            )
         if kind == "repeat":
             first = {r.candidate_id: r for r in pages.get((annotator, group, "regular"), [])}
             diffs = [

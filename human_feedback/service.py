@@ -176,6 +176,7 @@ def add_candidate(
     sample_index: int = 0,
     seed: int | None = None,
     meta: dict[str, Any] | None = None,
+    public_id: str | None = None,
 ) -> Candidate:
     """Add one trajectory to a group; its video (if any) must lie inside the campaign directory."""
     if source not in SOURCES:
@@ -206,6 +207,8 @@ def add_candidate(
         video_path=stored_video,
         meta=_jsonable(meta or {}),
     )
+    if public_id is not None:
+        candidate.public_id = public_id
     session.add(candidate)
     session.flush()
     return candidate
@@ -648,3 +651,30 @@ def own_ratings(store: Store, annotator_id: int, campaign_name: str) -> list[dic
                 }
             )
         return out
+
+
+@dataclass
+class WatchedItem:
+    """What a simulated annotator 'sees' of one item: the motion a person would see in its video."""
+
+    key: int
+    fps: float
+    speaker_motion: np.ndarray
+    listener_tokens: np.ndarray
+    speaker_words: list[tuple[float, float, str]]
+
+
+def watch_item(store: Store, annotator_id: int, assignment_public_id: str, item: str) -> WatchedItem:
+    """The stand-in for playing an item's video, for simulated annotators: same ownership check as the
+    video endpoint, and the motion the video was rendered from (listener as tokens)."""
+    with store.read() as session:
+        assignment = _own_assignment(session, annotator_id, assignment_public_id)
+        clip = assignment.group.clip
+        for candidate in assignment.group.candidates:
+            if item_id(assignment.public_id, candidate.public_id) == item:
+                return WatchedItem(
+                    key=candidate.id, fps=clip.fps, speaker_motion=clip.speaker_array().copy(),
+                    listener_tokens=candidate.token_array().copy(),
+                    speaker_words=[(float(w[0]), float(w[1]), str(w[2])) for w in clip.speaker_words],
+                )  # fmt: skip
+    raise NotFound(f"no item {item!r} on page {assignment_public_id}")
