@@ -260,7 +260,7 @@ def _clip_entry_problems(
                 f"{expected_bytes} bytes (manifest.json)",
                 f"{len(raw)} bytes",
                 ondisk.RECREATE_HINT,
-            )  # fmt: skip
+            )
         )
     for row, values in enumerate(np.asarray(index).tolist()):
         offset, length, split, num_words, start, size = values

@@ -161,8 +161,11 @@ def _splits(
     if given_folders:
         notes.append(f"{given_folders} file pair(s) in train/val/test folders keep those splits")
     if groups:
-        by = "source video" if all(p.videos is not None for p in pairings if p.folder.name.lower() not in SPLIT_FOLDERS) else \
-            f"source video where known, else blocks of {WINDOW_BLOCK} consecutive windows"  # fmt: skip
+        drawn_pairings = [
+            p for p in pairings if p.folder.name.lower() not in SPLIT_FOLDERS and len(p.listener_windows)
+        ]
+        known = all(p.videos is not None for p in drawn_pairings)
+        by = "source video" if known else f"source video where known, else blocks of {WINDOW_BLOCK} windows"
         notes.append(f"other windows split by {by} with seed {seed}")
     return result
 

@@ -81,19 +81,39 @@ def _load_segments(file: Path, trust_pickle: bool) -> list[dict[str, Any]]:
     try:
         data = torch.load(file, map_location="cpu", weights_only=not trust_pickle)
     except Exception as e:  # torch raises many types (UnpicklingError, RuntimeError, EOFError) for bad files
+        refused = "Unsupported global" in str(e)
+        found = (
+            "objects other than tensors, lists and dicts (refused by torch.load(weights_only=True))"
+            if refused
+            else f"unreadable ({_short_error(e)})"
+        )
         hint = (
-            ""
-            if trust_pickle
-            else "If the file holds other objects and you trust its source, use --trust-pickle."
+            "If you trust the file's source, import it with --trust-pickle."
+            if refused and not trust_pickle
+            else ""
         )
         raise DataValidationError(
-            str(file), "file", "a torch.save'd list of segment dicts", f"unreadable ({e})"[:500], hint
+            str(file), "file", "a torch.save'd list of segment dicts", found, hint
         ) from None
     if isinstance(data, tuple):
         data = list(data)
     if not isinstance(data, list) or not all(isinstance(s, dict) for s in data):
         raise DataValidationError(str(file), "segments", "a list of segment dicts", type(data).__name__)
     return data
+
+
+def _short_error(error: Exception) -> str:
+    """The telling line of a (long, multi-line) torch.load error."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    telling = [line for line in lines if "error" in line.lower() and "Weights only" not in line]
+    pick = telling[0] if telling else (lines[0] if lines else type(error).__name__)
+    if pick.endswith(":"):  # "WeightsUnpickler error:" is followed by the reason on its own line
+        following = lines[lines.index(pick) + 1 : lines.index(pick) + 2]
+        pick = " ".join([pick, *following])
+    if "WeightsUnpickler error" in pick:
+        pick = pick[pick.index("WeightsUnpickler error") :]
+    return pick[:200]
 
 
 def _clips(

@@ -24,7 +24,7 @@ def test_round_trip_keeps_every_field(tmp_path, clip_factory):
     assert dataset.splits == ("train", "test")
     assert dataset.expression_basis == "ict-arkit" and dataset.fps == 25.0
     assert dataset.feature_dim == 3 and dataset.has_affect
-    for (split, original), stored in zip(clips, [dataset.split("train")[0], dataset.split("test")[0]]):
+    for (_, original), stored in zip(clips, [dataset.split("train")[0], dataset.split("test")[0]]):
         assert stored.clip_id == original.clip_id and stored.fps == original.fps
         for field in (
             "speaker_motion",
@@ -60,7 +60,7 @@ def test_split_sequences_and_lookup(small_dataset):
     assert [c.num_frames for c in train] == [12, 14, 16, 18, 20, 22]
     assert train.num_frames == sum([12, 14, 16, 18, 20, 22])
     assert dataset.clip("test-1").num_frames == 14
-    with pytest.raises(KeyError, match="no split 'dev'.*'train', 'val', 'test'"):
+    with pytest.raises(KeyError, match=r"no split 'dev'.*'train', 'val', 'test'"):
         dataset.split("dev")
     with pytest.raises(KeyError, match="no clip 'nope'"):
         dataset.clip("nope")
@@ -163,11 +163,11 @@ def test_writer_rejects_bad_ids_and_splits(tmp_path, clip_factory, clips, error)
 
 def test_writer_rejects_mixed_optional_fields_and_bad_arguments(tmp_path, clip_factory):
     mixed = [("train", clip_factory("a", affect=True)), ("train", clip_factory("b"))]
-    with pytest.raises(DataValidationError, match="optional arrays.*speaker_affect.*found none"):
+    with pytest.raises(DataValidationError, match=r"optional arrays.*speaker_affect.*found none"):
         write_dataset(tmp_path / "d", mixed, fps=25.0, expression_basis="flame")
     with pytest.raises(ValueError, match="expression_basis"):
         write_dataset(tmp_path / "d", [("train", clip_factory("a"))], fps=25.0, expression_basis="arkit")
-    with pytest.raises(ValueError, match="fps"):
+    with pytest.raises(ValueError, match=r"fps"):
         write_dataset(tmp_path / "d", [("train", clip_factory("a"))], fps=0, expression_basis="flame")
     with pytest.raises(ValueError, match="no clips"):
         write_dataset(tmp_path / "d", [], fps=25.0, expression_basis="flame")
