@@ -1,0 +1,188 @@
+"""`dyadic data`: make, import, inspect and validate dyadic datasets.
+
+Subcommands: ``synth`` (the synthetic benchmark), ``import`` (Learning-to-Listen, LM-listener, DualTalk),
+``info`` (summary, or JSON) and ``validate`` (lists every problem; exit code 1 when there is one).
+More subcommands can be added in :func:`register` with a handler that imports its own module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+IMPORT_FORMATS = ("l2l", "lm-listener", "dualtalk")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "data", help="make, import, inspect and validate dyadic datasets",
+        description="Dyadic datasets: generate the synthetic benchmark, import published formats, summarize, validate.",
+    )  # fmt: skip
+    commands = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+
+    synth = commands.add_parser(
+        "synth", help="generate a synthetic benchmark preset into a dataset directory"
+    )
+    synth.add_argument(
+        "--preset", required=True, help="preset name: tiny (tests), small (quickstart), full (benchmarks)"
+    )
+    synth.add_argument("--out", type=Path, required=True, help="new dataset directory to write")
+    synth.add_argument(
+        "--seed", type=int, default=None, help="generator seed (default: the preset's fixed seed)"
+    )
+    synth.set_defaults(handler=run_synth)
+
+    imp = commands.add_parser("import", help="import a published dataset (l2l, lm-listener, dualtalk)")
+    imp.add_argument("src", type=Path, help="source folder (or, for lm-listener, one segments_*.pth file)")
+    imp.add_argument("--format", required=True, choices=IMPORT_FORMATS, help="source format")
+    imp.add_argument("--out", type=Path, required=True, help="new dataset directory to write")
+    imp.add_argument(
+        "--seed", type=int, default=0, help="seed of the split assignment where the source has none"
+    )
+    imp.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="override the format's frame rate (l2l/lm-listener 30, dualtalk 25)",
+    )
+    imp.add_argument(
+        "--trust-pickle", action="store_true",
+        help="lm-listener: allow full pickle loading of the .pth files (only for files from a source you trust)",
+    )  # fmt: skip
+    imp.set_defaults(handler=run_import)
+
+    info = commands.add_parser("info", help="summarize a dataset (clips per split, frames, words, tokenizer)")
+    info.add_argument("dataset", help="dataset directory or synthetic:PRESET")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.set_defaults(handler=run_info)
+
+    validate = commands.add_parser(
+        "validate", help="check every file and clip of a dataset; exit 1 on any problem"
+    )
+    validate.add_argument("dataset", type=Path, help="dataset directory")
+    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+    validate.set_defaults(handler=run_validate)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from experiments.cli import UserError
+
+    try:
+        from dyadic_env.synthetic import PRESETS, write_preset
+    except ImportError as e:
+        raise UserError(f"the synthetic generator is not available ({e})") from None
+    if args.preset not in PRESETS:
+        raise UserError(f"--preset {args.preset!r}: expected one of {', '.join(PRESETS)}")
+    _check_out(args.out)
+    path = write_preset(args.preset, args.out, seed=args.seed)
+    print(f"wrote synthetic preset {args.preset!r} to {path}")
+    _print_summary(_summary(str(path)))
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from dyadic_env.data.importers import import_dataset
+    from experiments.cli import UserError
+
+    if not args.src.exists():
+        raise UserError(f"{args.src}: no such file or folder to import")
+    _check_out(args.out)
+    options: dict[str, Any] = {} if args.fps is None else {"fps": args.fps}
+    if args.trust_pickle:
+        if args.format != "lm-listener":
+            raise UserError("--trust-pickle applies to --format lm-listener only")
+        options["trust_pickle"] = True
+    try:
+        result = import_dataset(args.format, args.src, args.out, seed=args.seed, **options)
+    except ImportError as e:
+        raise UserError(str(e)) from None
+    print(f"imported {result.num_clips} clips ({args.format}) from {args.src} to {result.path}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    _print_summary(_summary(str(result.path)))
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    summary = _summary(args.dataset)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from dyadic_env.data import validate_dataset
+    from experiments.cli import UserError
+
+    if not args.dataset.is_dir():
+        raise UserError(f"{args.dataset}: no such dataset directory")
+    problems = validate_dataset(args.dataset)
+    if args.json:
+        print(
+            json.dumps({"dataset": str(args.dataset), "problems": [p.to_dict() for p in problems]}, indent=2)
+        )
+    else:
+        for problem in problems:
+            print(f"problem: {problem}")
+        print(f"{args.dataset}: {len(problems)} problem(s)" if problems else f"{args.dataset}: valid")
+    return 1 if problems else 0
+
+
+def _check_out(out: Path) -> None:
+    from experiments.cli import UserError
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out}: exists and is not empty; choose a new directory or delete it")
+
+
+def _summary(spec: str) -> dict[str, Any]:
+    from dyadic_env.data import load_dataset
+
+    dataset = load_dataset(spec)
+    summary = dataset.summary()
+    tokenizer = dataset.tokenizer()
+    if tokenizer is not None and len(dataset):
+        # Round trip on the first clip of the first split: a quick check that the bins fit the data.
+        clip = (
+            dataset.split(dataset.splits[0])[0]
+            if len(dataset.split(dataset.splits[0]))
+            else dataset.clip_at(0)
+        )
+        error = tokenizer.round_trip_error(clip.listener_motion)
+        summary["tokenizer_round_trip_first_clip"] = {
+            "mean": float(error["mean"].mean()),
+            "max": float(error["max"].max()),
+        }
+    return summary
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    low, mean, high = s["clip_frames_min_mean_max"]
+    lines = [
+        f"dataset    {s['name']}  ({s['path']})",
+        f"format     schema {s['schema_version']}, {s['fps']:g} fps, expression basis {s['expression_basis']}",
+        f"clips      {s['clips']}: " + ", ".join(f"{k} {v}" for k, v in s["splits"].items()),
+        f"frames     {s['frames']} ({_duration(s['seconds'])}); per clip min {low}, mean {mean:.1f}, max {high}",
+        f"words      {s['words']}",
+        f"features   {s['feature_dim'] or 'none'}; affect {'yes' if s['has_affect'] else 'no'}",
+    ]
+    tokenizer = s.get("tokenizer")
+    if tokenizer:
+        line = f"tokenizer  {tokenizer['file']} fitted on {tokenizer['fitted_on']} ({tokenizer['frames']} frames)"
+        if "tokenizer_round_trip_first_clip" in s:
+            rt = s["tokenizer_round_trip_first_clip"]
+            line += f"; round trip on one clip: mean {rt['mean']:.4f}, max {rt['max']:.4f}"
+        lines.append(line)
+    else:
+        lines.append("tokenizer  none")
+    if s.get("source"):
+        lines.append(f"imported   {s['source'].get('format')} from {s['source'].get('source')}")
+    print("\n".join(lines))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 600 else f"{seconds / 3600:.2f} h"
