@@ -449,17 +449,29 @@ class OracleStepper:
         return (strength - 0.35) * self.oracle.fps
 
     def _naturalness(self, t: int) -> float:
-        recent = self.frames[max(0, t - self.window + 1) : t + 1]
+        """Penalties of the last ``window`` frames, in scalar arithmetic where possible (it runs every step)."""
+        start = max(0, t - self.window + 1)
+        recent = self.frames[start : t + 1]
+        frame, n = recent[-1], recent.shape[0]
         penalty = 0.0
-        if recent.shape[0] >= 3:
-            second = recent[-1] - 2 * recent[-2] + recent[-3]
-            penalty += float(np.clip((np.median(np.abs(second[_NON_BLINK])) - 0.03) / 0.06, 0, 1))
-            penalty += float(np.clip((np.abs(second[NECK_POSE]).mean() - 0.01) / 0.02, 0, 1))
-        penalty += _range_penalty(recent[-1:]) * 0.2
-        if recent.shape[0] >= 10:
-            penalty += _talking_penalty(recent[-10:])
-            speaker = self.speaker[max(0, t - self.window + 1) : t + 1]
-            penalty += _copy_penalty(speaker, recent, max_lag=0)
-        if recent.shape[0] >= 25:
+        if n >= 3:
+            second = np.abs(frame - 2 * recent[-2] + recent[-3])
+            penalty += _ramp(float(np.median(second[_NON_BLINK])), 0.03, 0.06)
+            penalty += _ramp(float(second[NECK_POSE].mean()), 0.01, 0.02)
+        expression = frame[EXPRESSION]
+        if (
+            expression.min() < -0.1 or expression.max() > 1.1 or expression.sum() > 7.5
+            or np.abs(frame[NECK_POSE]).max() > 0.6 or not -0.1 <= frame[JAW_OPEN] <= 0.45
+        ):  # fmt: skip
+            penalty += 0.2
+        if n >= 10:
+            jaw = recent[-10:, JAW_OPEN]
+            penalty += _ramp(float(np.std(jaw[1:-1] - (jaw[:-2] + jaw[1:-1] + jaw[2:]) / 3.0)), 0.005, 0.01)
+            penalty += _copy_penalty(self.speaker[start : t + 1], recent, max_lag=0)
+        if n >= 25:
             penalty += 1.0 - _aliveness(recent)
         return 0.5 - min(penalty, 1.5)
+
+
+def _ramp(value: float, start: float, width: float) -> float:
+    return min(1.0, max(0.0, (value - start) / width))

@@ -15,7 +15,6 @@ from dyadic_env.data.storage import write_dataset
 from dyadic_env.expression_basis import EXPRESSION, JAW_POSE, NECK_POSE, ict_index
 from dyadic_env.synthetic.config import PRESETS, SyntheticConfig
 from dyadic_env.synthetic.generator import GENERATOR_VERSION, generate_clips
-from dyadic_env.tokenizer import ActionTokenizer
 
 DEFAULT_CACHE = Path("~/.cache/dyadic")
 
@@ -35,36 +34,17 @@ def cache_root() -> Path:
 def write_synthetic(
     config: SyntheticConfig, out: str | os.PathLike, *, seed: int | None = None, name: str = "synthetic"
 ) -> Path:
-    """Generate ``config`` and write it as a dataset directory with a tokenizer fitted on its train split.
+    """Generate ``config`` and write it as a dataset directory (with a tokenizer fitted on its train split).
 
-    Written to a temporary sibling and renamed into place, so ``out`` never holds a half-written dataset.
+    ``write_dataset`` writes atomically, so ``out`` never holds a half-written dataset.
     """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not empty; choose a new output directory or delete it")
     seed = config.seed if seed is None else int(seed)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        _write_into(tmp, config, seed, name)
-        if out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-def _write_into(path: Path, config: SyntheticConfig, seed: int, name: str) -> None:
     pairs = generate_clips(config, seed)
     extra = {"synthetic": {"preset": name, "seed": seed, "generator_version": GENERATOR_VERSION,
                            "config": config.to_dict()}}  # fmt: skip
-    write_dataset(path, pairs, fps=config.fps, expression_basis="ict-arkit", name=name, extra_manifest=extra)
-    train = [clip.listener_motion for split, clip in pairs if split == "train"] or [
-        c.listener_motion for _, c in pairs
-    ]
-    ActionTokenizer.fit(np.concatenate(train)).save(path / "tokenizer.json")
+    return write_dataset(
+        out, pairs, fps=config.fps, expression_basis="ict-arkit", name=name, extra_manifest=extra
+    )
 
 
 def write_preset(name: str, out: str | os.PathLike, seed: int | None = None) -> Path:
@@ -88,7 +68,7 @@ def cached_preset(name: str, seed: int | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        _write_into(tmp, config, seed, f"synthetic-{name}")
+        write_synthetic(config, tmp, seed=seed, name=f"synthetic-{name}")
         try:
             os.rename(tmp, path)
         except OSError:
