@@ -64,8 +64,13 @@ class ClipSequence(Sequence[Clip]):
         return self._rows
 
     @property
+    def lengths(self) -> np.ndarray:
+        """Frames of each clip, read from the index without touching the arrays."""
+        return np.asarray(self._dataset.index[self._rows, ondisk.LENGTH])
+
+    @property
     def num_frames(self) -> int:
-        return int(self._dataset.index[self._rows, ondisk.LENGTH].sum())
+        return int(self.lengths.sum())
 
 
 class DyadicDataset:

@@ -58,7 +58,14 @@ def test_split_sequences_and_lookup(small_dataset):
     assert train.clip_ids == [f"train-{i}" for i in range(6)]
     assert train[-1].clip_id == "train-5" and [c.clip_id for c in train[1:3]] == ["train-1", "train-2"]
     assert [c.num_frames for c in train] == [12, 14, 16, 18, 20, 22]
-    assert train.num_frames == sum([12, 14, 16, 18, 20, 22])
+    assert train.num_frames == sum([12, 14, 16, 18, 20, 22]) and train.lengths.tolist() == [
+        12,
+        14,
+        16,
+        18,
+        20,
+        22,
+    ]
     assert dataset.clip("test-1").num_frames == 14
     with pytest.raises(KeyError, match=r"no split 'dev'.*'train', 'val', 'test'"):
         dataset.split("dev")
