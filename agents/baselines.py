@@ -22,7 +22,7 @@ from dyadic_env.data import DyadicDataset, load_dataset
 from dyadic_env.envs.listener import resolve_tokenizer, words_per_frame
 from dyadic_env.expression_basis import FRAME_DIM
 from dyadic_env.tokenizer import ActionTokenizer
-from dyadic_env.wrappers.words import build_vocabulary
+from dyadic_env.wrappers.words import PAD_ID, UNKNOWN_ID, build_vocabulary
 
 
 class RandomAgent:
@@ -120,7 +120,8 @@ class ContextFeatures:
 
     Motion: the last ``motion_frames`` speaker frames (zeros before the clip starts), averaged in ``pools``
     equal parts and standardised with training statistics. Words: counts over the vocabulary, L2-normalised,
-    scaled by ``words_weight * sqrt(motion dims)`` so words and motion weigh comparably in the distance.
+    scaled by ``words_weight * sqrt(motion dims)`` so words and motion weigh comparably in the distance
+    (see :meth:`bag_of_words`).
     """
 
     def __init__(
@@ -147,14 +148,20 @@ class ContextFeatures:
         return pooled.transpose(0, 2, 1).reshape(len(speaker), -1)
 
     def bag_of_words(self, text: str) -> np.ndarray:
+        """Unit-norm word counts times :attr:`words_scale`; out-of-vocabulary words count as ``<unk>``.
+
+        No words at all sets the ``<pad>`` entry instead, so every bag has the same norm and the Euclidean
+        distance between bags is a cosine distance: silence matches silence, and a partly shared wording is
+        closer than no words at all.
+        """
         bow = self._bow_cache.get(text)
         if bow is None:
             bow = np.zeros(len(self.vocabulary), np.float32)
             for word in text.split():
-                if word in self.vocabulary:
-                    bow[self.vocabulary[word]] += 1.0
-            norm = np.linalg.norm(bow)
-            bow = bow / norm * self.words_scale if norm > 0 else bow
+                bow[self.vocabulary.get(word, UNKNOWN_ID)] += 1.0
+            if not bow.any():
+                bow[PAD_ID] = 1.0
+            bow *= self.words_scale / np.linalg.norm(bow)
             self._bow_cache[text] = bow
         return bow
 
@@ -212,7 +219,10 @@ class NearestNeighborAgent:
         self.reset()
 
     def _index(self, clips: Any, stride: int, words_window_s: float, max_words_chars: int) -> None:
-        pooled, texts, rows, ends = [], [], [], []
+        pooled: list[np.ndarray] = []
+        texts: list[str] = []
+        rows: list[np.ndarray] = []
+        ends: list[np.ndarray] = []
         for c, clip in enumerate(clips):
             frames = np.arange(0, clip.num_frames, stride)
             pooled.append(self.features.pooled_motion(clip.speaker_motion)[frames])

@@ -34,14 +34,14 @@ def random_walk_clip(
     words = tuple(
         Word(float(t), float(min(t + 0.2, num_frames / fps)), str(rng.choice(WORDS))) for t in times
     )
-    extra = {}
+    extra: dict[str, np.ndarray] = {}
     if feature_dim:
         extra["speaker_features"] = rng.normal(size=(num_frames, feature_dim)).astype(np.float32)
     if affect:
         extra["speaker_affect"] = np.tanh(speaker[:, :2] - 0.2).astype(np.float32)
         extra["listener_affect"] = np.tanh(listener[:, :2] - 0.1).astype(np.float32)
     return Clip(clip_id=clip_id, fps=fps, speaker_motion=speaker, listener_motion=listener, speaker_words=words,
-                speaker_id=f"s{clip_id}", listener_id=f"l{clip_id}", source="random-walk", **extra)  # fmt: skip
+                speaker_id=f"s{clip_id}", listener_id=f"l{clip_id}", source="random-walk", **extra)  # type: ignore[arg-type]  # fmt: skip
 
 
 def write_random_walk_dataset(

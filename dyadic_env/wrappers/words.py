@@ -69,9 +69,8 @@ class WordsToTokenIds(gym.ObservationWrapper):
             raise ValueError(f"space: expected 'multidiscrete' or 'box', found {space!r}")
         if max_words < 1:
             raise ValueError(f"max_words: expected a positive integer, found {max_words}")
-        self.vocabulary = (
-            list(vocabulary) if vocabulary is not None else build_vocabulary(env.unwrapped.dataset)
-        )  # type: ignore[attr-defined]
+        dataset = env.unwrapped.dataset  # type: ignore[attr-defined]
+        self.vocabulary = list(vocabulary) if vocabulary is not None else build_vocabulary(dataset)
         if len(self.vocabulary) < 2:
             raise ValueError("vocabulary: expected at least the <pad> and <unk> entries")
         self._ids = {w: i for i, w in enumerate(self.vocabulary)}

@@ -163,7 +163,7 @@ def test_misuse_errors(data_path):
     env.step(np.zeros(56, dtype=np.uint8))  # any integer dtype in range is fine
     while env.frame_index < env.clip.num_frames:
         env.step(good)
-    with pytest.raises(ResetNeeded, match="after the episode of clip .* ended"):
+    with pytest.raises(ResetNeeded, match=r"after the episode of clip .* ended"):
         env.step(good)
 
 

@@ -47,7 +47,7 @@ def test_registry_names_and_errors():
 def test_imitation_is_minus_mean_squared_error_and_best_for_ground_truth(affect_path):
     env = ListenerEnv(str(affect_path), reward="imitation")
     tok = env.tokenizer
-    rewards, infos = episode(env, lambda obs, info: np.full(56, 128))
+    rewards, _ = episode(env, lambda obs, info: np.full(56, 128))
     clip = env.clip
     expected = -np.mean((tok.decode(np.full(56, 128)) - clip.listener_motion) ** 2, axis=1)
     np.testing.assert_allclose(rewards, expected, rtol=1e-5)
@@ -103,7 +103,7 @@ def test_affect_reward_with_dataset_affect_arrays(affect_path):
 
 def test_affect_reward_needs_a_source_of_affect(tmp_path):
     path = write_random_walk_dataset(tmp_path / "d")  # flame faces, no affect arrays
-    with pytest.raises(ValueError, match="has no affect arrays|no listener_affect array"):
+    with pytest.raises(ValueError, match=r"has no affect arrays|no listener_affect array"):
         ListenerEnv(str(path), reward="affect").reset(seed=0)
     with pytest.raises(ValueError, match="lag_s must be >= 0"):
         AffectSynchronyReward(lag_s=-1)

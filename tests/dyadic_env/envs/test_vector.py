@@ -25,7 +25,7 @@ def step_all(envs, steps, seed=0):
     obs, infos = envs.reset(seed=seed)
     trace = [obs["speaker_motion"].copy()]
     for _ in range(steps):
-        obs, rewards, terminated, truncated, infos = envs.step(envs.action_space.sample())
+        obs, _, _, _, infos = envs.step(envs.action_space.sample())
         trace.append(obs["speaker_motion"].copy())
     return np.stack(trace), obs, infos
 

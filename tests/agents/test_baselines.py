@@ -1,0 +1,138 @@
+"""Baseline agents and closed-loop rollouts."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import dyadic_env  # noqa: F401
+from agents import (
+    Agent,
+    MirrorAgent,
+    NearestNeighborAgent,
+    NeutralAgent,
+    RandomAgent,
+    Trajectory,
+    agent_names,
+    make_agent,
+    rollout,
+)
+from dyadic_env.data import load_dataset
+from dyadic_env.envs import LISTENER_ENV_ID
+from dyadic_env.envs.testing import write_random_walk_dataset
+from dyadic_env.metrics import l2
+
+
+@pytest.fixture(scope="module")
+def data_path(tmp_path_factory):
+    return write_random_walk_dataset(tmp_path_factory.mktemp("rw") / "d", splits={"train": 8, "test": 3})
+
+
+@pytest.fixture(scope="module")
+def dataset(data_path):
+    return load_dataset(data_path)
+
+
+def make_env(data_path, split="test", **kwargs):
+    return gym.make(LISTENER_ENV_ID, dataset=str(data_path), split=split, **kwargs)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3])
+@pytest.mark.parametrize("name", ["random", "random-train", "nn", "neutral", "mirror"])
+def test_every_baseline_follows_the_protocol(data_path, dataset, name, chunk_size):
+    agent = make_agent(name, dataset, seed=0, chunk_size=chunk_size)
+    assert isinstance(agent, Agent)
+    env = make_env(data_path, chunk_size=chunk_size)
+    trajectory = rollout(env, agent, seed=0)
+    n = dataset.clip(trajectory.clip_id).num_frames
+    assert isinstance(trajectory, Trajectory)
+    assert trajectory.tokens.shape == (n, 56) and trajectory.tokens.dtype == np.int64
+    assert trajectory.frames.shape == (n, 56) and trajectory.frames.dtype == np.float32
+    assert len(trajectory.rewards) == -(-n // chunk_size) == len(trajectory.infos) - 1
+    assert trajectory.tokens.min() >= 0 and trajectory.tokens.max() < 256
+    again = rollout(env, agent, clip_id=trajectory.clip_id, seed=0)
+    np.testing.assert_array_equal(again.tokens, trajectory.tokens)  # seeded: identical
+
+
+def test_registry(dataset):
+    assert agent_names() == ["random", "random-train", "nn", "neutral", "mirror"]
+    with pytest.raises(ValueError, match="agent: expected one of"):
+        make_agent("oracle", dataset)
+
+
+def test_random_agent_is_seeded():
+    a, b = RandomAgent(seed=1), RandomAgent(seed=1)
+    np.testing.assert_array_equal(a.act({}), b.act({}))
+    a.reset(seed=5)
+    b.reset(seed=6)
+    assert not np.array_equal(a.act({}), b.act({}))
+    assert RandomAgent(chunk_size=4).act({}).shape == (4, 56)
+
+
+def test_floors(dataset):
+    tokenizer = dataset.tokenizer()
+    speaker = np.random.default_rng(0).uniform(0, 1, size=(8, 56)).astype(np.float32)
+    np.testing.assert_array_equal(NeutralAgent(tokenizer).act({}), tokenizer.encode(np.zeros(56)))
+    np.testing.assert_array_equal(
+        MirrorAgent(tokenizer).act({"speaker_motion": speaker}), tokenizer.encode(speaker[-1])
+    )
+    chunk = MirrorAgent(tokenizer, chunk_size=2).act({"speaker_motion": speaker})
+    np.testing.assert_array_equal(chunk, tokenizer.encode(speaker[[-1, -1]]))
+
+
+def test_random_train_replays_training_listeners(data_path, dataset):
+    agent = make_agent("random-train", dataset, seed=3)
+    tokens = rollout(make_env(data_path), agent, seed=3).tokens
+    train = np.concatenate([dataset.tokenizer().encode(c.listener_motion) for c in dataset.split("train")])
+    # Every row it plays is a training listener frame, and consecutive rows mostly follow each other there.
+    rows = [np.flatnonzero((train == t).all(axis=1)) for t in tokens]
+    assert all(len(r) for r in rows)
+    follows = np.mean([any(b - 1 in set(a) for b in rows[i + 1]) for i, a in enumerate(rows[:-1])])
+    assert follows > 0.9
+
+
+def test_nn_retrieves_its_own_training_context(data_path, dataset):
+    """On a training clip, the nearest context of every frame is that frame itself: the agent then replays
+    the ground-truth listener tokens exactly."""
+    agent = NearestNeighborAgent(dataset, stride=1, hold_frames=1, blend_frames=0)
+    env = make_env(data_path, split="train")
+    for clip in list(dataset.split("train"))[:3]:
+        trajectory = rollout(env, agent, clip_id=clip.clip_id)
+        np.testing.assert_array_equal(trajectory.tokens, dataset.tokenizer().encode(clip.listener_motion))
+
+
+def test_nn_beats_random_on_held_out_clips(data_path, dataset):
+    """The random-walk listener follows its speaker, so the speaker context predicts the response."""
+    env = make_env(data_path)
+    errors = {}
+    for name in ("nn", "random-train"):
+        agent = make_agent(name, dataset, seed=0)
+        errors[name] = np.mean([
+            l2(rollout(env, agent, clip_id=cid, seed=0).frames, dataset.clip(cid).listener_motion)
+            for cid in dataset.split("test").clip_ids
+        ])  # fmt: skip
+    assert errors["nn"] < errors["random-train"]
+
+
+def test_nn_words_matter(data_path, dataset):
+    speaker = np.zeros((32, 56), np.float32)
+    for word in ("sad", "hello"):
+        agent = NearestNeighborAgent(dataset, words_weight=20.0)
+        i = agent.nearest({"speaker_motion": speaker, "words": word})
+        bag = agent._matrix[i, 4 * 56 :]  # the candidate's words part
+        assert bag[agent.features.vocabulary[word]] == bag.max() > 0
+    blind = NearestNeighborAgent(dataset, words_weight=0.0)
+    assert blind.nearest({"speaker_motion": speaker, "words": "sad"}) == blind.nearest(
+        {"speaker_motion": speaker, "words": "hello"}
+    )
+    with pytest.raises(ValueError, match="context_frames >= 16"):
+        blind.nearest({"speaker_motion": speaker[:4], "words": ""})
+
+
+def test_nn_crossfades_between_segments(data_path, dataset):
+    env = make_env(data_path)
+    smooth = rollout(env, NearestNeighborAgent(dataset, hold_frames=10, blend_frames=5), seed=0).frames
+    abrupt = rollout(env, NearestNeighborAgent(dataset, hold_frames=10, blend_frames=0), seed=0).frames
+    jump = lambda frames: np.abs(np.diff(frames, axis=0)).max(axis=1)[9::10].mean()  # noqa: E731
+    assert jump(smooth) < jump(abrupt)
