@@ -110,8 +110,7 @@ class SpeakerContext:
     intensity: np.ndarray  # (T,) emotional intensity in [0, 1]
     valence: np.ndarray  # (T,)
     phrase_ends: np.ndarray  # frames where the speaker's phrases end (a pause follows)
-    mid_phrase: np.ndarray  # frames in the middle of phrases (control moments)
-    confirm_frames: int  # frames after a phrase end before the pause is certain
+    response_window: np.ndarray  # (T,) bool: within the response time after a phrase end
 
 
 def speaker_context(speaker_motion: np.ndarray, speaker_words: Iterable[Any], fps: float) -> SpeakerContext:
@@ -126,8 +125,11 @@ def speaker_context(speaker_motion: np.ndarray, speaker_words: Iterable[Any], fp
     distribution = display_distribution(context)
     intensity = 1.0 - distribution[:, 0]
     valence = distribution @ VA[: len(SPEAKER_EMOTIONS), 0]
-    ends, mids = _phrases(words, speaker_motion, frames, fps)
-    return SpeakerContext(distribution, intensity, valence, ends, mids, round(_PHRASE_GAP_S * fps))
+    ends = _phrase_ends(words, speaker_motion, frames, fps)
+    window = np.zeros(frames, dtype=bool)
+    for end in ends:
+        window[end + 1 : end + round(_RESPONSE_S * fps)] = True
+    return SpeakerContext(distribution, intensity, valence, ends, window)
 
 
 def _word_context(words: list[tuple[float, float, str]], frames: int, fps: float) -> np.ndarray:
@@ -143,18 +145,15 @@ def _word_context(words: list[tuple[float, float, str]], frames: int, fps: float
     return 1.0 - np.exp(-_WORD_GAIN * accumulated)
 
 
-def _phrases(
+def _phrase_ends(
     words: list[tuple[float, float, str]], speaker_motion: np.ndarray, frames: int, fps: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Phrase-end frames (a pause of at least 0.25 s follows) and mid-phrase control frames."""
+) -> np.ndarray:
+    """Frames where the speaker's phrases end (a pause of at least 0.25 s follows)."""
     if words:
         spans = _spans_from_words(sorted(words), frames / fps)
     else:
         spans = _spans_from_jaw(speaker_motion, fps)
-    ends = [round(b * fps) for a, b in spans if b < frames / fps - _PHRASE_GAP_S]
-    # Control moments: response windows that lie inside speech, clear of the previous pause's nods.
-    mids = [round(c * fps) for a, b in spans for c in np.arange(a + 0.8, b - _RESPONSE_S + 1e-9, 0.5)]
-    return np.array(ends, dtype=np.int64), np.array(mids, dtype=np.int64)
+    return np.array([round(b * fps) for _, b in spans if b < frames / fps - _PHRASE_GAP_S], dtype=np.int64)
 
 
 def _spans_from_words(words: list[tuple[float, float, str]], duration: float) -> list[tuple[float, float]]:
@@ -272,12 +271,11 @@ class Oracle:
     def _engagement(self, context: SpeakerContext, listener: np.ndarray, jitter: float) -> float:
         signal = _response_signal(listener, self.fps)
         at_ends = _responses(signal, context.phrase_ends, self.fps)
-        at_mids = _responses(signal, context.mid_phrase, self.fps)
         if at_ends.size == 0:  # the speaker never pauses: judge only that the face is alive
             return _to_score(0.3 * _aliveness(listener) * (1 - jitter), 0.0, 0.5)
-        baseline = float(at_mids.mean()) if at_mids.size else 0.3
-        raw = 0.3 * float(at_ends.mean()) + 0.7 * max(0.0, float(at_ends.mean()) - baseline)
-        return _to_score(raw * (1.0 - jitter), 0.05, 0.5)
+        baseline = _stray_responses(signal, ~context.response_window, round(_RESPONSE_S * self.fps))
+        raw = 0.15 * float(at_ends.mean()) + 0.85 * max(0.0, float(at_ends.mean()) - baseline)
+        return _to_score(raw * (1.0 - jitter), 0.05, 0.6)
 
     def _naturalness(self, speaker: np.ndarray, listener: np.ndarray, jitter: float) -> float:
         penalties = [
@@ -306,7 +304,7 @@ def _response_signal(listener: np.ndarray, fps: float) -> np.ndarray:
     A nod (head pitch down and back) or a brow flash is a bump of about half a second; a step (an
     expression change, a head that sinks and stays) or slow drift is not.
     """
-    half = round(0.32 * fps)
+    half = round(0.32 * fps)  # keep in step with OracleStepper._half
     nod = _bump(listener[:, PITCH], half) / 0.04
     brow = _bump(listener[:, _BROWS_UP].mean(axis=1), half) / 0.12
     return np.stack([nod, brow], axis=1)
@@ -317,6 +315,21 @@ def _responses(signal: np.ndarray, frames: np.ndarray, fps: float) -> np.ndarray
     after = round(_RESPONSE_S * fps)
     out = [np.clip(signal[f + 1 : f + after].max(), 0.0, 1.0) for f in frames if f + 2 < signal.shape[0]]
     return np.array(out, dtype=np.float64)
+
+
+def _stray_responses(signal: np.ndarray, elsewhere: np.ndarray, window: int) -> float:
+    """The response strength a listener shows in windows that follow no phrase end (its base rate).
+
+    The mean maximum, over windows at least half of whose frames follow no phrase end, of the response
+    strength on those frames: nodding all the time scores as high here as after phrase ends.
+    """
+    if elsewhere.sum() < window // 2 or signal.shape[0] <= window:
+        return 0.3
+    strength = np.clip(signal.max(axis=1), 0.0, 1.0) * elsewhere
+    clear = np.lib.stride_tricks.sliding_window_view(elsewhere, window).mean(axis=1) >= 0.5
+    if not clear.any():
+        return 0.3
+    return float(np.lib.stride_tricks.sliding_window_view(strength, window)[clear].max(axis=1).mean())
 
 
 def _jitter_penalty(listener: np.ndarray) -> float:
@@ -393,6 +406,7 @@ class OracleStepper:
         self._v = _lagged(self.context.valence, lag)
         close = self.context.phrase_ends + round(_RESPONSE_S * oracle.fps) - 1
         self._closing = {int(c): int(f) for f, c in zip(self.context.phrase_ends, close)}
+        self._half = round(0.32 * oracle.fps)
         self.total = 0.0
 
     @property
@@ -440,13 +454,28 @@ class OracleStepper:
 
     def _engagement(self, t: int) -> float:
         if t not in self._closing:
-            return 0.0
+            return self._stray_response_penalty(t)
         f = self._closing[t]
         start = max(0, f - round(0.5 * self.oracle.fps))
         signal = _response_signal(self.frames[start : t + 1], self.oracle.fps)
         strength = float(_responses(signal, np.array([f - start]), self.oracle.fps).max(initial=0.0))
         # One bonus per phrase end, scaled so it weighs like about a second of per-frame terms.
         return (strength - 0.35) * self.oracle.fps
+
+    def _stray_response_penalty(self, t: int) -> float:
+        """Minus the nod or brow flash that peaks ``half`` frames ago outside any response window.
+
+        Judged with a delay of ``half`` frames (a bump needs frames on both sides); by then whether that
+        frame followed a phrase end is certain, so the penalty stays causal.
+        """
+        u = t - self._half
+        if u - self._half < 0 or self.context.response_window[u]:
+            return 0.0
+        rows = self.frames[[u - self._half, u, t]]
+        pitch = rows[1, PITCH] - max(rows[0, PITCH], rows[2, PITCH])
+        brows = rows[:, _BROWS_UP].mean(axis=1)
+        brow = brows[1] - max(brows[0], brows[2])
+        return -2.0 * _ramp(max(pitch / 0.04, brow / 0.12), 0.0, 1.0)
 
     def _naturalness(self, t: int) -> float:
         """Penalties of the last ``window`` frames, in scalar arithmetic where possible (it runs every step)."""
