@@ -87,7 +87,7 @@ class FaceModel:
                 self.view_height = float(hi[1] - lo[1])
         self.template = template
         self.vertex_colors = (
-            colors.astype(np.float32) if colors is not None else np.tile(np.float32(CLAY), (len(template), 1))
+            colors.astype(np.float32) if colors is not None else np.tile(np.array(CLAY, np.float32), (len(template), 1))
         )
         # num_betas=0: one identity, so smplx does not blend 300 zero shape directions on every call.
         self._flame = smplx.FLAME(

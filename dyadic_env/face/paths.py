@@ -24,7 +24,7 @@ def face_cache_dir() -> Path:
     return root / "face"
 
 
-def build_atomically(final_dir: Path, build: Callable[[Path], None]) -> Path:
+def build_atomically(final_dir: Path, build: Callable[[Path], object]) -> Path:
     """Run ``build(tmp_dir)`` and move the result to ``final_dir`` in one rename.
 
     A reader never sees a half-written model; if another process finished first, its copy is kept.

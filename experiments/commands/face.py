@@ -1,0 +1,102 @@
+"""`dyadic face`: import a licensed FLAME model, build the default ICT head, show what is configured."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "face",
+        help="face models: import a licensed FLAME model, build the default ICT head, show the set-up",
+        description="Face models used to render motion frames: the ICT-FaceKit head (default, built once into "
+        "the cache) and, for data whose expression basis is 'flame', a licensed FLAME model you import.",
+    )
+    sub = parser.add_subparsers(dest="face_command", metavar="ACTION", required=True)
+
+    imp = sub.add_parser(
+        "import-flame",
+        help="convert a FLAME model pickle (e.g. generic_model.pkl) to plain arrays and register it",
+        description="Reads the FLAME pickle without chumpy, writes the files smplx.FLAME reads into the cache "
+        "(or --out) and registers them, so data with expression_basis 'flame' renders with this model.",
+    )
+    imp.add_argument("path", type=Path, help="the FLAME model pickle (FLAME 2020: generic_model.pkl)")
+    imp.add_argument(
+        "--static-embedding",
+        type=Path,
+        default=None,
+        help="flame_static_embedding.pkl (default: next to PATH; without one, no landmarks are written)",
+    )
+    imp.add_argument(
+        "--dynamic-embedding",
+        type=Path,
+        default=None,
+        help="flame_dynamic_embedding.npy (default: next to PATH; optional)",
+    )
+    imp.add_argument(
+        "--out", type=Path, default=None, help="write the converted model here instead of the cache"
+    )
+    imp.add_argument(
+        "--no-register", action="store_true", help="only convert; do not make it the model for 'flame' data"
+    )
+    imp.set_defaults(handler=run_import)
+
+    build = sub.add_parser("build", help="build the default ICT head as a FLAME-format model (cached)")
+    build.set_defaults(handler=run_build)
+
+    info = sub.add_parser("info", help="show the face models in use and where they are")
+    info.set_defaults(handler=run_info)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from dyadic_env.face import FlameImportError, import_flame, registered_flame_dir
+    from dyadic_env.face.paths import flame_config_path
+    from experiments.cli import UserError
+
+    for flag, path in (
+        ("--static-embedding", args.static_embedding),
+        ("--dynamic-embedding", args.dynamic_embedding),
+    ):
+        if path is not None and not path.is_file():
+            raise UserError(f"{flag} {path}: no such file")
+    try:
+        model_dir = import_flame(
+            args.path,
+            out_dir=args.out,
+            register=not args.no_register,
+            static_embedding=args.static_embedding,
+            dynamic_embedding=args.dynamic_embedding,
+        )
+    except FlameImportError as e:
+        raise UserError(str(e)) from None
+    print(f"converted {args.path} -> {model_dir}")
+    if not args.no_register:
+        print(f"registered in {flame_config_path()}: data with expression_basis 'flame' now renders with it")
+        current = registered_flame_dir()
+        if current is not None and current.resolve() != model_dir.resolve():
+            print(f"note: $DYADIC_FLAME_PATH={current} is set and takes precedence")
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from dyadic_env.face import ict_flame_dir
+
+    print(ict_flame_dir())
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from dyadic_env.face import face_cache_dir, registered_flame_dir
+    from dyadic_env.face.paths import FLAME_PATH_ENV
+
+    print(f"cache: {face_cache_dir()}")
+    print(
+        "ict-arkit: the ICT-FaceKit head (dyadic_env/assets/ict-facekit, MIT); `dyadic face build` builds it"
+    )
+    flame = registered_flame_dir()
+    if flame is None:
+        print(f"flame: not configured (run `dyadic face import-flame PATH` or set ${FLAME_PATH_ENV})")
+    else:
+        print(f"flame: {flame}")
+    return 0
