@@ -1,0 +1,16 @@
+"""The listener vision-language-action model (paper section III-C): model, SFT, agent, visual features.
+
+Importing this package registers the model with ``transformers``' Auto classes, so
+``AutoModel.from_pretrained(checkpoint)`` also loads a VLA checkpoint.
+"""
+
+from transformers import AutoConfig, AutoModel
+
+from agents.vla.configuration import VLAConfig
+from agents.vla.modeling import VLAForListening
+from agents.vla.processing import VLAProcessor
+
+AutoConfig.register(VLAConfig.model_type, VLAConfig, exist_ok=True)
+AutoModel.register(VLAConfig, VLAForListening, exist_ok=True)
+
+__all__ = ["VLAConfig", "VLAForListening", "VLAProcessor"]

@@ -1,0 +1,158 @@
+"""``VLAAgent``: the VLA as an :class:`agents.Agent` for ``dyadic_env/Listener-v0``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.vla.decoding import DecodeState, Sampler, decode_frames
+from agents.vla.text import new_words, split_words
+from dyadic_env.data import Clip
+
+
+class VLAAgent:
+    """The listener VLA acting in closed loop.
+
+    With ``use_cache`` (default) each step feeds only the new frame (the words heard since the last step, the
+    current speaker frame and the agent's own last frame from ``observation["listener_motion"][-1]``) and
+    reuses the key-value cache, so the policy conditions on the whole episode so far; its log-probabilities
+    are exactly :meth:`log_probs` of the trajectory. Without the cache each step recomputes the observation
+    window (K frames), the stateless policy ``VLAForListening.window_logits`` evaluates (used by PPO).
+
+    Args:
+        model: a :class:`~agents.vla.VLAForListening` with its processor attached (``model.processor``).
+        temperature: sampling temperature (ignored when ``greedy``).
+        greedy: take the most likely bin of every dimension.
+        seed: seeds sampling (``reset(seed=...)`` reseeds).
+        use_cache: carry the key-value cache across steps (default) or recompute the window each step.
+        device: torch device for the model.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        temperature: float = 1.0,
+        greedy: bool = False,
+        seed: int | None = None,
+        use_cache: bool = True,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if getattr(model, "processor", None) is None:
+            raise ValueError(
+                "model has no processor (tokenizers); load it with VLAForListening.from_pretrained(dir)"
+            )
+        self.model = model.to(device).eval()
+        self.processor = model.processor
+        self.device = torch.device(device)
+        self.use_cache = use_cache
+        self.generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        self.sampler = Sampler(temperature=temperature, greedy=greedy, generator=self.generator)
+        self._state = DecodeState()
+        self._next_step = 0
+        self._heard: list[str] = []
+        self.last_log_prob: float | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        temperature: float = 1.0,
+        greedy: bool = False,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> VLAAgent:
+        """Load a checkpoint directory (``dyadic train sft`` writes ``OUTPUT_DIR/final``; a run directory works
+        too and resolves to its ``final/`` or latest checkpoint)."""
+        from agents.vla.modeling import VLAForListening
+
+        model = VLAForListening.from_pretrained(resolve_checkpoint(path))
+        return cls(model, temperature=temperature, greedy=greedy, seed=seed, **kwargs)
+
+    # --- Agent protocol ---------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None) -> None:
+        """Start an episode (clears the cache); ``seed`` reseeds sampling."""
+        if seed is not None:
+            self.generator.manual_seed(int(seed))
+        self._state, self._next_step, self._heard = DecodeState(), 0, []
+
+    def act(self, observation: Mapping[str, Any]) -> np.ndarray:
+        """Tokens (56,) int64 for the observation's current frame."""
+        step = int(np.asarray(observation.get("step", [self._next_step])).reshape(-1)[0])
+        if step == 0 and self._next_step != 0:
+            self.reset()  # a new episode began without reset(); start over rather than mix episodes
+        if self.use_cache and step != self._next_step:
+            raise ValueError(
+                f"VLAAgent.act: observation of frame {step} but the cached episode is at frame {self._next_step}; "
+                "call agent.reset() at the start of every episode (or use use_cache=False)"
+            )
+        inputs = self._cached_inputs(observation) if self.use_cache else self._window_inputs(observation)
+        state = self._state if self.use_cache else DecodeState()
+        tokens, logp, state = decode_frames(self.model, inputs, state, self.sampler)
+        if self.use_cache:
+            self._state = state
+        self._next_step = step + 1
+        self.last_log_prob = float(logp[0])
+        return tokens[0].cpu().numpy().astype(np.int64)
+
+    def _cached_inputs(self, observation: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        words = split_words(str(observation.get("words", "")))
+        ids = self.processor.words.ids(new_words(self._heard, words))
+        self._heard = words
+        speaker = self.processor.observation_speaker(observation)[-1]
+        prev = np.asarray(observation["listener_motion"], np.float32)[-1]
+        w = len(ids)
+        return {
+            "speaker_inputs": torch.from_numpy(speaker)[None, None].to(self.device),
+            "prev_listener": torch.from_numpy(prev)[None, None].to(self.device),
+            "word_ids": torch.tensor(ids, dtype=torch.long).view(1, 1, w).to(self.device),
+            "word_mask": torch.ones(1, 1, w, dtype=torch.bool, device=self.device),
+        }  # fmt: skip
+
+    def _window_inputs(self, observation: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        window = self.processor.observation_batch([observation])
+        inputs = {k: v.to(self.device) for k, v in window.items() if k != "window_actions"}
+        if self.model.vla.autoregressive:
+            inputs["actions"] = window["window_actions"].to(self.device)
+        return inputs
+
+    # --- log-probabilities for DPO and PPO ---------------------------------------------------------------------
+    @torch.no_grad()
+    def log_probs(self, clip: Clip, tokens: np.ndarray) -> np.ndarray:
+        """Per-step log pi(a_t | s_1..t, a_1..t-1) (T,) of a closed-loop trajectory ``tokens`` (T, 56).
+
+        The cached agent's sampling distribution (temperature 1) factorises exactly into these terms.
+        """
+        batch = {k: v.to(self.device) for k, v in self.processor.clips_batch([clip], [tokens]).items()}
+        return self.model.step_logprobs(batch)[0].cpu().numpy()
+
+    def trajectory_log_prob(self, clip: Clip, tokens: np.ndarray) -> float:
+        """log pi(A_1:T | S_1:T) of a trajectory: the sum of :meth:`log_probs` (paper eq. 11's terms)."""
+        return float(self.log_probs(clip, tokens).sum())
+
+    def __repr__(self) -> str:
+        mode = "greedy" if self.sampler.greedy else f"temperature={self.sampler.temperature}"
+        return f"VLAAgent({self.model.config.decoding}, {mode}, use_cache={self.use_cache})"
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A VLA checkpoint directory from a checkpoint or a run directory (its ``final/``, else latest checkpoint)."""
+    from agents.vla.processing import ACTION_TOKENIZER_FILE
+    from agents.vla.sft import FINAL_DIR, latest_checkpoint
+
+    path = Path(path)
+    if (path / "config.json").exists() and (path / ACTION_TOKENIZER_FILE).exists():
+        return path
+    if (path / FINAL_DIR / "config.json").exists():
+        return path / FINAL_DIR
+    latest = latest_checkpoint(path)
+    if latest is not None:
+        return latest
+    raise FileNotFoundError(
+        f"{path}: not a VLA checkpoint (no config.json and {ACTION_TOKENIZER_FILE}) nor a run directory with "
+        "final/ or checkpoint-*; train one with `dyadic train sft`"
+    )

@@ -1,0 +1,107 @@
+"""Closed-loop decoding of the VLA: one frame at a time with a key-value cache, parallel or autoregressive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class DecodeState:
+    """What carries over between frames: the backbone's cache, its 2-D mask and the next position ids."""
+
+    past_key_values: Any = None
+    attention_mask: torch.Tensor | None = None
+    positions: torch.Tensor | None = None
+
+
+@dataclass
+class Sampler:
+    """How tokens are drawn from logits: greedy (argmax) or sampling at a temperature."""
+
+    temperature: float = 1.0
+    greedy: bool = False
+    generator: torch.Generator | None = None
+
+    def __post_init__(self) -> None:
+        if not self.greedy and not self.temperature > 0:
+            raise ValueError(f"temperature must be positive (or use greedy=True), found {self.temperature}")
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        """Tokens (...,) from logits (..., bins)."""
+        if self.greedy:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits.float() / self.temperature, dim=-1)
+        flat = probs.reshape(-1, probs.shape[-1])
+        return torch.multinomial(flat, 1, generator=self.generator).view(probs.shape[:-1])
+
+
+def _logprob(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits.float(), -1).gather(-1, tokens[..., None]).squeeze(-1)
+
+
+@torch.no_grad()
+def decode_frames(
+    model: Any, inputs: dict[str, torch.Tensor], state: DecodeState, sampler: Sampler
+) -> tuple[torch.Tensor, torch.Tensor, DecodeState]:
+    """Feed frames (B, T) after ``state`` and sample the last frame's 56 tokens.
+
+    ``inputs`` holds ``speaker_inputs``, ``prev_listener``, ``word_ids``, ``word_mask``, ``frame_mask`` and, for
+    autoregressive models with T > 1, ``actions`` of the earlier frames (the last frame's are decoded here).
+    Returns tokens (B, 56), their log-probabilities under the untempered policy (B,) and the new state.
+    """
+    vla = model.vla
+    b, t = inputs["speaker_inputs"].shape[:2]
+    action_inputs = None
+    if vla.autoregressive:
+        action_inputs = torch.ones(b, t, dtype=torch.bool, device=inputs["speaker_inputs"].device)
+        action_inputs[:, -1] = False
+        if "actions" not in inputs:
+            if t > 1:
+                raise ValueError(
+                    "autoregressive decoding of several frames needs the earlier frames' actions"
+                )
+            inputs = {**inputs, "actions": torch.zeros(b, t, vla.config.action_dim, dtype=torch.long)}
+    out = vla.frames(
+        inputs["speaker_inputs"], inputs["prev_listener"], inputs.get("word_ids"), inputs.get("word_mask"),
+        inputs.get("frame_mask"), actions=inputs.get("actions"), action_inputs=action_inputs,
+        past_key_values=state.past_key_values, attention_mask=state.attention_mask, positions=state.positions,
+        use_cache=True,
+    )  # fmt: skip
+    new_state = DecodeState(out.past_key_values, out.attention_mask, out.positions)
+    head = model.get_output_embeddings()
+    if not vla.autoregressive:
+        logits = head(out.action_hidden[:, -1])  # (B, 56, bins)
+        tokens = sampler(logits)
+        return tokens, _logprob(logits, tokens).sum(-1), new_state
+    # RT-2 style: dimension 0 from the STATE token, each next one from the token just fed.
+    hidden = out.frame_hidden[:, -1]
+    tokens, logps = [], []
+    for dim in range(vla.config.action_dim):
+        logits = vla.action_step(hidden, dim)
+        token = sampler(logits)
+        tokens.append(token)
+        logps.append(_logprob(logits, token))
+        hidden, mask, positions = vla.feed_action(
+            token, dim, new_state.past_key_values, new_state.attention_mask, new_state.positions
+        )
+        new_state = DecodeState(new_state.past_key_values, mask, positions)
+    return torch.stack(tokens, -1), torch.stack(logps, -1).sum(-1), new_state
+
+
+@torch.no_grad()
+def sample_window(
+    model: Any, window: dict[str, torch.Tensor], sampler: Sampler
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample the current frame's tokens (B, 56) and their log-probs (B,) from independent windows.
+
+    ``window`` comes from ``VLAProcessor.observation_batch``; this is the stateless policy that Stable-Baselines3
+    style training re-evaluates with ``VLAForListening.window_logits``.
+    """
+    inputs = dict(window)
+    if model.vla.autoregressive:
+        inputs["actions"] = window["window_actions"]
+    tokens, logp, _ = decode_frames(model, inputs, DecodeState(), sampler)
+    return tokens, logp

@@ -1,0 +1,485 @@
+"""Supervised fine-tuning of the listener VLA (paper eqs. 7-9).
+
+``L = lambda_exp * CE_exp + lambda_pose * CE_pose + lambda_temp * L_temp`` where, per clip, ``CE_exp`` is the
+cross-entropy of the 50 expression tokens of a frame (mean over those dimensions) averaged over the clip's
+frames (eq. 7), ``CE_pose`` the same over the 6 pose tokens, and ``L_temp`` (eq. 8) the mean over consecutive
+frames of ``||a_{t+1} - a_t||^2`` (expression plus pose) of the *expected* continuous action
+``a_t = sum_k softmax(logits_t)_k * bin_centre_k``, which keeps the term differentiable. Clip losses are
+averaged over the batch (the ``1/N`` of eq. 8). Teacher forcing runs whole clips (or long crops) in one pass.
+
+The trainer uses ``accelerate`` (``accelerate launch -m experiments.cli train sft ...`` runs it on several
+GPUs), AdamW with warmup and cosine decay, gradient clipping, TensorBoard and tqdm, and writes checkpoints it
+can resume from after a kill (model, optimizer, scheduler, RNG and step). All data randomness is a function of
+``(seed, step)``, so a resumed run replays exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CHECKPOINT_PREFIX = "checkpoint-"
+TRAINER_STATE = "trainer_state.json"
+FINAL_DIR = "final"
+
+
+class SFTLoss(NamedTuple):
+    """The SFT objective and its parts (each a scalar tensor)."""
+
+    total: torch.Tensor
+    ce_expression: torch.Tensor
+    ce_pose: torch.Tensor
+    temporal: torch.Tensor
+
+
+def soft_actions(logits: torch.Tensor, bin_centers: torch.Tensor) -> torch.Tensor:
+    """Expected continuous action (..., D) under the logits (..., D, K): softmax-weighted bin centres."""
+    return (torch.softmax(logits.float(), dim=-1) * bin_centers.float()).sum(-1)
+
+
+def sft_loss(
+    logits: torch.Tensor,
+    actions: torch.Tensor,
+    frame_mask: torch.Tensor,
+    bin_centers: torch.Tensor,
+    *,
+    lambda_exp: float = 1.0,
+    lambda_pose: float = 1.0,
+    lambda_temp: float = 0.0,
+    expression_dim: int = 50,
+) -> SFTLoss:
+    """Paper eqs. 7-9 for a padded batch.
+
+    Args:
+        logits: (B, T, D, K) action logits.
+        actions: (B, T, D) ground-truth tokens.
+        frame_mask: (B, T) True on real frames.
+        bin_centers: (D, K) continuous value of every token.
+        lambda_exp, lambda_pose, lambda_temp: the weights of eq. 7 and eq. 9.
+        expression_dim: the first ``expression_dim`` dimensions are expression, the rest pose.
+    """
+    b, t, d, k = logits.shape
+    ce = F.cross_entropy(logits.float().reshape(-1, k), actions.reshape(-1), reduction="none").view(b, t, d)
+    m = frame_mask.to(ce.dtype)
+    frames = m.sum(1).clamp(min=1)
+    ce_exp = ((ce[..., :expression_dim].mean(-1) * m).sum(1) / frames).mean()
+    ce_pose = (
+        ((ce[..., expression_dim:].mean(-1) * m).sum(1) / frames).mean()
+        if d > expression_dim
+        else ce.new_zeros(())
+    )
+    if lambda_temp:
+        soft = soft_actions(logits, bin_centers)
+        pair = m[:, 1:] * m[:, :-1]
+        step = ((soft[:, 1:] - soft[:, :-1]) ** 2).sum(-1)
+        per_clip = (step * pair).sum(1) / pair.sum(1).clamp(min=1)
+        has_pairs = pair.sum(1) > 0
+        temporal = per_clip[has_pairs].mean() if bool(has_pairs.any()) else ce.new_zeros(())
+    else:
+        temporal = ce.new_zeros(())
+    total = lambda_exp * ce_exp + lambda_pose * ce_pose + lambda_temp * temporal
+    return SFTLoss(total, ce_exp, ce_pose, temporal)
+
+
+@dataclass
+class SFTConfig:
+    """Configuration of ``dyadic train sft`` (one YAML file in ``experiments/configs/``)."""
+
+    dataset: str = "synthetic:small"
+    """Dataset directory or ``synthetic:PRESET``."""
+    train_split: str = "train"
+    """Split to train on."""
+    val_split: str | None = "val"
+    """Split for the validation loss (None or a missing split: none)."""
+    output_dir: str = "runs/sft"
+    """Run directory: checkpoints, ``final/`` (the trained policy) and TensorBoard logs (``tb/``)."""
+
+    decoding: str = "parallel"
+    """``parallel`` (56 tokens of a frame in one pass) or ``autoregressive`` (RT-2 style)."""
+    speaker_input: str = "auto"
+    """``auto`` (features when the dataset has them), ``features`` or ``motion``."""
+    backbone: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the from-scratch LLaMA config (hidden_size, num_hidden_layers, ...)."""
+    backbone_path: str | None = None
+    """A local pretrained causal LM directory (its tokenizer is used); None trains a small LLaMA from scratch."""
+    lora_r: int = 0
+    """LoRA rank for a pretrained backbone (0: fine-tune all its weights)."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.0
+    """LoRA dropout."""
+    head_hidden: int = 384
+    """Width of the action head's per-dimension MLP."""
+    projector_hidden: int = 256
+    """Width of the visual projector's hidden layer."""
+    init_from: str | None = None
+    """Start from this VLA checkpoint instead of a fresh model."""
+
+    lambda_exp: float = 1.0
+    """Weight of the expression cross-entropy (eq. 7)."""
+    lambda_pose: float = 1.0
+    """Weight of the pose cross-entropy (eq. 7)."""
+    lambda_temp: float = 0.01
+    """Weight of the temporal smoothness term (eqs. 8-9)."""
+    state_noise: float = 0.0
+    """Std of Gaussian noise added to the previous-frame state during training, in units of each dimension's
+    tokenizer half-range (0: none); makes the closed loop robust to its own errors."""
+
+    learning_rate: float = 1e-3
+    """Peak AdamW learning rate."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    warmup_steps: int = 100
+    """Linear warmup steps, then cosine decay to 10% at ``max_steps``."""
+    max_steps: int = 2000
+    """Optimizer steps."""
+    batch_size: int = 8
+    """Clips per step (over all processes)."""
+    max_frames: int = 0
+    """Train on random crops of at most this many frames (0: whole clips)."""
+    grad_clip: float = 1.0
+    """Clip the gradient norm to this (0: no clipping)."""
+
+    seed: int = 0
+    """Seeds the initialisation, the batch order and the crops."""
+    log_every: int = 10
+    """Steps between TensorBoard/progress updates."""
+    eval_every: int = 250
+    """Steps between validation losses (0: only at the end)."""
+    save_every: int = 500
+    """Steps between resumable checkpoints (0: only at the end)."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept (oldest deleted)."""
+    resume: bool = True
+    """Continue from the latest checkpoint in ``output_dir`` if there is one."""
+    max_minutes: float = 0.0
+    """Stop (and save) after this much wall time (0: no limit)."""
+    num_threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+
+    def __post_init__(self) -> None:
+        from agents.vla.configuration import DECODING_MODES
+
+        checks = [
+            (self.decoding in DECODING_MODES, "decoding", f"one of {DECODING_MODES}", self.decoding),
+            (self.speaker_input in ("auto", "features", "motion"), "speaker_input", "auto, features or motion",
+             self.speaker_input),
+            (self.max_steps > 0, "max_steps", "a positive integer", self.max_steps),
+            (self.batch_size > 0, "batch_size", "a positive integer", self.batch_size),
+            (self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate),
+            (self.warmup_steps >= 0, "warmup_steps", "an integer >= 0", self.warmup_steps),
+            (self.max_frames >= 0, "max_frames", "an integer >= 0 (0: whole clips)", self.max_frames),
+            (min(self.lambda_exp, self.lambda_pose, self.lambda_temp) >= 0, "lambda_*", "weights >= 0",
+             (self.lambda_exp, self.lambda_pose, self.lambda_temp)),
+            (self.lora_r >= 0, "lora_r", "an integer >= 0", self.lora_r),
+            (self.lora_r == 0 or self.backbone_path is not None, "lora_r", "0 unless backbone_path is set",
+             self.lora_r),
+            (self.grad_clip >= 0, "grad_clip", "a number >= 0", self.grad_clip),
+            (self.state_noise >= 0, "state_noise", "a number >= 0", self.state_noise),
+            (self.keep_checkpoints >= 1, "keep_checkpoints", "at least 1", self.keep_checkpoints),
+            (self.log_every > 0, "log_every", "a positive integer", self.log_every),
+        ]  # fmt: skip
+        for ok, name, expected, found in checks:
+            if not ok:
+                raise ValueError(f"sft config: {name} must be {expected}, found {found!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SFTConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"sft config: unknown fields {unknown}; known fields: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+
+# --- data ------------------------------------------------------------------------------------------------------
+class ClipBatcher:
+    """Deterministic batches of clips (or crops) as a function of ``(seed, step)``; shards by process."""
+
+    def __init__(self, clips: Any, processor: Any, config: SFTConfig, rank: int = 0, world: int = 1) -> None:
+        self.clips, self.processor, self.config = clips, processor, config
+        self.rank, self.world = rank, world
+        self._examples: dict[int, dict[str, Any]] = {}
+        self._orders: dict[int, np.ndarray] = {}
+
+    def _clip_example(self, i: int) -> dict[str, Any]:
+        # Tokens and words per clip are cached; speaker inputs stay memory-mapped until a crop is taken.
+        if i not in self._examples:
+            self._examples[i] = self.processor.clip_example(self.clips[i])
+        return self._examples[i]
+
+    def indices(self, step: int) -> list[int]:
+        n, bs = len(self.clips), self.config.batch_size
+        first = step * bs
+        out = []
+        for pos in range(first, first + bs):
+            epoch, offset = divmod(pos, n)
+            if epoch not in self._orders:
+                self._orders = {epoch: np.random.default_rng([self.config.seed, epoch]).permutation(n)}
+            out.append(int(self._orders[epoch][offset]))
+        return out[self.rank :: self.world]
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.config.seed, step, 1])
+        examples = []
+        for i in self.indices(step):
+            full = self._clip_example(i)
+            t, crop = len(full["actions"]), self.config.max_frames
+            start = int(rng.integers(0, t - crop + 1)) if crop and t > crop else 0
+            end = start + crop if crop else t
+            examples.append({
+                "speaker_inputs": full["speaker_inputs"][start:end], "words": full["words"][start:end],
+                "actions": full["actions"][start:end],
+                "prev_frame": self.processor.action_tokenizer.decode(full["actions"][start - 1]) if start else None,
+            })  # fmt: skip
+        return self.processor.collate(examples)
+
+    def eval_batches(self, batch_size: int) -> list[dict[str, torch.Tensor]]:
+        idx = list(range(len(self.clips)))
+        return [self.processor.collate([self._clip_example(i) for i in idx[s : s + batch_size]])
+                for s in range(0, len(idx), batch_size)]  # fmt: skip
+
+
+# --- the training loop -----------------------------------------------------------------------------------------
+def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
+    """Run SFT; returns the directory of the final policy (``output_dir/final``)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm.auto import tqdm
+
+    from dyadic_env.data import load_dataset
+
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    set_seed(config.seed)
+    out = Path(config.output_dir)
+    dataset = load_dataset(config.dataset)
+    for split in [config.train_split]:
+        if split not in dataset.splits:
+            raise ValueError(f"train_split {split!r}: {dataset.path} has splits {list(dataset.splits)}")
+    resume_dir = latest_checkpoint(out) if config.resume else None
+    model = _make_model(config, dataset, resume_dir)
+    processor = model.processor
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+        weight_decay=config.weight_decay, betas=(0.9, 0.95),
+    )  # fmt: skip
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
+    step = 0
+    if resume_dir is not None:
+        step = _load_trainer_state(resume_dir, optimizer, scheduler)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+    batcher = ClipBatcher(dataset.split(config.train_split), processor, config,
+                          accelerator.process_index, accelerator.num_processes)  # fmt: skip
+    val = None
+    if config.val_split and config.val_split in dataset.splits and len(dataset.split(config.val_split)):
+        val = ClipBatcher(dataset.split(config.val_split), processor, config)
+    writer = SummaryWriter(str(out / "tb")) if accelerator.is_main_process else None
+    if writer is not None and step == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sft_config.json").write_text(json.dumps(asdict(config), indent=2))
+        writer.add_text("hyperparameters", _markdown_table(asdict(config)))
+        writer.add_text(
+            "model",
+            f"{_count_params(unwrapped) / 1e6:.2f} M parameters, decoding {unwrapped.config.decoding}",
+        )
+    bar = tqdm(total=config.max_steps, initial=step, disable=not (progress and accelerator.is_main_process),
+               desc="sft", dynamic_ncols=True)  # fmt: skip
+    started, frames_seen, window_start = time.monotonic(), 0, time.monotonic()
+    model.train()
+    while step < config.max_steps:
+        batch = {k: v.to(accelerator.device) for k, v in batcher.batch(step).items()}
+        if config.state_noise:
+            batch["prev_listener"] = _noisy_states(batch["prev_listener"], unwrapped, config, step)
+        out_step = model(**batch)
+        loss = sft_loss(
+            out_step.logits, batch["actions"], batch["frame_mask"], unwrapped.vla.bin_centers,
+            lambda_exp=config.lambda_exp, lambda_pose=config.lambda_pose, lambda_temp=config.lambda_temp,
+            expression_dim=unwrapped.config.expression_dim,
+        )  # fmt: skip
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss.total)
+        grad_norm = (accelerator.clip_grad_norm_(model.parameters(), config.grad_clip) if config.grad_clip
+                     else torch.tensor(0.0))  # fmt: skip
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        frames_seen += int(batch["frame_mask"].sum())
+        bar.update(1)
+        if writer is not None and step % config.log_every == 0:
+            elapsed = time.monotonic() - window_start
+            accuracy = _token_accuracy(out_step.logits.detach(), batch["actions"], batch["frame_mask"])
+            _log(writer, step, loss, {"charts/learning_rate": scheduler.get_last_lr()[0],
+                                      "charts/grad_norm": float(grad_norm),
+                                      "charts/frames_per_second": frames_seen * accelerator.num_processes / elapsed,
+                                      "charts/token_accuracy": accuracy})  # fmt: skip
+            bar.set_postfix(loss=f"{float(loss.total):.3f}", acc=f"{accuracy:.2f}")
+            frames_seen, window_start = 0, time.monotonic()
+        if val is not None and config.eval_every and step % config.eval_every == 0 and writer is not None:
+            _log_validation(writer, step, unwrapped, val, config, accelerator.device)
+        out_of_time = config.max_minutes and time.monotonic() - started > 60 * config.max_minutes
+        if (config.save_every and step % config.save_every == 0) or out_of_time:
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                save_checkpoint(out, step, unwrapped, optimizer, scheduler, config)
+        if out_of_time:
+            print(f"sft: stopping after {config.max_minutes} minutes at step {step}")
+            break
+    bar.close()
+    accelerator.wait_for_everyone()
+    final = out / FINAL_DIR
+    if accelerator.is_main_process:
+        if val is not None and writer is not None:
+            _log_validation(writer, step, unwrapped, val, config, accelerator.device)
+        if latest_checkpoint(out) is None or _checkpoint_step(latest_checkpoint(out)) != step:
+            save_checkpoint(out, step, unwrapped, optimizer, scheduler, config)
+        _save_atomically(final, lambda d: unwrapped.save_pretrained(d))
+        if writer is not None:
+            writer.close()
+    return final
+
+
+def _make_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any:
+    from agents.vla.factory import model_for_dataset
+    from agents.vla.modeling import VLAForListening
+
+    source = resume_dir or (Path(config.init_from) if config.init_from else None)
+    if source is not None:
+        model = VLAForListening.from_pretrained(source)
+        if model.processor is None:
+            raise FileNotFoundError(f"{source}: checkpoint lacks the tokenizers (action_tokenizer.json)")
+        return model
+    lora = ({"r": config.lora_r, "alpha": config.lora_alpha, "dropout": config.lora_dropout}
+            if config.lora_r else None)  # fmt: skip
+    return model_for_dataset(
+        dataset, config.train_split, speaker_input=config.speaker_input, backbone=config.backbone,
+        backbone_path=config.backbone_path, lora=lora, decoding=config.decoding, head_hidden=config.head_hidden,
+        projector_hidden=config.projector_hidden, seed=config.seed,
+    )  # fmt: skip
+
+
+def _lr_lambda(config: SFTConfig):
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / max(1, config.warmup_steps)
+        progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _noisy_states(states: torch.Tensor, model: Any, config: SFTConfig, step: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    noise = torch.randn(states.shape, generator=gen).to(states.device)
+    half_range = model.vla.action_width * model.config.num_bins / 2
+    return states + config.state_noise * half_range * noise
+
+
+def _token_accuracy(logits: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> float:
+    hit = (logits.argmax(-1) == actions).float().mean(-1)
+    return float((hit * mask).sum() / mask.sum().clamp(min=1))
+
+
+def _log(writer: Any, step: int, loss: SFTLoss, charts: dict[str, float], prefix: str = "losses/") -> None:
+    for name, value in loss._asdict().items():
+        writer.add_scalar(f"{prefix}{name}", float(value), step)
+    for name, value in charts.items():
+        writer.add_scalar(name, value, step)
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: Any, batches: list[dict[str, torch.Tensor]], config: SFTConfig, device: Any = "cpu"
+) -> SFTLoss:
+    """Mean SFT loss parts over batches (teacher forcing, whole clips)."""
+    was_training = model.training
+    model.eval()
+    parts = []
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(**batch).logits
+        parts.append(sft_loss(logits, batch["actions"], batch["frame_mask"], model.vla.bin_centers,
+                              lambda_exp=config.lambda_exp, lambda_pose=config.lambda_pose,
+                              lambda_temp=config.lambda_temp, expression_dim=model.config.expression_dim))  # fmt: skip
+    model.train(was_training)
+    return SFTLoss(*(torch.stack([getattr(p, f) for p in parts]).mean() for f in SFTLoss._fields))
+
+
+def _log_validation(
+    writer: Any, step: int, model: Any, val: ClipBatcher, config: SFTConfig, device: Any
+) -> None:
+    loss = evaluate_loss(model, val.eval_batches(config.batch_size), config, device)
+    _log(writer, step, loss, {}, prefix="losses/val_")
+
+
+# --- checkpoints -----------------------------------------------------------------------------------------------
+def save_checkpoint(
+    out: Path, step: int, model: Any, optimizer: Any, scheduler: Any, config: SFTConfig
+) -> Path:
+    """Write ``out/checkpoint-STEP`` atomically (model, tokenizers, optimizer, scheduler, RNG, step)."""
+
+    def write(d: Path) -> None:
+        model.save_pretrained(d)
+        torch.save(optimizer.state_dict(), d / "optimizer.pt")
+        torch.save(scheduler.state_dict(), d / "scheduler.pt")
+        torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state()}, d / "rng.pt")
+        (d / TRAINER_STATE).write_text(json.dumps({"step": step, "config": asdict(config)}, indent=2))
+
+    path = _save_atomically(out / f"{CHECKPOINT_PREFIX}{step:07d}", write)
+    old = sorted(out.glob(f"{CHECKPOINT_PREFIX}*"), key=_checkpoint_step)[: -config.keep_checkpoints]
+    for stale in old:
+        shutil.rmtree(stale, ignore_errors=True)
+    return path
+
+
+def _save_atomically(path: Path, write: Any) -> Path:
+    tmp = path.with_name(path.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(path.name[len(CHECKPOINT_PREFIX) :])
+
+
+def latest_checkpoint(out: str | Path) -> Path | None:
+    """The newest complete checkpoint in a run directory, or None."""
+    done = [p for p in Path(out).glob(f"{CHECKPOINT_PREFIX}*") if (p / TRAINER_STATE).exists() and p.is_dir()
+            and p.name[len(CHECKPOINT_PREFIX) :].isdigit()]  # fmt: skip
+    return max(done, key=_checkpoint_step) if done else None
+
+
+def _load_trainer_state(path: Path, optimizer: Any, scheduler: Any) -> int:
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    rng = torch.load(path / "rng.pt", weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    return int(json.loads((path / TRAINER_STATE).read_text())["step"])
+
+
+def _count_params(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _markdown_table(values: dict[str, Any]) -> str:
+    return "|field|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in values.items())
