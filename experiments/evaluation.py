@@ -25,6 +25,7 @@ from dyadic_env.data import DyadicDataset, load_dataset
 from dyadic_env.envs.listener import ListenerEnv
 from dyadic_env.metrics import evaluate, metrics_table
 from dyadic_env.rewards import is_synthetic, listener_affect_estimator
+from dyadic_env.tokenizer import ActionTokenizer
 
 GT_ROW = "GT"
 ORACLE_KEYS = ("empathy", "appropriateness", "engagement", "naturalness", "weighted")
@@ -68,6 +69,17 @@ class EvalConfig:
             raise ValueError("context_frames must be >= 1 and words_window_s > 0")
 
 
+def agent_tokenizer(agent: Agent) -> ActionTokenizer | None:
+    """The tokenizer an agent's tokens are meant for (a checkpoint's own), or None for the dataset's."""
+    for candidate in (
+        getattr(agent, "tokenizer", None),
+        getattr(getattr(agent, "processor", None), "action_tokenizer", None),
+    ):
+        if isinstance(candidate, ActionTokenizer):
+            return candidate
+    return None
+
+
 def clip_seed(seed: int, index: int) -> int:
     """An independent seed for the ``index``-th clip of a run seeded with ``seed``."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
@@ -101,7 +113,12 @@ def evaluate_agents(
     per_clip: dict[str, Any] = {GT_ROW: gt_oracle}
     seconds: dict[str, float] = {}
     for name, agent in agents.items():
-        env = ListenerEnv(data, split, chunk_size=getattr(agent, "chunk_size", 1), **dict(env_kwargs or {}))
+        kwargs = {
+            "chunk_size": getattr(agent, "chunk_size", 1),
+            "tokenizer": agent_tokenizer(agent),
+            **(env_kwargs or {}),
+        }
+        env = ListenerEnv(data, split, **kwargs)
         start = time.perf_counter()
         predicted = [
             rollout(env, agent, clip_id=cid, seed=clip_seed(seed, i)).frames for i, cid in enumerate(clip_ids)

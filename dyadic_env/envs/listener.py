@@ -153,7 +153,7 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
     # ------------------------------------------------------------------ spaces
     def _build_observation_space(self) -> spaces.Dict:
         k = self.context_frames
-        max_frames = int(split_lengths(self.dataset, self.split_name).max())
+        max_frames = int(self.clips.lengths.max())
         obs: dict[str, spaces.Space] = {
             "speaker_motion": spaces.Box(-np.inf, np.inf, (k, FRAME_DIM), np.float32),
             "listener_motion": spaces.Box(-np.inf, np.inf, (k, FRAME_DIM), np.float32),
@@ -419,10 +419,3 @@ def _fit_tokenizer(dataset: DyadicDataset) -> ActionTokenizer:
     clips = dataset.split(split)
     step = max(1, clips.num_frames // TOKENIZER_FIT_FRAMES)
     return ActionTokenizer.fit(np.concatenate([clip.listener_motion[::step] for clip in clips]))
-
-
-def split_lengths(dataset: DyadicDataset, split: str) -> np.ndarray:
-    """Frames of every clip of ``split``, read from the clip index (no clip is parsed)."""
-    from dyadic_env.data import ondisk
-
-    return np.asarray(dataset.index[dataset.split(split).rows, ondisk.LENGTH])

@@ -2,10 +2,16 @@
 
 Every rate is measured in this run: both envs through ``gymnasium.make`` with actions drawn in advance,
 timed in interleaved repeats and the best repeat kept, so a busy machine slows both alike.
+
+Vector envs: Gymnasium's AsyncVectorEnv pays an inter-process round trip per step (tens of microseconds),
+several times the listener env's own step, so with the default imitation reward 2 async workers are slower
+than one env; they pay off when a step does real work, which the ``oracle`` figures measure (the synthetic
+oracle's shaping reward costs a few hundred microseconds a step).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from typing import Any
@@ -97,7 +103,9 @@ def bench_env(quick: bool = False) -> dict[str, Any]:
                 )[key]
                 envs.close()
     figures: dict[str, Any] = {
-        "dataset": path, "steps_per_repeat": steps, "repeats": repeats,
+        "dataset": path, "steps_per_repeat": steps, "repeats": repeats, "cpus": os.cpu_count(),
+        # Vector-env speed-ups need idle cores: report how busy the machine was.
+        "load_average_1min": os.getloadavg()[0],
         "cartpole_steps_per_s": rates["cartpole"], "listener_steps_per_s": rates["listener"],
         "listener_vs_cartpole": rates["listener"] / rates["cartpole"],
         "sync2_steps_per_s": vector["sync"], "async2_steps_per_s": vector["async"],

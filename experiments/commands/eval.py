@@ -109,7 +109,7 @@ def load_policy(path: str):  # -> Agent
     if not Path(path).exists():
         raise UserError(f"--policy {path}: no such checkpoint directory")
     try:
-        from agents.vla import VLAAgent  # type: ignore[attr-defined]
+        from agents.vla.agent import VLAAgent
     except ImportError as e:
         raise UserError(
             f"--policy needs the VLA agent (agents.vla.VLAAgent), which failed to import: {e}"

@@ -112,3 +112,21 @@ def test_config_and_run_names():
     with pytest.raises(ValueError, match="each name once"):
         EvalConfig(dataset="d", agents=["nn", "nn"])
     assert clip_seed(0, 1) != clip_seed(1, 0)
+
+
+@pytest.mark.slow
+def test_cli_eval_policy_checkpoint(data_path, tmp_path):
+    """--policy loads agents.vla's VLAAgent from a checkpoint directory (a tiny untrained model here)."""
+    factory = pytest.importorskip("agents.vla.factory")
+    tiny = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "num_key_value_heads": 2}  # fmt: skip
+    model = factory.model_for_dataset(
+        load_dataset(data_path), backbone=tiny, head_hidden=16, projector_hidden=16
+    )
+    model.save_pretrained(tmp_path / "ckpt")
+    run_dir = tmp_path / "run"
+    argv = ["eval", "--policy", str(tmp_path / "ckpt"), "--agent", "neutral", "--dataset", str(data_path),
+            "--max-clips", "1", "--run-dir", str(run_dir)]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads((run_dir / "results.json").read_text())["rows"]
+    assert list(rows) == ["GT", "neutral", "vla"] and np.isfinite(rows["vla"]["L2"])
