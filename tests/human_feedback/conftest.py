@@ -14,10 +14,25 @@ from human_feedback.store import Campaign, Store
 FRAME_DIM = 56
 
 
+_VIDEO_CACHE: dict[tuple[float, int, int], bytes] = {}
+
+
 def write_test_video(path: Path, *, seconds: float = 0.6, fps: int = 10, shade: int = 0) -> Path:
-    """A short speaker|listener-shaped (2:1) H.264 MP4 that browsers can play."""
+    """A short speaker|listener-shaped (2:1) H.264 MP4 that browsers can play (encoded once per shape)."""
+    key = (seconds, fps, shade % 4)
+    if key in _VIDEO_CACHE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_VIDEO_CACHE[key])
+        return path
+    _encode(path, seconds, fps, shade % 4)
+    _VIDEO_CACHE[key] = path.read_bytes()
+    return path
+
+
+def _encode(path: Path, seconds: float, fps: int, shade: int) -> None:
     import imageio_ffmpeg
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     width, height = 128, 64
     frames = round(seconds * fps)
     writer = imageio_ffmpeg.write_frames(
@@ -36,7 +51,6 @@ def write_test_video(path: Path, *, seconds: float = 0.6, fps: int = 10, shade: 
         frame[:, width // 2 :] = ((shade * 50) % 255, 120, (t * 20) % 255)
         writer.send(frame.tobytes())
     writer.close()
-    return path
 
 
 def build_campaign(
