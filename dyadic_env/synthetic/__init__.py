@@ -11,21 +11,23 @@
 - :func:`estimate_affect`: valence and arousal read from an ``ict-arkit`` face.
 - :func:`calibration`: real against synthetic motion statistics.
 
-Calibration (``calibration_markdown(calibration())`` on the ``small`` preset; real figures from DESIGN.md
-and the DualTalk demo clips; 5th-95th percentile over clips and dims):
+Calibration (``calibration_markdown(calibration())`` on the ``small`` preset; 5th-95th percentile over
+clips and dims; real figures from DESIGN.md and the DualTalk demo clips):
 
-| figure | real | synthetic speaker | synthetic listener |
-|---|---|---|---|
-| neck rotation std (rad) | 0.03-0.12 | 0.0096-0.0875 | 0.0029-0.0722 |
-| jaw rotation std (rad) | 0.01-0.06 | 0.0017-0.0561 | 0.0017-0.0102 |
-| expression per-dim std (active dims) | 0.05-0.4 | 0.0273-0.3236 | 0.0251-0.2888 |
-| neck frame-to-frame change std (rad) | 0.004-0.017 | 0.0031-0.0139 | 0.0022-0.0139 |
-| jaw frame-to-frame change std (rad) | 0.003-0.032 | 0.0028-0.0377 | 0.0025-0.0036 |
-| speech rate while talking (words/s) | 2.3-3.3 | 2.51-3.25 | - |
-| blink rate (per s) | 0.15-0.45 | 0.1-0.5 | 0-0.5 |
+| figure | real | synthetic speaker | synthetic listener | real source |
+|---|---|---|---|---|
+| neck rotation std (rad) | 0.03-0.12 | 0.0229-0.082 | 0.0048-0.0753 | DESIGN.md |
+| jaw rotation std (rad) | 0.01-0.06 | 0.0069-0.0501 | 0.0011-0.0143 | DESIGN.md |
+| expression per-dim std (active dims) | 0.05-0.4 | 0.0231-0.2508 | 0.0271-0.208 | target in blendshape weights (FLAME: 0.17-1.5) |
+| expression max abs | 0-1 | 0.6344-1 | 0.321-1 | blendshape weights lie in [0, 1] (FLAME: about 4.3) |
+| neck frame-to-frame change std (rad) | 0.004-0.017 | 0.0044-0.011 | 0.0015-0.0076 | DualTalk demo, measured |
+| jaw frame-to-frame change std (rad) | 0.003-0.032 | 0.0033-0.0382 | 0.0015-0.0032 | DualTalk demo, measured |
+| speech rate while talking (words/s) | 2.3-3.3 | 2.326-3.2807 | - | conversational English, 140-200 wpm |
+| blink rate (per s) | 0.15-0.45 | 0-0.7115 | 0-0.6671 | typical spontaneous blinking |
 
-Jaw y/z and neck roll sit at the low end (as in the real clips); listeners move less than speakers and
-inattentive (frozen) listeners set the low ends of the listener ranges by design.
+The low ends come from jaw y/z and neck roll (small in the real clips too) and from the nearly frozen
+inattentive listeners; listeners keep their mouths still (jaw std about 0.01 rad) while the real figures
+are of people who also talk. Short (4 s) clips make the blink-rate range wide.
 """
 
 from dyadic_env.synthetic.annotators import SimulatedAnnotator, make_annotators

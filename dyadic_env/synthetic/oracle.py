@@ -436,9 +436,13 @@ class OracleStepper:
         return float(reward)
 
     def episode_scores(self) -> dict[str, float]:
-        """The oracle's scores of the frames placed so far (the whole episode when it is over)."""
+        """The oracle's scores of the frames placed so far (the whole episode when it is over).
+
+        Fewer than 2 frames show no behaviour to judge: every criterion then gets the lowest score, 1.
+        """
         if self.t < 2:
-            raise ValueError("OracleStepper.episode_scores: need at least 2 steps")
+            scores = dict.fromkeys(CRITERIA, 1.0)
+            return scores | {"weighted": self.oracle.weighted(scores)}
         words = [w for w in _as_words(self.words) if w[1] <= self.t / self.oracle.fps]
         return self.oracle.score(self.speaker[: self.t], self.frames[: self.t], words)
 

@@ -90,7 +90,7 @@ REAL_FIGURES: dict[str, tuple[float, float, str]] = {
     "neck rotation std (rad)": (0.03, 0.12, "DESIGN.md"),
     "jaw rotation std (rad)": (0.01, 0.06, "DESIGN.md"),
     "expression per-dim std (active dims)": (0.05, 0.4, "target in blendshape weights (FLAME: 0.17-1.5)"),
-    "expression max abs": (1.0, 1.0, "blendshape weights lie in [0, 1] (FLAME: 4.3)"),
+    "expression max abs": (0.0, 1.0, "blendshape weights lie in [0, 1] (FLAME: about 4.3)"),
     "neck frame-to-frame change std (rad)": (0.004, 0.017, "DualTalk demo, measured"),
     "jaw frame-to-frame change std (rad)": (0.003, 0.032, "DualTalk demo, measured"),
     "speech rate while talking (words/s)": (2.3, 3.3, "conversational English, 140-200 wpm"),

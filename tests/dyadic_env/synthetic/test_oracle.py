@@ -183,3 +183,6 @@ def test_stepper_is_causal_and_ends_with_the_episode_score(small) -> None:
     np.testing.assert_allclose(changed[:k], rewards[:k])
     with pytest.raises(IndexError, match="no step left"):
         full.step(listener[0])
+    early = oracle.stepper(clip.speaker_motion, clip.speaker_words)
+    early.step(listener[0])
+    assert early.episode_scores() == {**dict.fromkeys(CRITERIA, 1.0), "weighted": 1.0}
