@@ -48,9 +48,13 @@ def run_episode(env, actions=None, seed=0, options=None):
     return observations, rewards, infos
 
 
-def test_registered_env_passes_gymnasium_check_env(data_path, feature_path):
+DYADIC_ENV_IDS = [env_id for env_id in gym.registry if env_id.startswith("dyadic_env/")]
+
+
+@pytest.mark.parametrize("env_id", DYADIC_ENV_IDS)
+def test_registered_envs_pass_gymnasium_check_env(data_path, feature_path, env_id):
     for path in (data_path, feature_path):
-        env = make(path)
+        env = gym.make(env_id, dataset=str(path))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # infinite Box bounds are deliberate (frame values are unbounded)
             check_env(env.unwrapped, skip_render_check=True)
@@ -232,6 +236,19 @@ def test_render_without_mode_warns_and_missing_renderer_is_explained(data_path):
         env.reset(seed=0)
         with pytest.raises(gym.error.DependencyNotInstalled, match="render"):
             env.render()
+
+
+@pytest.mark.render
+@pytest.mark.slow
+def test_check_env_with_render_on_synthetic_data():
+    pytest.importorskip("dyadic_env.render")
+    env = gym.make(LISTENER_ENV_ID, dataset="synthetic:tiny", render_mode="rgb_array")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env.unwrapped)
+    env.reset(seed=0)
+    image = env.render()
+    assert image.shape == (256, 512, 3) and image.std() > 10  # two faces side by side, not a blank frame
 
 
 @pytest.mark.render
