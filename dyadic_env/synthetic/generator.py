@@ -23,6 +23,7 @@ Listeners (``meta["listener_kind"]``):
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -461,6 +462,15 @@ def _listener_kinds(config: SyntheticConfig, rng: np.random.Generator) -> list[s
 
 def generate_clips(config: SyntheticConfig, seed: int | None = None) -> list[tuple[str, Clip]]:
     """Generate ``(split, Clip)`` pairs for ``config`` (seeded by ``seed``, default ``config.seed``)."""
+    return list(iter_clips(config, seed))
+
+
+def iter_clips(config: SyntheticConfig, seed: int | None = None) -> Iterator[tuple[str, Clip]]:
+    """Yield the ``(split, Clip)`` pairs of :func:`generate_clips` one at a time, grouped by split.
+
+    Each clip has its own random stream (spawned from the seed by clip index), so the order of
+    generation does not change any clip, and a large preset streams to disk without being held in memory.
+    """
     seed = config.seed if seed is None else int(seed)
     root = np.random.SeedSequence([seed, GENERATOR_VERSION])
     style_seq, clip_seq = root.spawn(2)
@@ -474,16 +484,15 @@ def generate_clips(config: SyntheticConfig, seed: int | None = None) -> list[tup
     listener_of = style_rng.permutation(np.arange(config.num_clips) % config.num_listeners)
     lengths = style_rng.uniform(*config.clip_seconds, size=config.num_clips)
     splits = assign_splits([speakers[s].speaker_id for s in speaker_of], config.split_fractions, seed=seed)
-    clips = []
-    for i, clip_seed in enumerate(clip_seq.spawn(config.num_clips)):
-        rng = np.random.default_rng(clip_seed)
+    clip_seeds = clip_seq.spawn(config.num_clips)
+    rank = {name: k for k, name in enumerate(config.split_fractions)}
+    for i in sorted(range(config.num_clips), key=lambda i: (rank[splits[i]], i)):
+        rng = np.random.default_rng(clip_seeds[i])
         frames = max(2, round(lengths[i] * config.fps))
         clip = make_clip(
             rng, f"syn{i:05d}", speakers[speaker_of[i]], listeners[listener_of[i]], frames, config
         )
-        clips.append((splits[i], clip))
-    order = {name: k for k, name in enumerate(config.split_fractions)}
-    return sorted(clips, key=lambda pair: order[pair[0]])
+        yield splits[i], clip
 
 
 def make_clip(
@@ -531,5 +540,5 @@ def synthesize_listener(
 
 __all__ = [
     "GENERATOR_VERSION", "ListenerStyle", "SpeakerPlan", "SpeakerStyle",
-    "generate_clips", "make_clip", "synthesize_listener",
+    "generate_clips", "iter_clips", "make_clip", "synthesize_listener",
 ]  # fmt: skip

@@ -14,7 +14,7 @@ from dyadic_env.data.clip import Clip
 from dyadic_env.data.storage import write_dataset
 from dyadic_env.expression_basis import EXPRESSION, JAW_POSE, NECK_POSE, ict_index
 from dyadic_env.synthetic.config import PRESETS, SyntheticConfig
-from dyadic_env.synthetic.generator import GENERATOR_VERSION, generate_clips
+from dyadic_env.synthetic.generator import GENERATOR_VERSION, generate_clips, iter_clips
 
 DEFAULT_CACHE = Path("~/.cache/dyadic")
 
@@ -39,7 +39,7 @@ def write_synthetic(
     ``write_dataset`` writes atomically, so ``out`` never holds a half-written dataset.
     """
     seed = config.seed if seed is None else int(seed)
-    pairs = generate_clips(config, seed)
+    pairs = iter_clips(config, seed)
     extra = {"synthetic": {"preset": name, "seed": seed, "generator_version": GENERATOR_VERSION,
                            "config": config.to_dict()}}  # fmt: skip
     return write_dataset(
