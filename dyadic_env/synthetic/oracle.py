@@ -380,13 +380,14 @@ def _aliveness(listener: np.ndarray) -> float:
 class OracleStepper:
     """Causal per-frame shaping reward for one episode; ``step`` costs O(window) time.
 
-    ``step(frame)`` places the listener frame for the next time step and returns a reward in about
-    [-1, 1] built from what has happened up to that frame: the fit of the displayed emotion to the lagged
-    speaker context (appropriateness), agreement of valence and intensity (empathy), a bonus when a
-    response window after a phrase end closes with a nod, brow raise or expression change (engagement),
-    and penalties for jitter, out-of-range values, a talking jaw, copying the speaker and a frozen face
-    (naturalness). Each term is weighted by the oracle's alphas. ``episode_scores()`` returns the full
-    :meth:`Oracle.score` of the frames placed so far.
+    ``step(frame)`` places the listener frame for the next time step and returns a reward built from
+    what has happened up to that frame, each term weighted by the oracle's alphas: the fit of the
+    displayed emotion to the speaker context 0.4 s earlier (appropriateness) and agreement of valence and
+    intensity (empathy), each in about [-1, 1] per frame; a one-off bonus when the response window after
+    a phrase end closes (up to about +0.65 x fps for a clear nod or brow flash, down to -0.35 x fps for
+    none) and a penalty for nods and brow flashes elsewhere (engagement); penalties for jitter,
+    out-of-range values, a talking jaw, copying the speaker and a frozen face (naturalness, in
+    [-1, 0.5]). ``episode_scores()`` returns the full :meth:`Oracle.score` of the frames placed so far.
     """
 
     window = 50
