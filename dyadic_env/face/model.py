@@ -82,12 +82,15 @@ class FaceModel:
                 self.view_center = data["dyadic_view_center"].astype(np.float64)
                 self.view_height = float(data["dyadic_view_height"])
             else:
+                # Frame the bounding box with room for its depth (the front is nearer the camera).
                 lo, hi = template.min(0), template.max(0)
                 self.view_center = (lo + hi) / 2
-                self.view_height = float(hi[1] - lo[1])
+                self.view_height = float(max(hi[1] - lo[1], hi[0] - lo[0]) * 1.25)
         self.template = template
         self.vertex_colors = (
-            colors.astype(np.float32) if colors is not None else np.tile(np.array(CLAY, np.float32), (len(template), 1))
+            colors.astype(np.float32)
+            if colors is not None
+            else np.tile(np.array(CLAY, np.float32), (len(template), 1))
         )
         # num_betas=0: one identity, so smplx does not blend 300 zero shape directions on every call.
         self._flame = smplx.FLAME(
