@@ -186,3 +186,15 @@ def test_stepper_is_causal_and_ends_with_the_episode_score(small) -> None:
     early = oracle.stepper(clip.speaker_motion, clip.speaker_words)
     early.step(listener[0])
     assert early.episode_scores() == {**dict.fromkeys(CRITERIA, 1.0), "weighted": 1.0}
+
+
+def test_without_words_pauses_are_found_from_the_speakers_jaw(small) -> None:
+    from dyadic_env.synthetic.oracle import speaker_context
+
+    hits = found = true_count = 0
+    for clip in small.train[:40]:
+        context = speaker_context(np.asarray(clip.speaker_motion, np.float64), [], clip.fps)
+        true = [round(b * clip.fps) for _, b in clip.meta["phrases"] if b < clip.duration - 0.25]
+        hits += sum(np.abs(context.phrase_ends - t).min(initial=99) <= 5 for t in true)
+        found, true_count = found + len(context.phrase_ends), true_count + len(true)
+    assert hits >= 0.7 * true_count and hits >= 0.7 * found
