@@ -125,7 +125,7 @@ class FaceModel:
 
     def vertices(self, frames: np.ndarray, *, with_normals: bool = False) -> Any:
         """Mesh vertices (T, V, 3) float32 for frames (T, 56); with normals, a pair (vertices, normals)."""
-        frames = np.asarray(frames, dtype=np.float32)
+        frames = np.ascontiguousarray(frames, dtype=np.float32)  # torch takes no negative strides
         if frames.ndim != 2 or frames.shape[1] != FRAME_DIM:
             raise ValueError(f"frames must have shape (T, {FRAME_DIM}); got {frames.shape}")
         torch = self._torch

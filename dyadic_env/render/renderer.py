@@ -146,6 +146,16 @@ class Renderer:
                 self._annotate(out[i], captions[i] if captions is not None else None)
         return out
 
+    def project(self, points: np.ndarray, expression_basis: str = "ict-arkit") -> np.ndarray:
+        """Pixel coordinates (N, 2) as (column, row) of 3D model points (N, 3) in a face panel."""
+        camera = self._scene(expression_basis)["camera"]
+        rel = np.asarray(points, float) - camera["position"]
+        focal = self.height / 2 / np.tan(camera["yfov"] / 2)
+        depth = -rel[:, 2]
+        return np.stack(
+            [self.width / 2 + focal * rel[:, 0] / depth, self.height / 2 - focal * rel[:, 1] / depth], 1
+        )
+
     def close(self) -> None:
         """Free the OpenGL context."""
         if getattr(self, "_gl", None) is not None:
@@ -253,6 +263,7 @@ class Renderer:
             "material": material,
             "colors": model.vertex_colors,
             "indices": model.faces.astype(np.uint32),
+            "camera": {"position": camera_pose[:3, 3].copy(), "yfov": yfov},
             "node": None,
             "primitive": None,
             "interleaved": np.concatenate(
