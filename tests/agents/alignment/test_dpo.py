@@ -41,7 +41,7 @@ def _hand_losses(
     hinge = [max(0.0, 1.0 - x) for x in d]
     # IPO (Azar et al. 2023, eq. 17) on log-ratios averaged per token, as trl (and the IPO authors) do.
     ipo = [
-        ((w / n_w - l / n_l) - 1.0 / (2 * BETA)) ** 2
+        ((w / n_w - lo / n_l) - 1.0 / (2 * BETA)) ** 2
         for w, l, n_w, n_l in zip(delta_w, delta_l, tokens, tokens)
     ]
     # Robust DPO (Chowdhury et al. 2024): unbiased under labels flipped with probability eps.
