@@ -513,3 +513,21 @@ def serve(url: str, *, host: str = "127.0.0.1", port: int = 8000, secure_cookies
 
     app = create_app(Store(url), secure_cookies=secure_cookies)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m human_feedback.server --db URL [--host H] [--port P]`` (what ``dyadic feedback serve`` runs)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m human_feedback.server", description="the annotation app")
+    parser.add_argument("--db", required=True, help="SQLAlchemy URL or SQLite path of the feedback store")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port")
+    parser.add_argument("--secure-cookies", action="store_true", help="mark cookies Secure (HTTPS)")
+    args = parser.parse_args(argv)
+    serve(args.db, host=args.host, port=args.port, secure_cookies=args.secure_cookies)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

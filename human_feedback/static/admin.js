@@ -47,7 +47,7 @@ async function showCampaign(name) {
     stat("Annotators", String(c.annotators.length)),
     stat("Raters per group", String(c.ratings_per_group)),
   );
-  table($("agreement"), ["Criterion", "α ordinal", "α interval", "Candidates rated twice or more"],
+  table($("agreement"), ["Criterion", "Ordinal", "Interval", "Candidates rated twice or more"],
     CRITERIA.map(([key, title]) => [title, interval(c.agreement[key].ordinal), interval(c.agreement[key].interval), c.agreement[key].ordinal.units]));
   table($("annotators"), ["Annotator", "Kind", "Pages", "Open", "Median s / page", "Mean rating", "Broken-candidate checks", "Repeated pages (mean |Δ|)", "Status"],
     c.annotators.map((a) => [a.name, a.kind, a.pages_done, a.pages_open, fmt(a.median_page_seconds, 1), fmt(a.mean_rating),

@@ -57,7 +57,7 @@ def test_bootstrap_is_seeded():
 
 def test_table_is_shaped_like_table_iii():
     text = format_mos_table(mos_table(_rows(), num_samples=200))
-    header, rule, *body = text.splitlines()
+    header, _rule, *body = text.splitlines()
     assert header == "| Method | App. | Emp. | Eng. | Nat. | n |"
     assert [line.split("|")[1].strip() for line in body] == ["RL", "SFT"]
     assert body[0].count("**") == 8  # RL is best on all four criteria
