@@ -48,6 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = sub.add_parser("info", help="show the face models in use and where they are")
     info.set_defaults(handler=run_info)
 
+    sheet = sub.add_parser(
+        "sheet",
+        help="render a gallery: neutral, each synthetic emotion, jaw open and a head turn (docs/faces.png)",
+    )
+    sheet.add_argument("-o", "--output", type=Path, default=Path("docs/faces.png"), help="PNG to write")
+    sheet.add_argument("--size", type=int, default=256, help="pixels of one face (square)")
+    sheet.add_argument(
+        "--backend", default="osmesa", choices=["osmesa", "egl"], help="offscreen OpenGL backend"
+    )
+    sheet.set_defaults(handler=run_sheet)
+
 
 def run_import(args: argparse.Namespace) -> int:
     from dyadic_env.face import FlameImportError, import_flame, registered_flame_dir
@@ -99,4 +110,36 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"flame: not configured (run `dyadic face import-flame PATH` or set ${FLAME_PATH_ENV})")
     else:
         print(f"flame: {flame}")
+    return 0
+
+
+def gallery_frames() -> tuple[list[str], object]:
+    """Labels and (N, 56) ict-arkit frames: neutral, the synthetic emotions at full intensity, jaw, turn."""
+    import numpy as np
+
+    from dyadic_env.expression_basis import JAW_POSE, NECK_POSE
+    from dyadic_env.synthetic.emotions import JAW_TENDENCY, LISTENER_EMOTIONS, NECK_TENDENCY, prototype
+
+    labels, frames = [], []
+    for emotion in LISTENER_EMOTIONS:
+        f = np.zeros(56, np.float32)
+        f[:50] = prototype(emotion)
+        f[NECK_POSE] = NECK_TENDENCY[emotion]  # each emotion's typical head pose and jaw, as generated
+        f[JAW_POSE.start] = JAW_TENDENCY[emotion]
+        labels.append(emotion)
+        frames.append(f)
+    jaw, turn = np.zeros(56, np.float32), np.zeros(56, np.float32)
+    jaw[JAW_POSE.start] = 0.35
+    turn[NECK_POSE.start + 1] = 0.5
+    return [*labels, "jaw open 0.35 rad", "head turn 0.5 rad"], np.stack([*frames, jaw, turn])
+
+
+def run_sheet(args: argparse.Namespace) -> int:
+    from dyadic_env.render import Renderer, contact_sheet, save_image
+
+    labels, frames = gallery_frames()
+    with Renderer(args.size, args.size, backend=args.backend) as renderer:
+        images = renderer.render_faces(frames)  # type: ignore[arg-type]
+    save_image(args.output, contact_sheet(list(images), labels, columns=5))
+    print(f"wrote {args.output} ({len(labels)} faces: {', '.join(labels)})")
     return 0
