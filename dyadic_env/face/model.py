@@ -149,11 +149,20 @@ class FaceModel:
         f = self.faces
         flat = np.ascontiguousarray(verts.transpose(1, 0, 2)).reshape(v, b * 3)
         p0, p1, p2 = (flat[f[:, k]].reshape(len(f), b, 3) for k in range(3))
-        face_normals = np.cross(p1 - p0, p2 - p0).reshape(len(f), b * 3)
+        face_normals = _cross(p1 - p0, p2 - p0).reshape(len(f), b * 3)
         normals = (self._vertex_face @ face_normals).reshape(v, b, 3).transpose(1, 0, 2)
         return (normals / np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-12)).astype(
             np.float32
         )
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product over the last axis; several times faster than ``np.cross`` on large arrays."""
+    out = np.empty_like(a)
+    out[..., 0] = a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1]
+    out[..., 1] = a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2]
+    out[..., 2] = a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    return out
 
 
 @lru_cache(maxsize=4)

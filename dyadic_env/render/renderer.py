@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,24 @@ class Renderer:
             expression_basis: the basis both sides' expressions are in (``"ict-arkit"`` or ``"flame"``).
         """
         speaker = _check_frames(speaker_frames, "speaker_frames")
+        out = np.empty((len(speaker), self.height, 2 * self.width, 3), np.uint8)
+        for i, image in enumerate(self.iter_frames(speaker, listener_frames, captions, expression_basis)):
+            out[i] = image
+        return out
+
+    def iter_frames(
+        self,
+        speaker_frames: np.ndarray,
+        listener_frames: np.ndarray,
+        captions: Sequence[str] | None = None,
+        expression_basis: str = "ict-arkit",
+    ) -> Iterator[np.ndarray]:
+        """Like :meth:`render_frames`, one (height, 2 * width, 3) image at a time (for long videos).
+
+        Meshes of the next chunk of frames are evaluated in a worker thread while this one renders, so
+        smplx and the rasterizer keep both cores busy.
+        """
+        speaker = _check_frames(speaker_frames, "speaker_frames")
         listener = _check_frames(listener_frames, "listener_frames")
         if len(speaker) != len(listener):
             raise ValueError(
@@ -134,17 +153,25 @@ class Renderer:
             )
         if captions is not None and len(captions) != len(speaker):
             raise ValueError(f"captions must have one entry per frame ({len(speaker)}); got {len(captions)}")
-        out = np.empty((len(speaker), self.height, 2 * self.width, 3), np.uint8)
-        for start in range(0, len(speaker), CHUNK):
-            stop = min(start + CHUNK, len(speaker))
-            both = np.concatenate([speaker[start:stop], listener[start:stop]])
-            faces = self._render_chunk(both, expression_basis)
-            n = stop - start
-            out[start:stop, :, : self.width] = faces[:n]
-            out[start:stop, :, self.width :] = faces[n:]
-            for i in range(start, stop):
-                self._annotate(out[i], captions[i] if captions is not None else None)
-        return out
+        scene = self._scene(expression_basis)
+
+        def meshes(start: int) -> tuple[np.ndarray, np.ndarray]:
+            both = np.concatenate([speaker[start : start + CHUNK], listener[start : start + CHUNK]])
+            return scene["model"].vertices(both, with_normals=True)
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(meshes, 0)
+            for start in range(0, len(speaker), CHUNK):
+                verts, normals = pending.result()
+                if start + CHUNK < len(speaker):
+                    pending = pool.submit(meshes, start + CHUNK)
+                n = len(verts) // 2
+                for i in range(n):
+                    image = np.empty((self.height, 2 * self.width, 3), np.uint8)
+                    image[:, : self.width] = self._render_mesh(scene, verts[i], normals[i])
+                    image[:, self.width :] = self._render_mesh(scene, verts[n + i], normals[n + i])
+                    self._annotate(image, captions[start + i] if captions is not None else None)
+                    yield image
 
     def project(self, points: np.ndarray, expression_basis: str = "ict-arkit") -> np.ndarray:
         """Pixel coordinates (N, 2) as (column, row) of 3D model points (N, 3) in a face panel."""

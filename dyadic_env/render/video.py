@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dyadic_env.render.renderer import CHUNK, Renderer, _check_frames
+from dyadic_env.render.renderer import Renderer, _check_frames
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, size: tuple[int, int]) -> Path:
@@ -82,14 +82,8 @@ def render_video(
     own = renderer is None
     r = renderer or Renderer(size, size, backend=backend)
     try:
-
-        def chunks() -> Iterable[np.ndarray]:
-            for start in range(0, len(speaker), CHUNK):
-                stop = start + CHUNK
-                caps = captions[start:stop] if captions is not None else None
-                yield from r.render_frames(speaker[start:stop], listener[start:stop], caps, expression_basis)
-
-        return write_video(path, chunks(), fps, (2 * r.width, r.height))
+        images = r.iter_frames(speaker, listener, captions, expression_basis)
+        return write_video(path, images, fps, (2 * r.width, r.height))
     finally:
         if own:
             r.close()

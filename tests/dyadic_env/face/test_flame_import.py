@@ -180,3 +180,11 @@ def test_flame_data_renders_with_the_imported_model(flame_pickle: Path) -> None:
     background = images[0, 0, 0]  # the camera frames the model's bounding box, corners stay empty
     np.testing.assert_array_equal(background, images[0, -1, -1])
     assert np.abs(images[0, 32, 32].astype(int) - background).max() > 20  # the cube is in the middle
+
+
+def test_cli_info_tells_how_to_configure_flame(flame_pickle: Path, capsys) -> None:
+    assert main(["face", "info"]) == 0
+    assert "flame: not configured (run `dyadic face import-flame PATH`" in capsys.readouterr().out
+    model_dir = import_flame(flame_pickle)
+    assert main(["face", "info"]) == 0
+    assert f"flame: {model_dir.resolve()}" in capsys.readouterr().out

@@ -75,3 +75,12 @@ def test_render_errors_say_what_to_fix(tmp_path: Path, clip_id: str, capsys) -> 
     assert main([*base, "--clip", clip_id, "--agent", "telepath", "--sheet", str(tmp_path / "s.png")]) == 2
     assert "expected gt or one of" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_face_sheet_renders_the_gallery(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "faces.png"
+    assert main(["face", "sheet", "-o", str(out), "--size", "64"]) == 0
+    image = np.asarray(Image.open(out))
+    assert image.shape[1] == 5 * (64 + 4) + 4 and 2 * 64 < image.shape[0] < 3 * 64  # 10 faces, 5 a row
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in ("neutral", "happiness", "disgust", "jaw open", "head turn"))
