@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -66,14 +67,20 @@ def bench_render(quick: bool = False) -> Figures:
     captions = [f"word {i // 10}" for i in range(num)]
     with tempfile.TemporaryDirectory() as tmp, Renderer(256, 256) as renderer:
         renderer.render_faces(motion[:2])
-        start = time.perf_counter()
+        load = os.getloadavg()[0]
+        start, cpu = time.perf_counter(), time.process_time()
         render_video(
             Path(tmp) / "pair.mp4", motion[:num], motion[::-1][:num], fps, captions, renderer=renderer
         )
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     figures["video_256_seconds"] = video_s
     figures["video_256_render_s"] = elapsed
     # Below 1 means a speaker|listener video renders faster than it plays.
     figures["video_256_time_over_duration"] = elapsed / video_s
     figures["video_256_pair_frames_per_s"] = num / elapsed
+    # CPU seconds of this process (all its threads) per second of video: what the machine must supply,
+    # whatever else runs on it; the load average says how busy it was (other processes slow wall time).
+    figures["video_256_cpu_s_per_video_s"] = cpu / video_s
+    figures["load_average_1m_before"] = load
+    figures["cpu_count"] = os.cpu_count()
     return figures
