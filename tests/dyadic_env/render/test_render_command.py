@@ -84,3 +84,18 @@ def test_face_sheet_renders_the_gallery(tmp_path: Path, capsys) -> None:
     assert image.shape[1] == 5 * (64 + 4) + 4 and 2 * 64 < image.shape[0] < 3 * 64  # 10 faces, 5 a row
     printed = capsys.readouterr().out
     assert all(name in printed for name in ("neutral", "happiness", "disgust", "jaw open", "head turn"))
+
+
+@pytest.mark.slow
+def test_bench_render_reports_every_figure() -> None:
+    from experiments.bench.render import bench_render
+
+    figures = bench_render(quick=True)
+    for key in (
+        "mesh_evals_per_s_batch1", "mesh_evals_per_s_batch64", "faces_per_s_256", "faces_per_s_512",
+        "video_256_time_over_duration", "video_256_cpu_s_per_video_s",
+    ):  # fmt: skip
+        assert figures[key] > 0, key
+    assert figures["video_256_time_over_duration"] == pytest.approx(
+        figures["video_256_render_s"] / figures["video_256_seconds"]
+    )
