@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 FRAME_DIM = 56
+
+
+def _env_default(name: str) -> Any:
+    """The listener env's default for one of its arguments (the features must see what the env shows)."""
+    import inspect
+
+    from dyadic_env.envs.listener import ListenerEnv
+
+    return inspect.signature(ListenerEnv.__init__).parameters[name].default
 
 
 @dataclass(frozen=True)
@@ -38,8 +47,8 @@ class StepFeatureConfig:
     speaker_stride: int = 4
     listener_history: int = 2
     word_buckets: int = 64
-    words_window_s: float = 3.0
-    max_words_chars: int = 256
+    words_window_s: float = field(default_factory=lambda: _env_default("words_window_s"))
+    max_words_chars: int = field(default_factory=lambda: _env_default("max_words_chars"))
 
     def __post_init__(self) -> None:
         if self.speaker_frames < 1 or self.speaker_stride < 1:

@@ -97,6 +97,10 @@ class TrajectoryRewardModel(nn.Module):
         dim = config.features.dim
         self.register_buffer("feature_mean", torch.zeros(dim))
         self.register_buffer("feature_std", torch.ones(dim))
+        # Location and scale of the per-step ensemble-mean reward on the training trajectories: wrappers can
+        # hand RL a reward of unit scale, so penalty weights (KL, disagreement) mean the same for every model.
+        self.register_buffer("reward_mean", torch.zeros(()))
+        self.register_buffer("reward_std", torch.ones(()))
         self.members = nn.ModuleList(
             _Member(dim, config.hidden_sizes, config.criteria_head) for _ in range(config.ensemble_size)
         )
@@ -144,12 +148,28 @@ class TrajectoryRewardModel(nn.Module):
         return torch.stack(out)
 
     @torch.no_grad()
-    def predict(self, features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Ensemble mean and std of the per-step reward for features ``(..., F)``, as numpy arrays."""
+    def predict(
+        self, features: np.ndarray | torch.Tensor, *, normalized: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ensemble mean and std of the per-step reward for features ``(..., F)``, as numpy arrays.
+
+        With ``normalized`` both are in units of the training rewards' std, the mean also shifted by their mean.
+        """
         x = torch.as_tensor(np.asarray(features, np.float32), device=self.feature_mean.device)
         rewards = self.step_rewards(x)
         std = rewards.std(0, unbiased=False) if rewards.shape[0] > 1 else torch.zeros_like(rewards[0])
-        return rewards.mean(0).cpu().numpy(), std.cpu().numpy()
+        mean = rewards.mean(0)
+        if normalized:
+            mean, std = (mean - self.reward_mean) / self.reward_std, std / self.reward_std
+        return mean.cpu().numpy(), std.cpu().numpy()
+
+    @torch.no_grad()
+    def fit_reward_scale(self, features: np.ndarray | torch.Tensor) -> None:
+        """Set the reward location and scale from sample step features ``(N, F)`` (after training)."""
+        x = torch.as_tensor(np.asarray(features, np.float32), device=self.feature_mean.device)
+        rewards = self.step_rewards(x).mean(0)
+        self.reward_mean.copy_(rewards.mean())
+        self.reward_std.copy_(rewards.std().clamp_min(1e-8) if rewards.numel() > 1 else torch.ones(()))
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write ``reward_model.json`` (config) and ``reward_model.safetensors`` (weights) into ``path``."""

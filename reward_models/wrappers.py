@@ -16,7 +16,9 @@ class LearnedRewardWrapper(gym.Wrapper):
 
     The env's own reward is kept in ``info["original_reward"]`` and the members' spread in
     ``info["reward_disagreement"]``. With ``disagreement_penalty`` > 0 the reward is ``mean - penalty * std``,
-    a pessimistic reward that keeps a policy away from where the members disagree.
+    a pessimistic reward that keeps a policy away from where the members disagree. With ``normalized`` (default)
+    both are in units of the reward's spread on the model's training trajectories (see
+    :meth:`TrajectoryRewardModel.fit_reward_scale`), so RL settings carry over between reward models.
 
     The step's observation is the one the action was chosen from (kept from ``reset``/the previous step); the
     action enters as the decoded frame from ``info["decoded_action"]`` (the env's own decoding).
@@ -28,13 +30,19 @@ class LearnedRewardWrapper(gym.Wrapper):
     """
 
     def __init__(
-        self, env: gym.Env, reward_model: TrajectoryRewardModel, *, disagreement_penalty: float = 0.0
+        self,
+        env: gym.Env,
+        reward_model: TrajectoryRewardModel,
+        *,
+        disagreement_penalty: float = 0.0,
+        normalized: bool = True,
     ) -> None:
         super().__init__(env)
         if disagreement_penalty < 0:
             raise ValueError(f"disagreement_penalty must be >= 0, found {disagreement_penalty}")
         self.reward_model = reward_model.eval()
         self.disagreement_penalty = float(disagreement_penalty)
+        self.normalized = normalized
         self._check_window(env)
         self._last_obs: dict[str, Any] | None = None
 
@@ -65,7 +73,7 @@ class LearnedRewardWrapper(gym.Wrapper):
         frames = np.asarray(info["decoded_action"], np.float32).reshape(-1, 56)
         # A chunk of k frames: score each frame against the same observation (the one it was chosen from).
         feats = observation_features(self.reward_model.feature_config, [self._last_obs] * len(frames), frames)
-        mean, std = self.reward_model.predict(feats)
+        mean, std = self.reward_model.predict(feats, normalized=self.normalized)
         info = dict(info)
         info["original_reward"] = float(reward)
         info["reward_disagreement"] = float(std.mean())

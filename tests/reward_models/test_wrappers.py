@@ -37,6 +37,8 @@ def _model(ensemble: int = 3) -> TrajectoryRewardModel:
     for member in model.members:
         torch.nn.init.normal_(member.reward.weight, std=0.3)
         torch.nn.init.normal_(member.linear.weight, std=0.05)
+    model.reward_mean.fill_(0.3)  # a non-trivial scale, so normalisation is exercised
+    model.reward_std.fill_(2.0)
     return model.eval()
 
 
@@ -51,7 +53,7 @@ def test_wrapper_reward_equals_model_on_the_episode(dataset) -> None:
     feats = trajectory_features(
         FEATS, np.asarray(clip.speaker_motion), traj.frames, words_per_frame(clip, FEATS)
     )
-    mean, std = model.predict(feats)
+    mean, std = model.predict(feats, normalized=True)
     np.testing.assert_allclose(traj.rewards, mean, rtol=1e-4, atol=1e-5)
     original = [info["original_reward"] for info in traj.infos[1:]]
     np.testing.assert_allclose(original, reference.rewards, rtol=1e-6)

@@ -1,0 +1,44 @@
+"""Batched closed-loop sampling equals the VLA agent acting in the env."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import dyadic_env  # noqa: F401  (registers the env)
+from agents.alignment.sampling import sample_trajectories
+from agents.rollout import rollout
+from agents.vla import VLAAgent, VLAForListening
+from dyadic_env.data import load_dataset
+
+
+def test_batched_greedy_decoding_equals_the_agent_in_the_env(walk_dataset_path, tiny_vla_path) -> None:
+    model = VLAForListening.from_pretrained(tiny_vla_path).eval()
+    dataset = load_dataset(walk_dataset_path)
+    clips = list(dataset.split("train"))[:3]  # different lengths: rows end at different frames
+    batched = sample_trajectories(model, clips, 2, greedy=True, batch_size=4)
+    env = gym.make(
+        "dyadic_env/Listener-v0", dataset=dataset, split="train", tokenizer=model.processor.action_tokenizer
+    )
+    for clip, samples in zip(clips, batched):
+        expected = rollout(env, VLAAgent(model, greedy=True), clip_id=clip.clip_id, seed=0).tokens
+        assert len(samples) == 2
+        for tokens in samples:
+            np.testing.assert_array_equal(tokens, expected)
+
+
+def test_samples_differ_and_follow_the_policy(walk_dataset_path, tiny_vla_path) -> None:
+    model = VLAForListening.from_pretrained(tiny_vla_path).eval()
+    clip = load_dataset(walk_dataset_path).split("train")[0]
+    a = sample_trajectories(model, [clip], 3, temperature=1.0, seed=1)[0]
+    b = sample_trajectories(model, [clip], 3, temperature=1.0, seed=1)[0]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)  # seeded
+    assert not np.array_equal(a[0], a[1])
+    cold = sample_trajectories(model, [clip], 3, temperature=0.05, seed=1)[0]
+    with torch.no_grad():
+        batch = model.processor.clips_batch([clip] * 6, a + cold)
+        logp = model.sequence_logprobs(batch).numpy()
+    # Near-greedy samples are far more likely under the policy than temperature-1 samples.
+    assert logp[3:].min() > logp[:3].max()
