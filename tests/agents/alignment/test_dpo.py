@@ -42,7 +42,7 @@ def _hand_losses(
     # IPO (Azar et al. 2023, eq. 17) on log-ratios averaged per token, as trl (and the IPO authors) do.
     ipo = [
         ((w / n_w - lo / n_l) - 1.0 / (2 * BETA)) ** 2
-        for w, l, n_w, n_l in zip(delta_w, delta_l, tokens, tokens)
+        for w, lo, n_w, n_l in zip(delta_w, delta_l, tokens, tokens)
     ]
     # Robust DPO (Chowdhury et al. 2024): unbiased under labels flipped with probability eps.
     robust = [((1 - eps) * -_log_sigmoid(x) - eps * -_log_sigmoid(-x)) / (1 - 2 * eps) for x in d]
