@@ -275,15 +275,17 @@ def test_import_is_light():
 
 @pytest.mark.slow
 def test_speed_against_cartpole(data_path):
-    """The issue's target is >= 0.5 of CartPole-v1's steps/s (see `dyadic bench env`); a looser bound here
-    keeps the test stable on a busy machine while still catching a slow step."""
+    """The issue's target is >= 0.5 of CartPole-v1's steps/s (see `dyadic bench env`). Compared by CPU time,
+    which other programs on a busy machine do not inflate; the bound is a little looser than the target so
+    timer noise never fails it, while a slow step (a copy of the clip, a tokenizer call per step) does."""
     from experiments.bench.env import best_of, single_env_rate
 
     cartpole, listener = gym.make("CartPole-v1"), make(data_path)
     rates = best_of(
         3, {"c": lambda: single_env_rate(cartpole, 3000), "l": lambda: single_env_rate(listener, 3000)}
     )
-    assert rates["l"] / rates["c"] > 0.3, rates
+    (_, cartpole_cpu), (_, listener_cpu) = rates["c"], rates["l"]
+    assert listener_cpu / cartpole_cpu > 0.4, rates
 
 
 def test_time_limit_truncates(data_path):
