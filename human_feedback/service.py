@@ -312,7 +312,9 @@ def _progress(session: Session, campaign: Campaign, annotator_id: int) -> dict[s
         ).all()
     )
     groups = session.scalar(select(func.count()).where(CandidateGroup.campaign_id == campaign.id)) or 0
-    open_groups = len(_open_groups(session, campaign, annotator_id, utcnow()))
+    open_groups = session.scalar(
+        select(func.count()).select_from(_open_groups(session, campaign, annotator_id, utcnow()).subquery())
+    )
     return {
         "done": int(mine.get(True, 0)),
         "remaining": open_groups + int(mine.get(False, 0)),
@@ -320,43 +322,29 @@ def _progress(session: Session, campaign: Campaign, annotator_id: int) -> dict[s
     }
 
 
-def _active_counts(session: Session, campaign: Campaign, now: dt.datetime) -> dict[int, int]:
+def _open_groups(session: Session, campaign: Campaign, annotator_id: int, now: dt.datetime) -> Any:
+    """Groups that still need ratings (fewer than R regular pages done or in progress within the lease) and
+    that this annotator has never had, with their active count; a query, evaluated inside the database."""
     lease = dt.timedelta(minutes=float(campaign.config.get("lease_minutes", DEFAULT_LEASE_MINUTES)))
-    rows = session.execute(
-        select(Assignment.group_id, func.count())
-        .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
+    active = (
+        select(func.count())
         .where(
-            CandidateGroup.campaign_id == campaign.id,
+            Assignment.group_id == CandidateGroup.id,
             Assignment.kind == "regular",
             (Assignment.completed_at.is_not(None)) | (Assignment.created_at > now - lease),
         )
-        .group_by(Assignment.group_id)
-    ).all()
-    return {int(g): int(n) for g, n in rows}
-
-
-def _open_groups(
-    session: Session, campaign: Campaign, annotator_id: int, now: dt.datetime
-) -> list[tuple[int, int]]:
-    """(group id, active count) of groups that still need ratings and this annotator has not had."""
-    mine = set(
-        session.scalars(
-            select(Assignment.group_id)
-            .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
-            .where(CandidateGroup.campaign_id == campaign.id, Assignment.annotator_id == annotator_id)
+        .correlate(CandidateGroup)
+        .scalar_subquery()
+    )
+    mine = select(Assignment.group_id).where(Assignment.annotator_id == annotator_id)
+    return (
+        select(CandidateGroup.id, active.label("active"), CandidateGroup.position)
+        .where(
+            CandidateGroup.campaign_id == campaign.id,
+            CandidateGroup.id.not_in(mine),
+            active < campaign.ratings_per_group,
         )
     )
-    counts = _active_counts(session, campaign, now)
-    groups = session.execute(
-        select(CandidateGroup.id, CandidateGroup.position)
-        .where(CandidateGroup.campaign_id == campaign.id)
-        .order_by(CandidateGroup.position, CandidateGroup.id)
-    ).all()
-    return [
-        (gid, counts.get(gid, 0))
-        for gid, _ in groups
-        if gid not in mine and counts.get(gid, 0) < campaign.ratings_per_group
-    ]
 
 
 def _annotator(session: Session, annotator_id: int) -> Annotator:
@@ -410,11 +398,15 @@ def next_assignment(store: Store, annotator_id: int, campaign_name: str) -> Assi
 def _new_regular(
     session: Session, campaign: Campaign, annotator_id: int, now: dt.datetime
 ) -> Assignment | None:
-    available = _open_groups(session, campaign, annotator_id, now)
-    if not available:
-        return None
+    open_groups = _open_groups(session, campaign, annotator_id, now).subquery()
     # Fill the groups closest to complete first; among equals keep the campaign's order.
-    group_id = max(available, key=lambda gc: gc[1])[0]
+    group_id = session.scalar(
+        select(open_groups.c.id)
+        .order_by(open_groups.c.active.desc(), open_groups.c.position, open_groups.c.id)
+        .limit(1)
+    )
+    if group_id is None:
+        return None
     return Assignment(
         group_id=group_id,
         annotator_id=annotator_id,

@@ -1,0 +1,153 @@
+"""`dyadic bench feedback`: the annotation server under 50 concurrent annotators on SQLite.
+
+A real server process (uvicorn, one worker) on a fresh SQLite store (WAL, synchronous=FULL: every
+acknowledged page is fsynced); 50 annotators, each an asyncio task with its own token, loop "next page ->
+submit 5 ratings" over real HTTP. Two phases: *saturated* (no pause between pages: the server's
+throughput, and latency under a full queue) and *paced* (each person pauses about ``think`` seconds
+between pages, an offered load well below capacity: the latency people would feel). Baseline in the same
+run: one annotator alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.bench import benchmark
+
+KEYS = ("empathy", "appropriateness", "engagement", "naturalness")
+
+
+def _campaign(db: Path, groups: int, candidates: int, annotators: int, frames: int = 250) -> list[str]:
+    """A campaign of ``groups`` groups (``candidates`` each, 10 s clips of tokens) and annotator tokens."""
+    from human_feedback import service
+    from human_feedback.auth import add_annotator
+    from human_feedback.store import Store
+
+    store = Store(db, create=True)
+    rng = np.random.default_rng(0)
+    service.create_campaign(
+        store, "bench", media_dir=db.parent / "media", ratings_per_group=3, repeat_every=8
+    )
+    with store.write() as session:
+        campaign = store.campaign(session, "bench")
+        for g in range(groups):
+            clip = service.add_clip(
+                session, campaign, clip_id=f"clip{g:05d}", fps=25.0,
+                speaker_motion=rng.normal(size=(frames, 56)).astype(np.float32),
+                speaker_words=[(0.5 * i, 0.5 * i + 0.3, "word") for i in range(20)],
+            )  # fmt: skip
+            group = service.add_group(session, campaign, clip)
+            for c in range(candidates):
+                service.add_candidate(
+                    session, campaign, group, source="ground_truth" if c == 0 else "policy", policy_name=f"p{c}",
+                    tokens=rng.integers(0, 256, size=(frames, 56)),
+                )  # fmt: skip
+    tokens = [add_annotator(store, f"bench-{i:03d}") for i in range(annotators)]
+    store.close()
+    return tokens
+
+
+async def _annotator(
+    client: Any, token: str, index: int, latencies: dict[str, list[float]], deadline: float, think_s: float
+) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    rng = np.random.default_rng(index)
+    pages = 0
+    if think_s:
+        await asyncio.sleep(float(rng.uniform(0, think_s)))  # people do not all start at once
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        response = await client.post("/api/campaigns/bench/next", headers=headers)
+        latencies["next"].append(time.perf_counter() - started)
+        response.raise_for_status()
+        page = response.json()["assignment"]
+        if page is None:
+            break
+        body = {
+            "submission_id": uuid.uuid4().hex,
+            "ratings": [
+                {"item_id": i["item_id"], **{k: int(rng.integers(1, 6)) for k in KEYS}} for i in page["items"]
+            ],
+            "time_spent_ms": 30_000,
+        }
+        started = time.perf_counter()
+        response = await client.post(
+            f"/api/assignments/{page['assignment_id']}/submit", json=body, headers=headers
+        )
+        latencies["submit"].append(time.perf_counter() - started)
+        response.raise_for_status()
+        pages += 1
+        if think_s:
+            await asyncio.sleep(float(rng.uniform(0.5, 1.5)) * think_s)
+    return pages
+
+
+async def _drive(
+    url: str, tokens: list[str], seconds: float, think_s: float = 0.0
+) -> tuple[dict[str, list[float]], int, float]:
+    import httpx
+
+    latencies: dict[str, list[float]] = {"next": [], "submit": []}
+    limits = httpx.Limits(max_connections=len(tokens) + 10, max_keepalive_connections=len(tokens) + 10)
+    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as client:
+        started = time.perf_counter()
+        pages = await asyncio.gather(
+            *(_annotator(client, t, i, latencies, started + seconds, think_s) for i, t in enumerate(tokens))
+        )
+        elapsed = time.perf_counter() - started
+    return latencies, sum(pages), elapsed
+
+
+def _ms(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q) * 1000) if values else float("nan")
+
+
+@benchmark("feedback", help="annotation server: p50/p99 latency and ratings/s with 50 concurrent annotators")
+def bench_feedback(quick: bool = False) -> dict[str, Any]:
+    from human_feedback.process import ServerProcess
+
+    annotators, candidates = (10, 5) if quick else (50, 5)
+    seconds = 5.0 if quick else 20.0
+    groups = 80 if quick else 1000
+    think = 2.0
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        tokens = _campaign(db, groups, candidates, annotators + 1)
+        with ServerProcess(db) as server:
+            # Baseline: one annotator alone, same server, same run.
+            alone, alone_pages, _ = asyncio.run(_drive(server.url, tokens[:1], 2.0 if quick else 4.0))
+            crowd, pages, elapsed = asyncio.run(_drive(server.url, tokens[1:], seconds))
+            paced, paced_pages, paced_elapsed = asyncio.run(
+                _drive(server.url, tokens[1:], seconds, think_s=think)
+            )
+    ratings = pages * candidates
+    return {
+        "annotators": annotators,
+        "candidates_per_page": candidates,
+        "pages": pages,
+        "ratings": ratings,
+        "seconds": round(elapsed, 2),
+        "ratings_per_s": round(ratings / elapsed, 1),
+        "pages_per_s": round(pages / elapsed, 2),
+        "submit_p50_ms": round(_ms(crowd["submit"], 50), 1),
+        "submit_p99_ms": round(_ms(crowd["submit"], 99), 1),
+        "next_p50_ms": round(_ms(crowd["next"], 50), 1),
+        "next_p99_ms": round(_ms(crowd["next"], 99), 1),
+        "single_submit_p50_ms": round(_ms(alone["submit"], 50), 1),
+        "single_next_p50_ms": round(_ms(alone["next"], 50), 1),
+        "single_pages": alone_pages,
+        "submit_p50_vs_single": round(_ms(crowd["submit"], 50) / _ms(alone["submit"], 50), 2),
+        "paced_think_s": think,
+        "paced_ratings_per_s": round(paced_pages * candidates / paced_elapsed, 1),
+        "paced_submit_p50_ms": round(_ms(paced["submit"], 50), 1),
+        "paced_submit_p99_ms": round(_ms(paced["submit"], 99), 1),
+        "paced_next_p50_ms": round(_ms(paced["next"], 50), 1),
+        "paced_next_p99_ms": round(_ms(paced["next"], 99), 1),
+    }
