@@ -130,3 +130,21 @@ def test_cli_eval_policy_checkpoint(data_path, tmp_path):
     assert main(argv) == 0
     rows = json.loads((run_dir / "results.json").read_text())["rows"]
     assert list(rows) == ["GT", "neutral", "vla"] and np.isfinite(rows["vla"]["L2"])
+
+
+def test_shipped_eval_config_parses():
+    from pathlib import Path
+
+    import yaml
+
+    import experiments
+
+    path = Path(experiments.__file__).parent / "configs" / "eval.yaml"
+    config = EvalConfig(**yaml.safe_load(path.read_text()))
+    assert config.dataset == "synthetic:small" and config.agents == [
+        "random",
+        "random-train",
+        "nn",
+        "neutral",
+        "mirror",
+    ]
