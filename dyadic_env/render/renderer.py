@@ -32,6 +32,12 @@ class RenderingUnavailable(RuntimeError):
     """Offscreen OpenGL could not start (missing system library or wrong PyOpenGL)."""
 
 
+def default_backend() -> str:
+    """``$PYOPENGL_PLATFORM`` when it names an offscreen backend, else ``"osmesa"``."""
+    platform = os.environ.get("PYOPENGL_PLATFORM", "")
+    return platform if platform in BACKENDS else "osmesa"
+
+
 def import_pyrender(backend: str) -> Any:
     """Import pyrender for an offscreen ``backend`` (``"osmesa"`` or ``"egl"``)."""
     if backend not in BACKENDS:
@@ -67,7 +73,8 @@ class Renderer:
     Args:
         width: width of one face panel in pixels.
         height: height of one face panel in pixels.
-        backend: ``"osmesa"`` (CPU, default) or ``"egl"`` (GPU or Mesa's EGL).
+        backend: ``"osmesa"`` (CPU) or ``"egl"`` (GPU or Mesa's EGL); default: ``$PYOPENGL_PLATFORM`` if it
+            names one of them, else ``"osmesa"``.
         labels: write "speaker" and "listener" in the panels of a pair.
         shading: ``"clay"`` (a light Lambert shader, several times faster on CPU) or ``"pbr"``
             (pyrender's own physically based shader).
@@ -81,7 +88,7 @@ class Renderer:
         self,
         width: int = 256,
         height: int = 256,
-        backend: str = "osmesa",
+        backend: str | None = None,
         *,
         labels: bool = True,
         shading: str = "clay",
@@ -90,6 +97,7 @@ class Renderer:
             raise ValueError(f"width and height must be at least 16 pixels; got {width}x{height}")
         if shading not in LIGHTS:
             raise ValueError(f"unknown shading {shading!r}; expected one of {tuple(LIGHTS)}")
+        backend = backend or default_backend()
         self.width, self.height, self.backend, self.labels = int(width), int(height), backend, labels
         self._pyrender = import_pyrender(backend)
         try:

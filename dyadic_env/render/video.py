@@ -65,7 +65,7 @@ def render_video(
     size: int = 256,
     *,
     renderer: Renderer | None = None,
-    backend: str = "osmesa",
+    backend: str | None = None,
 ) -> Path:
     """Render speaker|listener side by side to an H.264 MP4 at ``fps``; each panel is ``size`` square.
 

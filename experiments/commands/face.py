@@ -55,7 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sheet.add_argument("-o", "--output", type=Path, default=Path("docs/faces.png"), help="PNG to write")
     sheet.add_argument("--size", type=int, default=256, help="pixels of one face (square)")
     sheet.add_argument(
-        "--backend", default="osmesa", choices=["osmesa", "egl"], help="offscreen OpenGL backend"
+        "--backend",
+        default=None,
+        choices=["osmesa", "egl"],
+        help="offscreen OpenGL backend (default: $PYOPENGL_PLATFORM if set, else osmesa)",
     )
     sheet.set_defaults(handler=run_sheet)
 

@@ -40,7 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sheet-frames", type=int, default=8, help="columns (times) of the contact sheet")
     parser.add_argument("--size", type=int, default=256, help="pixels of one face panel (square, even)")
     parser.add_argument(
-        "--backend", default="osmesa", choices=["osmesa", "egl"], help="offscreen OpenGL backend"
+        "--backend",
+        default=None,
+        choices=["osmesa", "egl"],
+        help="offscreen OpenGL backend (default: $PYOPENGL_PLATFORM if set, else osmesa)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the agents and the environment")
     parser.add_argument(
