@@ -13,7 +13,6 @@ candidates never count toward scores, agreement or preference pairs.
 
 from __future__ import annotations
 
-import datetime as dt
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,7 @@ from sqlalchemy import func, select
 
 from human_feedback.agreement import alpha_bootstrap
 from human_feedback.criteria import CRITERION_KEYS
+from human_feedback.ratings import RatingRow, scoring_rows
 from human_feedback.store import (
     Annotator,
     Assignment,
@@ -39,35 +39,6 @@ from human_feedback.store import (
 
 BROKEN_MAX_NATURALNESS = 2
 REPEAT_TOLERANCE = 1.0
-
-
-@dataclass(frozen=True)
-class RatingRow:
-    """One candidate's four ratings by one annotator on one page, with what the annotator never saw."""
-
-    group_id: str
-    clip_id: str
-    split: str | None
-    candidate_id: str
-    source: str
-    policy_name: str
-    sample_index: int
-    annotator: str
-    annotator_kind: str
-    page_kind: str
-    empathy: int
-    appropriateness: int
-    engagement: int
-    naturalness: int
-    watched_ms: int | None
-    time_spent_ms: int | None
-    submitted_at: dt.datetime
-
-    def values(self) -> tuple[int, int, int, int]:
-        return (self.empathy, self.appropriateness, self.engagement, self.naturalness)
-
-    def mean(self) -> float:
-        return sum(self.values()) / 4.0
 
 
 def load_ratings(store: Store, campaign_name: str) -> list[RatingRow]:
@@ -115,14 +86,6 @@ def load_ratings(store: Store, campaign_name: str) -> list[RatingRow]:
             )
             for r, cand, gid, clip, ann, kind, sub in rows
         ]
-
-
-def scoring_rows(rows: Iterable[RatingRow], exclude_annotators: Iterable[str] = ()) -> list[RatingRow]:
-    """Rows that count: regular pages, real candidates, annotators not excluded."""
-    excluded = set(exclude_annotators)
-    return [
-        r for r in rows if r.page_kind == "regular" and r.source != "broken" and r.annotator not in excluded
-    ]
 
 
 @dataclass
@@ -278,7 +241,7 @@ def campaign_overview(store: Store, campaign_name: str, *, seed: int = 0) -> dic
                 .group_by(Assignment.group_id)
             ).all()
         )
-        info = {
+        info: dict[str, Any] = {
             "name": campaign.name,
             "kind": campaign.kind,
             "ratings_per_group": campaign.ratings_per_group,

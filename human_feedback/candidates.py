@@ -185,7 +185,7 @@ def collect(
             f"dataset {config.dataset} has no split {config.split!r}; splits: {list(dataset.splits)}"
         )
     env = gym.make("dyadic_env/Listener-v0", dataset=dataset, split=config.split)
-    tokenizer = env.unwrapped.tokenizer
+    tokenizer = env.unwrapped.tokenizer  # type: ignore[attr-defined]
     available = dataset.split(config.split).clip_ids
     if config.clip_ids:
         unknown = [c for c in config.clip_ids if c not in set(available)]

@@ -92,7 +92,7 @@ def export_preferences(
     tokens, groups = campaign_tokens(store, campaign_name)
     with store.read() as session:
         campaign = store.campaign(session, campaign_name)
-        info = {
+        info: dict[str, Any] = {
             "dataset": campaign.dataset_spec,
             "split": campaign.split,
             "tokenizer": campaign.tokenizer,

@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from human_feedback.analysis import RatingRow, scoring_rows
 from human_feedback.criteria import CRITERION_KEYS, validate_weights
+from human_feedback.ratings import RatingRow, scoring_rows
 
 FORMAT_NAME = "dyadic-preferences"
 FORMAT_VERSION = 1
@@ -187,7 +187,7 @@ def build_pairs(
     if group_candidates is not None:
         members = defaultdict(list, {g: list(c) for g, c in group_candidates.items()})
     rng = np.random.default_rng(seed)
-    report, pairs = PairingReport(), []
+    report, pairs = PairingReport(), list[PreferencePair]()
     for group_id in sorted(members):
         report.groups += 1
         cands = sorted(members[group_id])
@@ -399,7 +399,7 @@ class PreferenceDataset:
         partial = path.with_name(path.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        np.savez(partial / "trajectories.npz", **trajectories)
+        np.savez(partial / "trajectories.npz", **trajectories)  # type: ignore[arg-type]
         with (partial / "pairs.jsonl").open("w") as f:
             for p in pairs:
                 f.write(json.dumps(p.to_json()) + "\n")

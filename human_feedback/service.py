@@ -317,7 +317,7 @@ def _progress(session: Session, campaign: Campaign, annotator_id: int) -> dict[s
     )
     return {
         "done": int(mine.get(True, 0)),
-        "remaining": open_groups + int(mine.get(False, 0)),
+        "remaining": int(open_groups or 0) + int(mine.get(False, 0)),
         "groups": int(groups),
     }
 
@@ -337,13 +337,10 @@ def _open_groups(session: Session, campaign: Campaign, annotator_id: int, now: d
         .scalar_subquery()
     )
     mine = select(Assignment.group_id).where(Assignment.annotator_id == annotator_id)
-    return (
-        select(CandidateGroup.id, active.label("active"), CandidateGroup.position)
-        .where(
-            CandidateGroup.campaign_id == campaign.id,
-            CandidateGroup.id.not_in(mine),
-            active < campaign.ratings_per_group,
-        )
+    return select(CandidateGroup.id, active.label("active"), CandidateGroup.position).where(
+        CandidateGroup.campaign_id == campaign.id,
+        CandidateGroup.id.not_in(mine),
+        active < campaign.ratings_per_group,
     )
 
 

@@ -165,8 +165,8 @@ def _client(store: Store, url: str | None) -> tuple[Any, Callable[[], None]]:
         return client, client.close
     import httpx
 
-    client = httpx.Client(base_url=url.rstrip("/"), timeout=30.0)
-    return client, client.close
+    remote = httpx.Client(base_url=url.rstrip("/"), timeout=30.0)
+    return remote, remote.close
 
 
 def _rate_one_page(

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from human_feedback.analysis import RatingRow, scoring_rows
 from human_feedback.criteria import CRITERIA
+from human_feedback.ratings import RatingRow, scoring_rows
 
 # Paper Table III order and headers.
 TABLE_ORDER = ("appropriateness", "empathy", "engagement", "naturalness")
