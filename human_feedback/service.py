@@ -351,8 +351,11 @@ def _annotator(session: Session, annotator_id: int) -> Annotator:
     return annotator
 
 
-def _campaign(session: Session, name: str) -> Campaign:
-    campaign = session.scalar(select(Campaign).where(Campaign.name == name))
+def _campaign(session: Session, name: str, *, lock: bool = False) -> Campaign:
+    query = select(Campaign).where(Campaign.name == name)
+    # Row lock on servers such as PostgreSQL, so concurrent hand-outs of one campaign queue up (SQLite's
+    # BEGIN IMMEDIATE already serializes every writer; SQLAlchemy leaves FOR UPDATE out there).
+    campaign = session.scalar(query.with_for_update() if lock else query)
     if campaign is None:
         raise NotFound(f"no campaign {name!r}")
     return campaign
@@ -369,7 +372,7 @@ def next_assignment(store: Store, annotator_id: int, campaign_name: str) -> Assi
     now = utcnow()
     with store.write() as session:
         _annotator(session, annotator_id)
-        campaign = _campaign(session, campaign_name)
+        campaign = _campaign(session, campaign_name, lock=True)
         unfinished = session.scalars(
             select(Assignment)
             .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)

@@ -163,3 +163,32 @@ def test_collect_renders_one_video_per_candidate_inside_the_campaign(store, walk
             assert frames.shape[1:] == (32, 64, 3) and len(frames) == c.num_frames and fps == 25.0
     with store.read() as session:
         assert all(c.video_path.startswith("videos/") for c in session.scalars(select(Candidate)))
+
+
+@pytest.mark.slow
+def test_a_vla_checkpoint_is_sampled_with_temperature(store, walk, tmp_path):
+    torch = pytest.importorskip("torch")
+    from agents.vla.factory import model_for_dataset
+
+    torch.manual_seed(0)
+    tiny = {
+        "backbone": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                     "num_key_value_heads": 2},
+        "head_hidden": 32, "projector_hidden": 32, "context_frames": 8,
+    }  # fmt: skip
+    model_for_dataset(load_dataset(walk), seed=0, **tiny).save_pretrained(tmp_path / "vla")
+    config = CollectConfig(
+        policies=[PolicySpec.parse(f"sft={tmp_path / 'vla'}")],
+        dataset=walk,
+        clips=1,
+        samples=2,
+        render=False,
+        temperature=1.5,
+        broken_fraction=0.0,
+    )
+    collect(store, "vla", config, media_dir=tmp_path / "m")
+    _, [(clip_id, candidates)] = _groups(store, "vla")
+    samples = [c for c in candidates if c.policy_name == "sft"]
+    assert len(samples) == 2 and all(c.source == "policy" for c in samples)
+    assert not np.array_equal(samples[0].token_array(), samples[1].token_array())
+    assert samples[0].num_frames == load_dataset(walk).clip(clip_id).num_frames
