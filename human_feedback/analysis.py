@@ -275,3 +275,11 @@ def mean_by(rows: Iterable[RatingRow], key: str) -> dict[str, dict[str, float]]:
         name: {k: float(np.mean([getattr(r, k) for r in rs])) for k in CRITERION_KEYS}
         for name, rs in groups.items()
     }
+
+
+def method_order(store: Store, campaign_name: str) -> list[str]:
+    """The campaign's policies in the order they were given at collection, then the ground truth."""
+    with store.read() as session:
+        config = store.campaign(session, campaign_name).config or {}
+    policies = [p["name"] for p in config.get("collect", {}).get("policies", [])]
+    return [*policies, "Ground truth"]

@@ -455,7 +455,7 @@ def _add_admin_api(app: FastAPI, store: Store, admin: Any) -> None:
     @app.get("/api/admin/campaigns/{name}/mos")
     def mos(name: str, _: Admin) -> dict[str, Any]:
         rows = analysis.load_ratings(store, campaign_or_404(name))
-        return {"rows": study.mos_table(rows)}
+        return {"rows": study.mos_table(rows, order=analysis.method_order(store, name))}
 
     @app.get("/api/admin/campaigns/{name}/ratings.csv")
     def ratings_csv(name: str, _: Admin) -> Response:

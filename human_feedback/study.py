@@ -35,10 +35,12 @@ def mos_table(
     confidence: float = 0.95,
     num_samples: int = 2000,
     seed: int = 0,
+    order: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """One row per method: ``{"method", "ratings", "clips", criterion: {"mean", "low", "high"}}``.
 
-    Methods are ordered by first appearance of their candidates in the campaign.
+    Methods named in ``order`` come first, in that order (e.g. the policies as given to the study), then
+    the others by first appearance; the ground truth is called ``Ground truth``.
     """
     if ci not in ("bootstrap", "t"):
         raise ValueError(f"ci must be 'bootstrap' or 't', found {ci!r}")
@@ -48,6 +50,8 @@ def mos_table(
     methods: dict[str, list[RatingRow]] = defaultdict(list)
     for r in rows:
         methods[method_name(r)].append(r)
+    rank = {name: i for i, name in enumerate(order)}
+    methods = dict(sorted(methods.items(), key=lambda kv: rank.get(kv[0], len(rank))))
     clips = sorted({r.clip_id for r in rows})
     clip_index = {c: i for i, c in enumerate(clips)}
     rng = np.random.default_rng(seed)

@@ -495,7 +495,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_mos(args: argparse.Namespace) -> int:
     from experiments.cli import UserError
-    from human_feedback.analysis import load_ratings
+    from human_feedback.analysis import load_ratings, method_order
     from human_feedback.study import format_mos_table, mos_table
 
     store = _open(args.db)
@@ -505,7 +505,7 @@ def cmd_mos(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     if not rows:
         raise UserError(f"campaign {args.campaign} has no ratings yet; rate it (serve or simulate) first")
-    table = mos_table(rows, ci=args.ci, seed=args.seed)
+    table = mos_table(rows, ci=args.ci, seed=args.seed, order=method_order(store, args.campaign))
     print(
         f"Mean opinion score (1-5) with 95% {'clip-bootstrap' if args.ci == 'bootstrap' else 't'} intervals"
     )

@@ -66,6 +66,10 @@ function renderCard(item, requireView) {
     let last = null;
     video.addEventListener("play", () => { badge.textContent = "Playing"; badge.className = "badge warn"; last = performance.now(); });
     video.addEventListener("pause", () => { if (last !== null) state.playedMs[item.item_id] += performance.now() - last; last = null; });
+    video.addEventListener("error", () => {
+      badge.textContent = "Video failed to load"; badge.className = "badge bad";
+      hint.textContent = "This video could not be loaded. Reload the page; if it persists, tell the study organiser.";
+    });
     video.addEventListener("ended", () => {
       if (last !== null) state.playedMs[item.item_id] += performance.now() - last;
       last = null;

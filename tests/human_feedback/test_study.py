@@ -66,3 +66,9 @@ def test_table_is_shaped_like_table_iii():
 def test_options_are_checked():
     with pytest.raises(ValueError, match="ci must be"):
         mos_table([], ci="normal")
+
+
+def test_methods_follow_the_given_order():
+    rows = _rows()
+    assert [r["method"] for r in mos_table(rows, num_samples=50)] == ["RL", "SFT"]
+    assert [r["method"] for r in mos_table(rows, num_samples=50, order=["SFT", "RL"])] == ["SFT", "RL"]
