@@ -114,15 +114,15 @@ def bench_feedback(quick: bool = False) -> dict[str, Any]:
     from human_feedback.process import ServerProcess
 
     annotators, candidates = (10, 5) if quick else (50, 5)
-    seconds = 5.0 if quick else 20.0
-    groups = 80 if quick else 1000
+    seconds = 2.0 if quick else 20.0
+    groups = 200 if quick else 1000
     think = 2.0
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
-        tokens = _campaign(db, groups, candidates, annotators + 1)
+        tokens = _campaign(db, groups, candidates, annotators + 1, frames=50 if quick else 250)
         with ServerProcess(db) as server:
             # Baseline: one annotator alone, same server, same run.
-            alone, alone_pages, _ = asyncio.run(_drive(server.url, tokens[:1], 2.0 if quick else 4.0))
+            alone, alone_pages, _ = asyncio.run(_drive(server.url, tokens[:1], 1.0 if quick else 4.0))
             crowd, pages, elapsed = asyncio.run(_drive(server.url, tokens[1:], seconds))
             paced, paced_pages, paced_elapsed = asyncio.run(
                 _drive(server.url, tokens[1:], seconds, think_s=think)
