@@ -31,7 +31,8 @@ from human_feedback.media import MediaPathError, resolve_media
 from human_feedback.store import Store
 
 log = logging.getLogger("human_feedback.server")
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent / "static"  # CSS and scripts only: public, hold no data
+PAGES_DIR = Path(__file__).parent / "pages"  # HTML pages: served by routes that check the token
 COOKIE = "dyadic_feedback"
 CSRF_HEADER = "x-dyadic-request"
 DEFAULT_MAX_BODY = 64 * 1024
@@ -299,7 +300,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _add_pages(app: FastAPI, store: Store) -> None:
     def page(name: str) -> FileResponse:
-        return FileResponse(STATIC_DIR / name, media_type="text/html", headers={"cache-control": "no-store"})
+        return FileResponse(PAGES_DIR / name, media_type="text/html", headers={"cache-control": "no-store"})
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, bool]:

@@ -248,3 +248,15 @@ def test_security_headers_are_set(client, tokens):
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["cache-control"] == "no-store"
     assert client.get("/signin").headers["x-frame-options"] == "DENY"
+
+
+def test_static_files_hold_no_pages(client):
+    assert client.get("/static/style.css").status_code == 200
+    for page in (
+        "annotate.html",
+        "admin.html",
+        "signin.html",
+        "../pages/admin.html",
+        "..%2Fpages%2Fadmin.html",
+    ):
+        assert client.get(f"/static/{page}").status_code == 404, page
