@@ -6,6 +6,7 @@ Importing this package registers the model with ``transformers``' Auto classes, 
 
 from transformers import AutoConfig, AutoModel
 
+from agents.vla.agent import VLAAgent
 from agents.vla.configuration import VLAConfig
 from agents.vla.modeling import VLAForListening
 from agents.vla.processing import VLAProcessor
@@ -13,4 +14,4 @@ from agents.vla.processing import VLAProcessor
 AutoConfig.register(VLAConfig.model_type, VLAConfig, exist_ok=True)
 AutoModel.register(VLAConfig, VLAForListening, exist_ok=True)
 
-__all__ = ["VLAConfig", "VLAForListening", "VLAProcessor"]
+__all__ = ["VLAAgent", "VLAConfig", "VLAForListening", "VLAProcessor"]

@@ -71,7 +71,7 @@ class VLAConfig(PretrainedConfig):
         action_dim: int = 56,
         expression_dim: int = 50,
         decoding: str = "parallel",
-        head_hidden: int = 384,
+        head_hidden: int = 256,
         projector_hidden: int = 256,
         text_pad_id: int = 0,
         context_frames: int = 32,

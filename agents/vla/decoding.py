@@ -78,9 +78,10 @@ def decode_frames(
         return tokens, _logprob(logits, tokens).sum(-1), new_state
     # RT-2 style: dimension 0 from the STATE token, each next one from the token just fed.
     hidden = out.frame_hidden[:, -1]
+    prev_tokens = vla.encode_actions(inputs["prev_listener"][:, -1])
     tokens, logps = [], []
     for dim in range(vla.config.action_dim):
-        logits = vla.action_step(hidden, dim)
+        logits = vla.action_step(hidden, prev_tokens[:, dim], dim)
         token = sampler(logits)
         tokens.append(token)
         logps.append(_logprob(logits, token))

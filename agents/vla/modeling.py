@@ -45,25 +45,35 @@ class MLP(nn.Module):
 
 
 class ActionHead(nn.Module):
-    """Per-dimension action logits from a hidden state: ``lm_head(norm(down(gelu(up(h) + query_j))))``.
+    """Per-dimension action logits: ``lm_head(norm(gelu(up(h) + query_j + prev_embed(prev_token_j))))``.
 
-    ``up(h)`` is computed once per frame and shared by the 56 dimensions, which keeps the head cheap; the
-    query makes each dimension's features its own. ``lm_head`` maps to the bins and is the only part that
-    trl's fused log-prob kernel sees.
+    ``up(h)`` is computed once per frame and shared by the 56 dimensions; the learned query of dimension ``j``
+    shifts it before the non-linearity, so each dimension reads its own features. The embedding of the
+    dimension's previous token (the listener's last frame, which is in the context anyway) hands the head the
+    exact bin to continue from, so smooth motion is cheap to learn. About ``56 * head_hidden * num_bins``
+    multiply-adds a frame. ``lm_head`` (``Linear(head_hidden, num_bins)``) is the only part that trl's fused
+    log-prob kernel sees.
     """
 
     def __init__(self, hidden: int, head_hidden: int, action_dim: int, num_bins: int) -> None:
         super().__init__()
         self.up = nn.Linear(hidden, head_hidden)
         self.query = nn.Parameter(torch.zeros(action_dim, head_hidden))
-        self.down = nn.Linear(head_hidden, hidden)
-        self.norm = nn.LayerNorm(hidden)
-        self.lm_head = nn.Linear(hidden, num_bins)
+        self.prev_embed = nn.Embedding(num_bins, head_hidden)
+        self.norm = nn.LayerNorm(head_hidden)
+        self.lm_head = nn.Linear(head_hidden, num_bins)
 
-    def features(self, h: torch.Tensor, per_dim: bool = False) -> torch.Tensor:
-        """``h`` (..., H) -> (..., 56, H); with ``per_dim``, ``h`` is already (..., 56, H)."""
+    def features(self, h: torch.Tensor, prev_tokens: torch.Tensor, per_dim: bool = False) -> torch.Tensor:
+        """``h`` (..., H) -> (..., 56, head_hidden); with ``per_dim``, ``h`` is already (..., 56, H).
+
+        ``prev_tokens`` (..., 56) are the tokens of the listener's previous frame.
+        """
         u = self.up(h) if per_dim else self.up(h).unsqueeze(-2)
-        return self.norm(self.down(F.gelu(u + self.query)))
+        return self.norm(F.gelu(u + self.query + self.prev_embed(prev_tokens)))
+
+    def step(self, h: torch.Tensor, prev_token: torch.Tensor, dim: int) -> torch.Tensor:
+        """Logits (B, num_bins) of one dimension from a hidden state (B, H) (autoregressive decoding)."""
+        return self.lm_head(self.norm(F.gelu(self.up(h) + self.query[dim] + self.prev_embed(prev_token))))
 
 
 @dataclass
@@ -71,7 +81,7 @@ class FrameOutput(ModelOutput):
     """Output of :meth:`VLAModel.frames`.
 
     Attributes:
-        action_hidden: (B, T, 56, H) the action head's features, one per dimension (``lm_head`` gives logits).
+        action_hidden: (B, T, 56, head_hidden) the action head's features, one per dimension (``lm_head`` gives logits).
         frame_hidden: (B, T, H) the hidden state of each frame's STATE token (e.g. for a value head).
         past_key_values: the backbone's cache when ``use_cache``.
         attention_mask: (B, past + new) the 2-D mask matching the cache, to pass back on the next call.
@@ -176,6 +186,7 @@ class VLAModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         positions: torch.Tensor | None = None,
         use_cache: bool = False,
+        head_mask: torch.Tensor | None = None,
     ) -> FrameOutput:
         """Run frames (B, T) through the network, optionally continuing a cache.
 
@@ -189,6 +200,8 @@ class VLAModel(nn.Module):
                 frames when ``actions`` is given). A frame being decoded feeds none.
             past_key_values, attention_mask, positions: the state returned by the previous call.
             use_cache: return the cache to continue from.
+            head_mask: (B, T) bool; when given, the action head runs only on these frames and ``action_hidden``
+                is packed (N, 56, head_hidden) in row-major order (SFT uses it to score a subset of frames).
         """
         b, t = speaker_inputs.shape[:2]
         device = speaker_inputs.device
@@ -254,27 +267,26 @@ class VLAModel(nn.Module):
         hidden = out.last_hidden_state.reshape(b * new_len, h)
         last = b * new_len - 1
         frame_hidden = hidden[(rows + state_pos).clamp(max=last)]
+        prev_tokens = self.encode_actions(prev_listener)
+        select = (lambda x: x) if head_mask is None else (lambda x: x[head_mask.bool()])
         if self.autoregressive:
             src = torch.cat(
                 [state_pos[..., None], state_pos[..., None] + 1 + torch.arange(n_act - 1, device=device)], -1
             )
-            action_hidden = self.action_head.features(
-                hidden[(rows[..., None] + src).clamp(max=last)], per_dim=True
-            )
+            src_hidden = hidden[(rows[..., None] + src).clamp(max=last)]
+            action_hidden = self.action_head.features(select(src_hidden), select(prev_tokens), per_dim=True)
         else:
-            action_hidden = self.action_head.features(frame_hidden)
+            action_hidden = self.action_head.features(select(frame_hidden), select(prev_tokens))
         return FrameOutput(
             action_hidden=action_hidden, frame_hidden=frame_hidden,
             past_key_values=out.past_key_values if use_cache else None,
             attention_mask=full_mask if use_cache else None, positions=positions + length,
         )  # fmt: skip
 
-    def action_step(self, token_hidden: torch.Tensor, dim: int) -> torch.Tensor:
-        """Logits (B, num_bins) of dimension ``dim`` from the hidden state before it (autoregressive decoding)."""
-        q = self.action_head.query[dim]
-        head = self.action_head
-        z = head.norm(head.down(F.gelu(head.up(token_hidden) + q)))
-        return head.lm_head(z)
+    def action_step(self, token_hidden: torch.Tensor, prev_token: torch.Tensor, dim: int) -> torch.Tensor:
+        """Logits (B, num_bins) of dimension ``dim`` from the hidden state before it (autoregressive decoding);
+        ``prev_token`` (B,) is the dimension's token in the previous frame."""
+        return self.action_head.step(token_hidden, prev_token, dim)
 
     def feed_action(self, token: torch.Tensor, dim: int, past_key_values: Any, attention_mask: torch.Tensor,
                     positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
@@ -465,13 +477,15 @@ class VLAForListening(PreTrainedModel):
         past_key_values: Any = None,
         positions: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        head_mask: torch.Tensor | None = None,
         **unused: Any,
     ) -> VLAOutput | CausalLMOutputWithPast:
         """Frame view (no ``input_ids``): logits (B, T, 56, bins); flat view (``input_ids``): (B, L, bins).
 
         In the frame view ``prev_listener`` defaults to the teacher-forced states of ``actions``; ``labels``
-        (tokens (B, T, 56)) give a mean cross-entropy. In the flat view ``labels`` (B, L) are shifted like a
-        causal LM's (-100 ignored).
+        (tokens (B, T, 56)) give a mean cross-entropy; with ``head_mask`` (B, T) only those frames are scored and
+        the logits are packed (N, 56, bins). In the flat view ``labels`` (B, L) are shifted like a causal LM's
+        (-100 ignored).
         """
         if input_ids is not None:
             hidden = self.vla(input_ids, attention_mask, speaker_inputs, word_ids, word_mask, frame_mask)
@@ -491,11 +505,11 @@ class VLAForListening(PreTrainedModel):
         out = self.vla.frames(
             speaker_inputs, prev_listener, word_ids, word_mask, frame_mask, actions=actions,
             past_key_values=past_key_values, attention_mask=attention_mask, positions=positions,
-            use_cache=bool(use_cache),
+            use_cache=bool(use_cache), head_mask=head_mask,
         )  # fmt: skip
         logits = self.get_output_embeddings()(out.action_hidden)
         loss = None
-        if labels is not None:
+        if labels is not None and head_mask is None:
             mask = (
                 frame_mask.bool()
                 if frame_mask is not None

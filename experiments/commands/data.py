@@ -65,6 +65,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
     validate.set_defaults(handler=run_validate)
 
+    # Added by the VLA engineer: visual features from speaker videos (handler in agents.vla.features).
+    features = commands.add_parser(
+        "features", help="copy a dataset with speaker_features from speaker videos (DINOv2 + SigLIP, local models)"
+    )
+    features.add_argument("--dataset", required=True, help="dataset directory or synthetic:PRESET")
+    features.add_argument("--videos", type=Path, required=True, help="folder of speaker videos CLIP_ID.mp4 (or .npy frames)")
+    features.add_argument("--dino", type=Path, default=None, help="local DINOv2 model directory (Dinov2Model)")
+    features.add_argument("--siglip", type=Path, default=None, help="local SigLIP vision model directory")
+    features.add_argument("--out", type=Path, required=True, help="new dataset directory to write")
+    features.add_argument("--device", default="cpu", help="torch device for the encoders (cpu, cuda)")
+    features.add_argument("--batch-size", type=int, default=32, help="frames per encoder forward pass")
+    features.set_defaults(handler=run_features)
+
 
 def run_synth(args: argparse.Namespace) -> int:
     from experiments.cli import UserError
@@ -186,3 +199,19 @@ def _print_summary(s: dict[str, Any]) -> None:
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 600 else f"{seconds / 3600:.2f} h"
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from experiments.cli import UserError
+
+    if args.dino is None and args.siglip is None:
+        raise UserError("give --dino and/or --siglip: local model directories of the visual encoders")
+    from agents.vla.features import VisualFeatureExtractor, add_speaker_features
+
+    try:
+        extractor = VisualFeatureExtractor(args.dino, args.siglip, device=args.device, batch_size=args.batch_size)
+        out = add_speaker_features(args.dataset, args.videos, args.out, extractor)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    print(f"wrote {out} with speaker_features of width {extractor.dim} ({', '.join(extractor.describe())})")
+    return 0

@@ -19,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     trainers = parser.add_subparsers(dest="trainer", metavar="TRAINER", required=True)
     register_sft(trainers)
+    from experiments.pipelines.trainers import (
+        register_alignment_trainers,
+    )  # dpo, rm, ppo (alignment engineer)
+
+    register_alignment_trainers(trainers)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, example: str) -> None:

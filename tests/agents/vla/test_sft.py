@@ -1,0 +1,127 @@
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agents.vla.sft import SFTConfig, latest_checkpoint, sft_loss, train_sft
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_sft_loss_matches_hand_computed_eqs_7_to_9():
+    ln3 = math.log(3.0)
+    # Clip 0: two real frames and one padded frame; clip 1: one real frame. D = 2 (expression dim 0, pose dim 1).
+    logits = torch.tensor([
+        [[[0.0, 0.0], [ln3, 0.0]], [[0.0, ln3], [0.0, 0.0]], [[9.0, -9.0], [9.0, -9.0]]],
+        [[[ln3, 0.0], [0.0, 0.0]], [[5.0, 1.0], [2.0, 3.0]], [[0.0, 0.0], [0.0, 0.0]]],
+    ])  # fmt: skip
+    actions = torch.tensor([[[0, 0], [1, 1], [1, 1]], [[0, 1], [0, 0], [0, 0]]])
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    centers = torch.tensor([[0.0, 1.0], [-1.0, 1.0]])
+    loss = sft_loss(logits, actions, mask, centers, lambda_exp=2.0, lambda_pose=0.5, lambda_temp=0.1,
+                    expression_dim=1)  # fmt: skip
+    # Clip 0: CE exp = (ln 2 + ln 4/3) / 2, CE pose = (ln 4/3 + ln 2) / 2. Clip 1: CE exp = ln 4/3, pose = ln 2.
+    ce0 = (math.log(2) + math.log(4 / 3)) / 2
+    ce_exp = (ce0 + math.log(4 / 3)) / 2
+    ce_pose = (ce0 + math.log(2)) / 2
+    # Soft actions of clip 0: frame 0 (0.5, -0.5), frame 1 (0.75, 0.0); clip 1 has no frame pair.
+    temporal = (0.75 - 0.5) ** 2 + (0.0 + 0.5) ** 2
+    assert loss.ce_expression.item() == pytest.approx(ce_exp, abs=1e-6)
+    assert loss.ce_pose.item() == pytest.approx(ce_pose, abs=1e-6)
+    assert loss.temporal.item() == pytest.approx(temporal, abs=1e-6)
+    assert loss.total.item() == pytest.approx(2.0 * ce_exp + 0.5 * ce_pose + 0.1 * temporal, abs=1e-6)
+
+
+def test_sft_config_validates_fields():
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        SFTConfig(decoding="beam")
+    with pytest.raises(ValueError, match="unknown fields \\['max_step'\\]"):
+        SFTConfig.from_dict({"max_step": 3})
+    with pytest.raises(ValueError, match="lora_r must be 0 unless backbone_path is set"):
+        SFTConfig(lora_r=4)
+
+
+@pytest.mark.parametrize("decoding", ["parallel", "autoregressive"])
+def test_tiny_model_overfits_one_clip(dataset, make_tiny_model, decoding):
+    torch.manual_seed(0)
+    model = make_tiny_model(dataset, decoding=decoding, head_hidden=128).train()
+    batch = model.processor.collate([model.processor.clip_example(dataset.split("train")[0], length=16)])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(100):
+        logits = model(**batch).logits
+        loss = sft_loss(
+            logits, batch["actions"], batch["frame_mask"], model.vla.bin_centers, lambda_temp=0.01
+        )
+        optimizer.zero_grad()
+        loss.total.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        predicted = model.action_logits(batch).argmax(-1)
+    accuracy = (predicted == batch["actions"]).float().mean().item()
+    assert loss.ce_expression.item() < 0.3 and accuracy > 0.95
+
+
+TINY = {"backbone": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                     "num_key_value_heads": 2}, "head_hidden": 32, "projector_hidden": 32}  # fmt: skip
+
+
+def _config(data: Path, out: Path, **kw) -> SFTConfig:
+    fields = {"dataset": str(data), "output_dir": str(out), "max_steps": 16, "batch_size": 2, "max_frames": 16,
+              "warmup_steps": 4, "save_every": 4, "eval_every": 0, "log_every": 4, "learning_rate": 3e-3,
+              "lambda_temp": 0.01, "state_noise": 0.1, "keep_checkpoints": 3, **TINY, **kw}  # fmt: skip
+    return SFTConfig(**fields)
+
+
+def test_killed_run_resumes_to_the_same_state(random_dataset, tmp_path):
+    killed = tmp_path / "killed"
+    config = _config(random_dataset, killed)
+    overrides = [f"{k}={json.dumps(v)}" for k, v in config.__dict__.items() if v is not None]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "train", "sft", "--no-progress", *overrides],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    # The uninterrupted run goes while the subprocess imports torch.
+    straight = train_sft(_config(random_dataset, tmp_path / "straight"), progress=False)
+    deadline = time.monotonic() + 120
+    while latest_checkpoint(killed) is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    resumed_from = json.loads((latest_checkpoint(killed) / "trainer_state.json").read_text())["step"]
+    assert resumed_from < config.max_steps and not (killed / "final").exists()
+
+    resumed = train_sft(config, progress=False)
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+    state = json.loads((latest_checkpoint(killed) / "trainer_state.json").read_text())
+    assert state["step"] == config.max_steps
+
+
+def test_train_sft_writes_a_loadable_policy_and_tensorboard(random_dataset, tmp_path):
+    from agents.vla import VLAForListening
+
+    final = train_sft(_config(random_dataset, tmp_path / "run", max_steps=3, save_every=0), progress=False)
+    model = VLAForListening.from_pretrained(final)
+    assert model.processor is not None and (final / "action_tokenizer.json").exists()
+    assert any((tmp_path / "run" / "tb").iterdir())
+    assert np.isfinite(model.config.speaker_std).all()
+
+
+def test_cli_reports_bad_config_fields(tmp_path, capsys):
+    from experiments.cli import main
+
+    code = main(["train", "sft", "--config", str(REPO / "experiments/configs/sft_tiny.yaml"), "batch_size=0"])
+    assert code == 2 and "batch_size must be a positive integer, found 0" in capsys.readouterr().err
+    assert main(["train", "sft", "max_steps"]) == 2
