@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE = "trainer_state.json"
@@ -67,7 +66,7 @@ def sft_loss(
         lambda_exp, lambda_pose, lambda_temp: the weights of eq. 7 and eq. 9.
         expression_dim: the first ``expression_dim`` dimensions are expression, the rest pose.
     """
-    b, t, d, k = logits.shape
+    d = logits.shape[2]
     logp = torch.log_softmax(logits.float(), dim=-1)
     ce = -logp.gather(-1, actions[..., None]).squeeze(-1)  # (B, T, D)
     m = frame_mask.to(ce.dtype)

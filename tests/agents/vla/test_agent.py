@@ -80,7 +80,7 @@ def test_act_refuses_an_observation_from_another_point_of_the_episode(any_checkp
     agent = VLAAgent.from_pretrained(any_checkpoint)
     observation, _ = env.reset(seed=0)
     agent.act(observation)
-    with pytest.raises(ValueError, match="call agent.reset\\(\\) at the start of every episode"):
+    with pytest.raises(ValueError, match=r"call agent.reset\(\) at the start of every episode"):
         agent.act({**observation, "step": np.array([7])})
 
 
