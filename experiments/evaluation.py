@@ -221,3 +221,40 @@ def write_tensorboard(results: Mapping[str, Any], run_dir: Path) -> bool:
     finally:
         writer.close()
     return True
+
+
+def evaluate_predictions(
+    predictions: Mapping[str, list[np.ndarray]],
+    dataset: str | os.PathLike | DyadicDataset,
+    split: str = "test",
+    seed: int = 0,
+    *,
+    clip_ids: list[str] | None = None,
+) -> dict[str, Any]:
+    """Score listener trajectories that were produced elsewhere (e.g. batched closed-loop sampling of a VLA).
+
+    ``predictions`` maps a row name to decoded frames ``(T, 56)``, one per clip of ``clip_ids`` (default: every
+    clip of ``split``), in order. Returns the same dict as :func:`evaluate_agents` (without ``seconds``).
+    """
+    data = load_dataset(dataset)
+    clip_ids = list(clip_ids) if clip_ids is not None else list(data.split(split).clip_ids)
+    clips = [data.clip(cid) for cid in clip_ids]
+    gts = [np.asarray(c.listener_motion, np.float32) for c in clips]
+    speakers = [np.asarray(c.speaker_motion, np.float32) for c in clips]
+    scorer = _Scorer(data, clips, seed)
+    gt_oracle = scorer.oracle_per_clip(gts)
+    rows: dict[str, dict[str, float]] = {GT_ROW: {**scorer.reference_row(gts), **_means(gt_oracle)}}
+    per_clip: dict[str, Any] = {GT_ROW: gt_oracle}
+    for name, predicted in predictions.items():
+        if len(predicted) != len(clips):
+            raise ValueError(f"predictions[{name!r}]: {len(predicted)} trajectories for {len(clips)} clips")
+        predicted = [np.asarray(p, np.float32) for p in predicted]
+        per_clip[name] = scorer.oracle_per_clip(predicted)
+        rows[name] = {**scorer.row(predicted, gts, speakers), **_means(per_clip[name])}
+    return {
+        "dataset": str(dataset if not isinstance(dataset, DyadicDataset) else dataset.path),
+        "dataset_path": str(data.path), "split": split, "seed": seed, "num_clips": len(clip_ids),
+        "num_frames": int(sum(len(g) for g in gts)), "synthetic": scorer.oracle is not None,
+        "affect": scorer.valence is not None, "rows": rows, "table": metrics_table(rows),
+        "per_clip": {"clip_ids": clip_ids, **per_clip},
+    }  # fmt: skip

@@ -223,7 +223,7 @@ def train_dpo(
     """DPO from the checkpoint at ``policy_path``; writes the aligned policy to ``out`` (atomically).
 
     Returns the checkpoint directory and the last logged trl metrics (``rewards/accuracies``, ...). ``out`` also
-    holds ``dpo_config.json`` and ``dpo_log.jsonl`` (every logged step).
+    holds ``dpo_config.json``, ``dpo_log.jsonl`` (every logged step) and, by default, TensorBoard logs (``tb/``).
     """
     from agents.vla import VLAForListening
 
@@ -231,7 +231,9 @@ def train_dpo(
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     policy = VLAForListening.from_pretrained(policy_path)
-    trainer = make_dpo_trainer(policy, pairs, clips, config, partial / "trl", log_dir=log_dir)
+    trainer = make_dpo_trainer(
+        policy, pairs, clips, config, partial / "trl", log_dir=log_dir or partial / "tb"
+    )
     trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h or "rewards/accuracies" in h]
     policy.save_pretrained(partial)

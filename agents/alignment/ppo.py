@@ -370,12 +370,17 @@ def train_ppo(
 ) -> Path:
     """Run PPO from the SFT checkpoint and save the tuned VLA as a checkpoint directory at ``out``.
 
-    ``out`` is written atomically (``out.partial`` renamed on success) and also holds ``ppo_config.json``.
+    ``out`` is written atomically (``out.partial`` renamed on success) and also holds ``ppo_config.json``, the
+    value head and, unless ``tensorboard_log`` points elsewhere, the TensorBoard logs (``out/tb``).
     """
+    import shutil
+
     out = Path(out)
-    model = make_ppo(vla_path, env_fns, config, tensorboard_log=tensorboard_log, verbose=verbose)
-    model.learn(total_timesteps=config.total_timesteps, tb_log_name="ppo", progress_bar=False)
     partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    tb = tensorboard_log or str(partial / "tb")
+    model = make_ppo(vla_path, env_fns, config, tensorboard_log=tb, verbose=verbose)
+    model.learn(total_timesteps=config.total_timesteps, tb_log_name="ppo", progress_bar=False)
     policy: VLAActorCriticPolicy = model.policy  # type: ignore[assignment]
     policy.vla.save_pretrained(partial)
     (partial / "ppo_config.json").write_text(
@@ -383,8 +388,6 @@ def train_ppo(
     )
     torch.save(policy.value_net.state_dict(), partial / "value_head.pt")
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     os.replace(partial, out)
     return out

@@ -125,3 +125,36 @@ def test_dpo_config_names_bad_fields() -> None:
         DPOTrainingConfig.from_dict({"betta": 0.1})
     with pytest.raises(ValueError, match="label_smoothing"):
         DPOTrainingConfig(loss_type="robust", label_smoothing=0.5)
+
+
+def test_random_prefer_flips_about_half_and_sft_preferred_imitates(
+    tmp_path, walk_dataset_path, tiny_vla_path
+) -> None:
+    from agents.alignment.ablations import ContinueSFTConfig, continue_sft, randomize_labels
+
+    dataset = load_dataset(walk_dataset_path)
+    pairs = _pairs(dataset, n_per_clip=25)
+    flipped = randomize_labels(pairs, seed=0)
+    swapped = [np.array_equal(f.chosen_tokens, p.rejected_tokens) for f, p in zip(flipped, pairs)]
+    assert 0.3 < np.mean(swapped) < 0.7
+    assert swapped == [
+        np.array_equal(f.chosen_tokens, p.rejected_tokens) for f, p in zip(randomize_labels(pairs, 0), pairs)
+    ]
+
+    chosen = [(p.clip_id, p.chosen_tokens) for p in pairs[:4]]
+    out = continue_sft(
+        tiny_vla_path,
+        chosen,
+        dataset.clip,
+        ContinueSFTConfig(num_epochs=20, batch_size=4, learning_rate=3e-3),
+        tmp_path / "sftp",
+    )
+    clips = [dataset.clip(c) for c, _ in chosen]
+    with torch.no_grad():
+        logp = [
+            VLAForListening.from_pretrained(p).sequence_logprobs(
+                VLAForListening.from_pretrained(p).processor.clips_batch(clips, [t for _, t in chosen])
+            )
+            for p in (tiny_vla_path, out)
+        ]
+    assert bool((logp[1] > logp[0]).all()), "continued SFT should raise the likelihood of its trajectories"
