@@ -91,6 +91,11 @@ class TrajectoryRewardModel(nn.Module):
     mean and std fitted on training data (:meth:`fit_normalizer`) and stored with the weights.
     """
 
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+    reward_mean: torch.Tensor
+    reward_std: torch.Tensor
+
     def __init__(self, config: RewardModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -105,6 +110,9 @@ class TrajectoryRewardModel(nn.Module):
             _Member(dim, config.hidden_sizes, config.criteria_head) for _ in range(config.ensemble_size)
         )
 
+    def _members(self) -> list[_Member]:
+        return [m for m in self.members if isinstance(m, _Member)]
+
     @property
     def feature_config(self) -> StepFeatureConfig:
         return self.config.features
@@ -118,7 +126,7 @@ class TrajectoryRewardModel(nn.Module):
 
     def _members_forward(self, features: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         x = (features - self.feature_mean) / self.feature_std
-        outs = [m(x) for m in self.members]
+        outs = [member(x) for member in self._members()]
         return torch.stack([r for r, _ in outs]), [h for _, h in outs]
 
     def step_rewards(self, features: torch.Tensor) -> torch.Tensor:
@@ -141,9 +149,10 @@ class TrajectoryRewardModel(nn.Module):
             mask = torch.ones(features.shape[:-1], dtype=features.dtype, device=features.device)
         weights = mask.to(features.dtype).unsqueeze(-1)
         out = []
-        for member, hidden in zip(self.members, hiddens):
+        for member, hidden in zip(self._members(), hiddens):
             pooled = (hidden * weights).sum(-2) / weights.sum(-2).clamp_min(1.0)
             # Centred on the middle of the 1-5 scale so an untrained head predicts "3".
+            assert member.criteria is not None
             out.append(3.0 + member.criteria(pooled))
         return torch.stack(out)
 

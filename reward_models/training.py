@@ -120,13 +120,14 @@ def _pair_loss(
     pairs = data.pairs[idx]
     x, mask = data.batch(np.concatenate([pairs[:, 0], pairs[:, 1]]).tolist())
     norm = (x - model.feature_mean) / model.feature_std
-    step_r, hidden = model.members[member](norm)
+    net = model._members()[member]
+    step_r, hidden = net(norm)
     step_r = step_r * mask
     returns = step_r.sum(-1)
     chosen, rejected = returns.chunk(2)
     margin = chosen - rejected
     loss = -F.logsigmoid(margin).mean() + cfg.reward_l2 * (step_r.pow(2).sum() / mask.sum())
-    head = model.members[member].criteria
+    head = net.criteria
     if head is not None and data.criteria is not None and cfg.criteria_weight > 0:
         target = torch.from_numpy(
             data.criteria[np.concatenate([pairs[:, 0], pairs[:, 1]])].astype(np.float32)

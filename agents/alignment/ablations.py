@@ -103,8 +103,9 @@ def continue_sft(
         idx, order = order[: config.batch_size], order[config.batch_size :]
         batch = processor.collate([examples[i] for i in idx])
         logits = model(**batch).logits
+        centers: torch.Tensor = model.vla.bin_centers  # type: ignore[assignment]
         loss = sft_loss(
-            logits, batch["actions"], batch["frame_mask"], model.vla.bin_centers, lambda_exp=config.lambda_exp,
+            logits, batch["actions"], batch["frame_mask"], centers, lambda_exp=config.lambda_exp,
             lambda_pose=config.lambda_pose, lambda_temp=config.lambda_temp, expression_dim=model.config.expression_dim,
         )  # fmt: skip
         optimizer.zero_grad(set_to_none=True)

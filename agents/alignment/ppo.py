@@ -170,7 +170,7 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
         reference = copy.deepcopy(self.vla).eval()
         reference.requires_grad_(False)
         self.__dict__["reference"] = reference
-        self.value_net = nn.Sequential(
+        self.value_net: nn.Module = nn.Sequential(  # type: ignore[assignment]
             nn.Linear(cfg.hidden_size, self.value_hidden), nn.Tanh(), nn.Linear(self.value_hidden, 1)
         )
         self.action_dist = BatchedCategorical(cfg.action_dim, cfg.num_bins)
@@ -201,7 +201,9 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
         return self.value_net(hidden.detach() if self.detach_value else hidden)
 
     def _distribution(self, logits: torch.Tensor) -> BatchedCategorical:
-        return self.action_dist.proba_distribution(logits / self.temperature)
+        dist = self.action_dist
+        assert isinstance(dist, BatchedCategorical)
+        return dist.proba_distribution(logits / self.temperature)
 
     def forward(
         self, obs: Any, deterministic: bool = False
@@ -220,7 +222,7 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
         """Exact KL(pi || pi_SFT) ``(B,)`` at each observation, summed over the 56 dimensions."""
         if dist is None:
             dist = self._distribution(self._window(obs, self.vla)[0])
-        ref_logits, _ = self._window(obs, self.reference)
+        ref_logits, _ = self._window(obs, self.__dict__["reference"])
         return dist.kl_divergence(F.log_softmax(ref_logits.float() / self.temperature, dim=-1))
 
     def evaluate_actions(

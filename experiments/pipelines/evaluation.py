@@ -78,11 +78,11 @@ def evaluate_quickstart(
         from dyadic_env.synthetic import Oracle
 
         oracle = Oracle(fps=data.fps)
-        for name, per_clip in trajectories.items():
+        for name, sampled in trajectories.items():
             scores = [
                 {k: float(np.mean([oracle.score(c.speaker_motion, s, c.speaker_words)[k] for s in samples_of]))
                  for k in ORACLE_KEYS}
-                for c, samples_of in zip(clips, per_clip)
+                for c, samples_of in zip(clips, sampled)
             ]  # fmt: skip
             scored["per_clip"][name] = scores
             scored["rows"][name].update({k: float(np.mean([s[k] for s in scores])) for k in ORACLE_KEYS})
