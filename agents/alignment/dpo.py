@@ -69,6 +69,9 @@ class DPOTrainingConfig:
         weight_decay: AdamW weight decay.
         max_grad_norm: gradient clipping.
         precompute_ref_log_probs: compute the reference log-probs once before training (frees the reference).
+        max_frames: train on the first ``max_frames`` frames of each trajectory (0: whole trajectories). The
+            log-probabilities of a prefix are exact (the closed loop has no future), so this is eq. 11 on
+            truncated trajectories, with the pair's label; it bounds the cost of long clips.
         logging_steps: steps between logged metrics.
         seed: seeds trl/transformers (data order, dropout).
         num_threads: torch CPU threads (0 leaves torch's default).
@@ -87,6 +90,7 @@ class DPOTrainingConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     precompute_ref_log_probs: bool = False
+    max_frames: int = 0
     logging_steps: int = 5
     seed: int = 0
     num_threads: int = 0
@@ -105,6 +109,10 @@ class DPOTrainingConfig:
             raise ValueError(f"dpo config: beta must be > 0, found {self.beta}")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"dpo config: label_smoothing must be in [0, 0.5), found {self.label_smoothing}")
+        if self.max_frames < 0:
+            raise ValueError(
+                f"dpo config: max_frames must be >= 0 (0: whole trajectories), found {self.max_frames}"
+            )
         if self.learning_rate <= 0 or self.num_epochs <= 0 or self.batch_size < 1:
             raise ValueError("dpo config: learning_rate and num_epochs must be > 0 and batch_size >= 1")
 
@@ -123,13 +131,17 @@ class DPOTrainingConfig:
         return cls(**dict(values))
 
 
-def preference_rows(pairs: Sequence[PairLike]) -> list[dict[str, str]]:
-    """trl preference rows (``clip_id``, ``prompt``, ``chosen``, ``rejected``), skipping identical trajectories."""
+def preference_rows(pairs: Sequence[PairLike], max_frames: int = 0) -> list[dict[str, str]]:
+    """trl preference rows (``clip_id``, ``prompt``, ``chosen``, ``rejected``), skipping identical trajectories.
+
+    With ``max_frames`` > 0 trajectories are cut to their first ``max_frames`` frames.
+    """
     from agents.vla.trl_support import preference_row
 
     rows = []
+    cut = slice(0, max_frames or None)
     for pair in pairs:
-        chosen, rejected = np.asarray(pair.chosen_tokens), np.asarray(pair.rejected_tokens)
+        chosen, rejected = np.asarray(pair.chosen_tokens)[cut], np.asarray(pair.rejected_tokens)[cut]
         if chosen.shape != rejected.shape:
             raise ValueError(
                 f"pair for clip {pair.clip_id!r}: chosen {chosen.shape} and rejected {rejected.shape} trajectories "
@@ -175,7 +187,7 @@ def make_dpo_trainer(
         )
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    rows = preference_rows(pairs)
+    rows = preference_rows(pairs, config.max_frames)
     if not rows:
         raise ValueError(
             "DPO needs at least one preference pair whose chosen and rejected trajectories differ"
@@ -201,7 +213,7 @@ def make_dpo_trainer(
         model=policy, ref_model=None if config.precompute_ref_log_probs else ref, args=args,
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=build_preference_tokenizer(policy.config.num_bins),
-        data_collator=VLAPreferenceCollator(policy.processor, clips, policy.config.num_bins),
+        data_collator=_collator(VLAPreferenceCollator, policy, clips, config.max_frames),
         callbacks=[TensorBoardCallback(tb_writer=writer)],
     )  # fmt: skip
     if config.precompute_ref_log_probs and reference is not None:
@@ -249,6 +261,23 @@ def train_dpo(
     os.replace(partial, out)
     last = history[-1] if history else {}
     return out, {k: float(v) for k, v in last.items() if isinstance(v, (int, float))}
+
+
+def _collator(base: type, policy: Any, clips: Any, max_frames: int) -> Any:
+    """The VLA's trl collator; with ``max_frames`` its speaker context is cut like the trajectories."""
+    collator = base(policy.processor, clips, policy.config.num_bins)
+    if not max_frames:
+        return collator
+    lookup = clips.__getitem__ if isinstance(clips, Mapping) else clips
+    processor = policy.processor
+
+    def context(clip_ids: Sequence[str], repeat: int = 1) -> dict[str, Any]:
+        examples = [processor.clip_example(lookup(cid), length=max_frames) for cid in clip_ids]
+        batch = processor.collate(examples * repeat)
+        return {k: batch[k] for k in ("speaker_inputs", "word_ids", "word_mask", "frame_mask")}
+
+    collator.context = context
+    return collator
 
 
 def _summary_writer(log_dir: str | os.PathLike) -> Any:

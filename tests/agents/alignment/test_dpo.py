@@ -158,3 +158,35 @@ def test_random_prefer_flips_about_half_and_sft_preferred_imitates(
             for p in (tiny_vla_path, out)
         ]
     assert bool((logp[1] > logp[0]).all()), "continued SFT should raise the likelihood of its trajectories"
+
+
+def test_dpo_on_trajectory_prefixes_scores_exactly_the_prefix(
+    tmp_path, walk_dataset_path, tiny_vla_path
+) -> None:
+    """With max_frames, trl's loss is eq. 11 on the log-probabilities of the first frames only."""
+    dataset = load_dataset(walk_dataset_path)
+    policy = VLAForListening.from_pretrained(tiny_vla_path).eval()
+    reference = VLAForListening.from_pretrained(tiny_vla_path).eval()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    pairs, w = _pairs(dataset), 10
+    trainer = make_dpo_trainer(
+        policy, pairs, dataset.clip, DPOTrainingConfig(beta=BETA, max_frames=w), tmp_path, reference=reference
+    )
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
+    with torch.no_grad():
+        trl_loss = float(trainer.compute_loss(trainer.model, batch))
+        clips = [dataset.clip(p.clip_id) for p in pairs]
+        logp = {}
+        for name, model in (("pi", policy), ("ref", reference)):
+            for side in ("chosen", "rejected"):
+                full = model.step_logprobs(
+                    model.processor.clips_batch(clips, [getattr(p, f"{side}_tokens") for p in pairs])
+                )
+                logp[name, side] = full[:, :w].sum(-1).double().numpy()
+    d = BETA * (
+        (logp["pi", "chosen"] - logp["ref", "chosen"]) - (logp["pi", "rejected"] - logp["ref", "rejected"])
+    )
+    assert trl_loss == pytest.approx(float(np.mean([-_log_sigmoid(x) for x in d])), rel=2e-4, abs=1e-5)
