@@ -192,10 +192,21 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
         return data
 
     # --- the network -----------------------------------------------------------------------------------------
-    def _window(self, obs: dict[str, torch.Tensor], model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    def _window(self, obs: dict[str, torch.Tensor], model: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, 56, bins)`` of each window's current frame and its hidden state ``(B, H)``.
+
+        The same as ``model.window_logits``, but the action head runs on the current frame only (``head_mask``):
+        PPO evaluates windows at every rollout step and in every minibatch, and the head over all K frames
+        would be most of the cost.
+        """
         batch = window_batch(obs, self.speaker_key, self.pad_id)
-        logits, hidden = model.window_logits(batch)  # type: ignore[operator]
-        return logits, hidden
+        head_mask = torch.zeros_like(batch["frame_mask"])
+        head_mask[:, -1] = True
+        out = model.vla.frames(
+            batch["speaker_inputs"], batch["prev_listener"], batch["word_ids"], batch["word_mask"],
+            batch["frame_mask"], head_mask=head_mask,
+        )  # fmt: skip
+        return model.get_output_embeddings()(out.action_hidden), out.frame_hidden[:, -1]
 
     def _value(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.value_net(hidden.detach() if self.detach_value else hidden)
