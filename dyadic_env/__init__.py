@@ -7,4 +7,4 @@ the renderer.
 __version__ = "0.1.0"
 
 # Registers dyadic_env/Listener-v0 with Gymnasium (a string entry point: the env module loads on make).
-import dyadic_env.envs  # noqa: E402, F401
+import dyadic_env.envs  # noqa: F401
