@@ -37,8 +37,10 @@ def bench_synthetic(quick: bool = False) -> dict[str, Any]:
         small = load_dataset(Path(tmp) / "small")
         train = np.concatenate([np.asarray(c.listener_motion) for c in small.split("train")])
         test = list(small.split("test"))
+        tokenizer = small.tokenizer()
+        assert tokenizer is not None, "write_dataset saves a tokenizer with every dataset"
         start = time.perf_counter()
-        table = oracle_table(test, small.tokenizer(), train.mean(axis=0), oracle=Oracle(), seed=0)
+        table = oracle_table(test, tokenizer, train.mean(axis=0), oracle=Oracle(), seed=0)
         figures["oracle_ms_per_trajectory"] = round(
             1000 * (time.perf_counter() - start) / sum(int(row["clips"]) for row in table.values()), 2
         )
