@@ -47,7 +47,8 @@ class VLAConfig(PretrainedConfig):
         action_dim: values per frame (56); the first ``expression_dim`` are expression, the rest pose.
         decoding: ``"parallel"`` (all 56 tokens of a frame from one forward pass) or ``"autoregressive"``
             (RT-2 style, one token at a time, bins as input tokens).
-        head_hidden: width of the action head's per-dimension MLP.
+        head_hidden: width of the action head's per-dimension features.
+        head_state: also hand the action head an embedding of each dimension's previous token.
         projector_hidden: width of the visual projector's hidden layer.
         text_pad_id: the text tokenizer's padding id.
         context_frames: frames a windowed (stateless) policy sees, e.g. for Stable-Baselines3.
@@ -71,7 +72,8 @@ class VLAConfig(PretrainedConfig):
         action_dim: int = 56,
         expression_dim: int = 50,
         decoding: str = "parallel",
-        head_hidden: int = 256,
+        head_hidden: int = 128,
+        head_state: bool = True,
         projector_hidden: int = 256,
         text_pad_id: int = 0,
         context_frames: int = 32,
@@ -93,6 +95,7 @@ class VLAConfig(PretrainedConfig):
         self.expression_dim = int(expression_dim)
         self.decoding = decoding
         self.head_hidden = int(head_hidden)
+        self.head_state = bool(head_state)
         self.projector_hidden = int(projector_hidden)
         self.text_pad_id = int(text_pad_id)
         self.context_frames = int(context_frames)

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+DECODE_MODES = ("sample", "greedy", "mean")
+
 
 @dataclass
 class DecodeState:
@@ -19,20 +21,35 @@ class DecodeState:
 
 @dataclass
 class Sampler:
-    """How tokens are drawn from logits: greedy (argmax) or sampling at a temperature."""
+    """How tokens are drawn from logits.
+
+    ``mode`` is ``"sample"`` (at ``temperature``), ``"greedy"`` (the most likely bin of each dimension) or
+    ``"mean"`` (the bin nearest the expected value, i.e. the rounded expected bin index: the soft-decoded
+    action of eq. 8, deterministic and smooth). ``greedy=True`` is shorthand for ``mode="greedy"``.
+    """
 
     temperature: float = 1.0
     greedy: bool = False
     generator: torch.Generator | None = None
+    mode: str = "sample"
 
     def __post_init__(self) -> None:
-        if not self.greedy and not self.temperature > 0:
+        if self.greedy:
+            self.mode = "greedy"
+        if self.mode not in DECODE_MODES:
+            raise ValueError(f"mode: expected one of {DECODE_MODES}, found {self.mode!r}")
+        self.greedy = self.mode == "greedy"
+        if self.mode == "sample" and not self.temperature > 0:
             raise ValueError(f"temperature must be positive (or use greedy=True), found {self.temperature}")
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         """Tokens (...,) from logits (..., bins)."""
-        if self.greedy:
+        if self.mode == "greedy":
             return logits.argmax(-1)
+        if self.mode == "mean":
+            probs = torch.softmax(logits.float(), dim=-1)
+            index = torch.arange(logits.shape[-1], dtype=probs.dtype, device=probs.device)
+            return (probs * index).sum(-1).round().long()
         probs = torch.softmax(logits.float() / self.temperature, dim=-1)
         flat = probs.reshape(-1, probs.shape[-1])
         return torch.multinomial(flat, 1, generator=self.generator).view(probs.shape[:-1])
@@ -79,17 +96,18 @@ def decode_frames(
     # RT-2 style: dimension 0 from the STATE token, each next one from the token just fed.
     hidden = out.frame_hidden[:, -1]
     prev_tokens = vla.encode_actions(inputs["prev_listener"][:, -1])
-    tokens, logps = [], []
+    picked: list[torch.Tensor] = []
+    logps: list[torch.Tensor] = []
     for dim in range(vla.config.action_dim):
         logits = vla.action_step(hidden, prev_tokens[:, dim], dim)
         token = sampler(logits)
-        tokens.append(token)
+        picked.append(token)
         logps.append(_logprob(logits, token))
         hidden, mask, positions = vla.feed_action(
             token, dim, new_state.past_key_values, new_state.attention_mask, new_state.positions
         )
         new_state = DecodeState(new_state.past_key_values, mask, positions)
-    return torch.stack(tokens, -1), torch.stack(logps, -1).sum(-1), new_state
+    return torch.stack(picked, -1), torch.stack(logps, -1).sum(-1), new_state
 
 
 @torch.no_grad()

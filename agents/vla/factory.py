@@ -25,7 +25,7 @@ def speaker_statistics(clips: Sequence[Clip], speaker_input: str) -> tuple[np.nd
     for clip in clips:
         x = clip.speaker_features if speaker_input == "features" else clip.speaker_motion
         arrays.append(np.asarray(x, np.float64))
-        seen += len(x)
+        seen += len(arrays[-1])
         if seen >= _STAT_FRAMES:
             break
     data = np.concatenate(arrays)
@@ -83,8 +83,8 @@ def build_model(
         backbone_cfg = {**DEFAULT_BACKBONE, **(backbone or {})}
         backbone_cfg["vocab_size"] = len(text_tokenizer)
         backbone_cfg["pad_token_id"] = text_tokenizer.pad_token_id
-    mean = np.zeros(speaker_dim or 56) if speaker_mean is None else np.asarray(speaker_mean)
-    std = np.ones_like(mean) if speaker_std is None else np.asarray(speaker_std)
+    mean: np.ndarray = np.zeros(speaker_dim or 56) if speaker_mean is None else np.asarray(speaker_mean)
+    std: np.ndarray = np.ones_like(mean) if speaker_std is None else np.asarray(speaker_std)
     config = VLAConfig(
         backbone=backbone_cfg, backbone_path=str(backbone_path) if backbone_path else None,
         speaker_input=speaker_input, speaker_dim=int(speaker_dim or len(mean)),

@@ -37,7 +37,7 @@ class _Encoder:
             )
         cls = Dinov2Model if kind == "dinov2" else SiglipVisionModel
         self.kind, self.device = kind, device
-        self.model = cls.from_pretrained(path).to(device).eval()
+        self.model = cls.from_pretrained(path).eval().to(device)  # type: ignore[attr-defined]
         self.processor = (
             AutoImageProcessor.from_pretrained(path) if (path / "preprocessor_config.json").exists() else None
         )

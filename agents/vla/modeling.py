@@ -55,11 +55,13 @@ class ActionHead(nn.Module):
     log-prob kernel sees.
     """
 
-    def __init__(self, hidden: int, head_hidden: int, action_dim: int, num_bins: int) -> None:
+    def __init__(
+        self, hidden: int, head_hidden: int, action_dim: int, num_bins: int, head_state: bool = True
+    ) -> None:
         super().__init__()
         self.up = nn.Linear(hidden, head_hidden)
         self.query = nn.Parameter(torch.zeros(action_dim, head_hidden))
-        self.prev_embed = nn.Embedding(num_bins, head_hidden)
+        self.prev_embed = nn.Embedding(num_bins, head_hidden) if head_state else None
         self.norm = nn.LayerNorm(head_hidden)
         self.lm_head = nn.Linear(head_hidden, num_bins)
 
@@ -69,11 +71,16 @@ class ActionHead(nn.Module):
         ``prev_tokens`` (..., 56) are the tokens of the listener's previous frame.
         """
         u = self.up(h) if per_dim else self.up(h).unsqueeze(-2)
+        if self.prev_embed is None:
+            return self.norm(F.gelu(u + self.query))
         return self.norm(F.gelu(u + self.query + self.prev_embed(prev_tokens)))
 
     def step(self, h: torch.Tensor, prev_token: torch.Tensor, dim: int) -> torch.Tensor:
         """Logits (B, num_bins) of one dimension from a hidden state (B, H) (autoregressive decoding)."""
-        return self.lm_head(self.norm(F.gelu(self.up(h) + self.query[dim] + self.prev_embed(prev_token))))
+        u = self.up(h) + self.query[dim]
+        if self.prev_embed is not None:
+            u = u + self.prev_embed(prev_token)
+        return self.lm_head(self.norm(F.gelu(u)))
 
 
 @dataclass
@@ -117,6 +124,12 @@ class VLAOutput(ModelOutput):
 class VLAModel(nn.Module):
     """Backbone, projector, state encoder and action head; ``VLAForListening.base_model``."""
 
+    action_low: torch.Tensor
+    action_width: torch.Tensor
+    bin_centers: torch.Tensor
+    speaker_mean: torch.Tensor
+    speaker_std: torch.Tensor
+
     def __init__(self, config: VLAConfig) -> None:
         super().__init__()
         self.config = config
@@ -126,7 +139,7 @@ class VLAModel(nn.Module):
         h, n = config.hidden_size, config.action_dim
         self.projector = MLP(config.speaker_dim, config.projector_hidden, h)
         self.state_encoder = MLP(n, config.projector_hidden, h)
-        self.action_head = ActionHead(h, config.head_hidden, n, config.num_bins)
+        self.action_head = ActionHead(h, config.head_hidden, n, config.num_bins, config.head_state)
         self.autoregressive = config.decoding == "autoregressive"
         if self.autoregressive:
             self.action_embed = nn.Embedding(config.num_bins, h)
@@ -346,11 +359,13 @@ class VLAModel(nn.Module):
         out = self.frames(
             speaker_inputs, self.previous_states(actions), word_ids, word_mask, fm, actions=actions,
         )  # fmt: skip
-        h = out.action_hidden.shape[-1]
-        flat = out.action_hidden.new_zeros(b * input_ids.shape[1], h)
+        action_hidden = out.action_hidden
+        assert action_hidden is not None
+        h = action_hidden.shape[-1]
+        flat = action_hidden.new_zeros(b * input_ids.shape[1], h)
         rows = (torch.arange(b, device=input_ids.device) * input_ids.shape[1])[:, None, None]
         target = (rows + positions - 1)[fm].reshape(-1)
-        flat = flat.index_copy(0, target, out.action_hidden[fm].reshape(-1, h))
+        flat = flat.index_copy(0, target, action_hidden[fm].reshape(-1, h))
         return BaseModelOutputWithPast(last_hidden_state=flat.view(b, input_ids.shape[1], h))
 
 
@@ -459,7 +474,7 @@ class VLAForListening(PreTrainedModel):
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         path = Path(pretrained_model_name_or_path)
         if VLAProcessor.exists(path):
-            model.processor = VLAProcessor.from_pretrained(path, model.config)
+            model.processor = VLAProcessor.from_pretrained(path, model.config)  # type: ignore[arg-type]
         return model
 
     # --- forward -------------------------------------------------------------------------------------------

@@ -140,8 +140,8 @@ class VLAProcessor:
         self, clips: Sequence[Clip], tokens: Sequence[np.ndarray] | None = None
     ) -> dict[str, torch.Tensor]:
         """A teacher-forced batch of whole clips (with given listener tokens, default the clips' own)."""
-        tokens = tokens if tokens is not None else [None] * len(clips)
-        return self.collate([self.clip_example(c, tok) for c, tok in zip(clips, tokens)])
+        given: Sequence[np.ndarray | None] = tokens if tokens is not None else [None] * len(clips)
+        return self.collate([self.clip_example(c, tok) for c, tok in zip(clips, given)])
 
     # --- environment observations --------------------------------------------------------------------------
     def observation_speaker(self, observation: Mapping[str, Any]) -> np.ndarray:

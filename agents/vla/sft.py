@@ -118,8 +118,10 @@ class SFTConfig:
     """LoRA scaling numerator."""
     lora_dropout: float = 0.0
     """LoRA dropout."""
-    head_hidden: int = 256
-    """Width of the action head's per-dimension MLP."""
+    head_hidden: int = 128
+    """Width of the action head's per-dimension features."""
+    head_state: bool = True
+    """Give the action head an embedding of each dimension's previous token."""
     projector_hidden: int = 256
     """Width of the visual projector's hidden layer."""
     init_from: str | None = None
@@ -261,7 +263,7 @@ class ClipBatcher:
 def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
     """Run SFT; returns the directory of the final policy (``output_dir/final``)."""
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
@@ -269,7 +271,9 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    # A batch without words leaves the word embeddings unused; DDP must not wait for their gradients.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
     set_seed(config.seed)
     out = Path(config.output_dir)
     dataset = load_dataset(config.dataset)
@@ -329,7 +333,7 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
         if writer is not None and step % config.log_every == 0:
             elapsed = time.monotonic() - window_start
             accuracy = _token_accuracy(logits.detach(), actions, mask)
-            _log(writer, step, loss, {"charts/learning_rate": scheduler.get_last_lr()[0],
+            _log(writer, step, loss, {"charts/learning_rate": float(scheduler.get_last_lr()[0]),
                                       "charts/grad_norm": float(grad_norm),
                                       "charts/frames_per_second": frames_seen * accelerator.num_processes / elapsed,
                                       "charts/token_accuracy": accuracy})  # fmt: skip
@@ -351,7 +355,8 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
     if accelerator.is_main_process:
         if val is not None and writer is not None:
             _log_validation(writer, step, unwrapped, val, config, accelerator.device)
-        if latest_checkpoint(out) is None or _checkpoint_step(latest_checkpoint(out)) != step:
+        last = latest_checkpoint(out)
+        if last is None or _checkpoint_step(last) != step:
             save_checkpoint(out, step, unwrapped, optimizer, scheduler, config)
         _save_atomically(final, lambda d: unwrapped.save_pretrained(d))
         if writer is not None:
@@ -374,6 +379,7 @@ def _make_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any
     return model_for_dataset(
         dataset, config.train_split, speaker_input=config.speaker_input, backbone=config.backbone,
         backbone_path=config.backbone_path, lora=lora, decoding=config.decoding, head_hidden=config.head_hidden,
+        head_state=config.head_state,
         projector_hidden=config.projector_hidden, seed=config.seed,
     )  # fmt: skip
 

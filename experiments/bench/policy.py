@@ -1,0 +1,120 @@
+"""`dyadic bench policy`: closed-loop latency of the default VLA and its SFT training throughput.
+
+Latency is the time of ``VLAAgent.act`` per frame at batch 1 while stepping ``dyadic_env/Listener-v0`` on
+synthetic clips, for parallel and autoregressive decoding, with the key-value cache carried across frames and
+without it (the K-frame observation window recomputed every frame). The model is the default architecture
+(the ``sft_small`` config) with random weights: latency does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from experiments.bench import Figures, benchmark
+
+SFT_CONFIG = "experiments/configs/sft_small.yaml"
+
+
+def _model(decoding: str, dataset: Any) -> Any:
+    from pathlib import Path
+
+    import yaml
+
+    from agents.vla.factory import model_for_dataset
+
+    path = Path(__file__).resolve().parents[2] / SFT_CONFIG
+    fields = yaml.safe_load(path.read_text()) if path.exists() else {}
+    keys = ("backbone", "head_hidden", "projector_hidden")
+    return model_for_dataset(dataset, decoding=decoding, **{k: fields[k] for k in keys if k in fields}).eval()
+
+
+def _latency(model: Any, dataset: Any, *, use_cache: bool, frames: int) -> dict[str, float]:
+    import gymnasium as gym
+
+    import dyadic_env  # noqa: F401  (registers the env)
+    from agents.vla import VLAAgent
+
+    env = gym.make("dyadic_env/Listener-v0", dataset=dataset, split="test")
+    agent = VLAAgent(model, seed=0, use_cache=use_cache)
+    times: list[float] = []
+    episode = 0
+    while len(times) < frames:
+        observation, _ = env.reset(
+            seed=episode,
+            options={"clip_index": episode % len(env.unwrapped.clip_ids)},  # type: ignore[attr-defined]
+        )
+        agent.reset(seed=episode)
+        done = False
+        while not done and len(times) < frames:
+            start = time.perf_counter()
+            tokens = agent.act(observation)
+            times.append(time.perf_counter() - start)
+            observation, _, terminated, truncated, _ = env.step(tokens)
+            done = terminated or truncated
+        episode += 1
+    env.close()
+    ms = np.array(times[min(5, len(times) // 10) :]) * 1e3  # the first steps warm up allocators
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "fps": float(1e3 / ms.mean())}  # fmt: skip
+
+
+def _training_fps(steps: int) -> tuple[float, int]:
+    from pathlib import Path
+
+    import torch
+    import yaml
+
+    from agents.vla.sft import ClipBatcher, SFTConfig, _make_model, _scored_frames, sft_loss
+    from dyadic_env.data import load_dataset
+
+    fields = yaml.safe_load((Path(__file__).resolve().parents[2] / SFT_CONFIG).read_text())
+    config = SFTConfig.from_dict({**fields, "output_dir": "/tmp/unused"})
+    dataset = load_dataset(config.dataset)
+    model = _make_model(config, dataset, None).train()
+    batcher = ClipBatcher(dataset.split(config.train_split), model.processor, config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    frames, elapsed = 0, 0.0
+    for step in range(steps + 1):
+        batch = batcher.batch(step)
+        start = time.perf_counter()
+        logits, actions, mask = _scored_frames(model, batch, config, step, False)
+        loss = sft_loss(logits, actions, mask, model.vla.bin_centers, lambda_temp=config.lambda_temp)
+        optimizer.zero_grad()
+        loss.total.backward()
+        optimizer.step()
+        if step:  # step 0 warms up
+            elapsed += time.perf_counter() - start
+            frames += int(batch["frame_mask"].sum())
+    return frames / elapsed, sum(p.numel() for p in model.parameters())
+
+
+@benchmark(
+    "policy", help="VLA closed-loop latency (cache/no cache, parallel/autoregressive) and SFT frames/s"
+)
+def bench_policy(quick: bool = False) -> Figures:
+    import torch
+
+    from dyadic_env.data import load_dataset
+
+    dataset = load_dataset("synthetic:tiny")
+    figures: Figures = {"torch_threads": torch.get_num_threads()}
+    for decoding, frames in (("parallel", 60 if quick else 400), ("autoregressive", 8 if quick else 40)):
+        model = _model(decoding, dataset)
+        for use_cache in (True, False):
+            name = f"{decoding}_{'cache' if use_cache else 'window'}"
+            for key, value in _latency(model, dataset, use_cache=use_cache, frames=frames).items():
+                figures[f"{name}_{key}"] = round(value, 3)
+    figures["parallel_over_autoregressive_fps"] = round(
+        figures["parallel_cache_fps"] / figures["autoregressive_cache_fps"], 1
+    )
+    figures["cache_over_window_fps"] = round(
+        figures["parallel_cache_fps"] / figures["parallel_window_fps"], 2
+    )
+    figures["meets_30fps_p95_under_33ms"] = bool(figures["parallel_cache_p95_ms"] < 33.0)
+    fps, params = _training_fps(2 if quick else 8)
+    figures["sft_train_frames_per_s"] = round(fps, 1)
+    figures["params_millions"] = round(params / 1e6, 2)
+    return figures
