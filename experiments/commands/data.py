@@ -67,11 +67,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     # Added by the VLA engineer: visual features from speaker videos (handler in agents.vla.features).
     features = commands.add_parser(
-        "features", help="copy a dataset with speaker_features from speaker videos (DINOv2 + SigLIP, local models)"
+        "features",
+        help="copy a dataset with speaker_features from speaker videos (DINOv2 + SigLIP, local models)",
     )
     features.add_argument("--dataset", required=True, help="dataset directory or synthetic:PRESET")
-    features.add_argument("--videos", type=Path, required=True, help="folder of speaker videos CLIP_ID.mp4 (or .npy frames)")
-    features.add_argument("--dino", type=Path, default=None, help="local DINOv2 model directory (Dinov2Model)")
+    features.add_argument(
+        "--videos", type=Path, required=True, help="folder of speaker videos CLIP_ID.mp4 (or .npy frames)"
+    )
+    features.add_argument(
+        "--dino", type=Path, default=None, help="local DINOv2 model directory (Dinov2Model)"
+    )
     features.add_argument("--siglip", type=Path, default=None, help="local SigLIP vision model directory")
     features.add_argument("--out", type=Path, required=True, help="new dataset directory to write")
     features.add_argument("--device", default="cpu", help="torch device for the encoders (cpu, cuda)")
@@ -209,7 +214,9 @@ def run_features(args: argparse.Namespace) -> int:
     from agents.vla.features import VisualFeatureExtractor, add_speaker_features
 
     try:
-        extractor = VisualFeatureExtractor(args.dino, args.siglip, device=args.device, batch_size=args.batch_size)
+        extractor = VisualFeatureExtractor(
+            args.dino, args.siglip, device=args.device, batch_size=args.batch_size
+        )
         out = add_speaker_features(args.dataset, args.videos, args.out, extractor)
     except ValueError as e:
         raise UserError(str(e)) from None
