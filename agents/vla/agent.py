@@ -26,12 +26,13 @@ class VLAAgent:
 
     Args:
         model: a :class:`~agents.vla.VLAForListening` with its processor attached (``model.processor``).
-        temperature: sampling temperature (``mode="sample"``).
+        temperature: sampling temperature (``mode="sample"``); None: the checkpoint's ``decode_temperature``.
         greedy: take the most likely bin of every dimension (same as ``mode="greedy"``).
         seed: seeds sampling (``reset(seed=...)`` reseeds).
         use_cache: carry the key-value cache across steps (default) or recompute the window each step.
         device: torch device for the model.
-        mode: ``"sample"`` (default), ``"greedy"`` or ``"mean"`` (the bin nearest the expected value of each
+        mode: ``"sample"``, ``"greedy"`` or ``"mean"`` (None: the checkpoint's ``decode_mode``, ``"sample"``
+            unless SFT chose otherwise) (the bin nearest the expected value of each
             dimension; deterministic and smooth); see :class:`~agents.vla.decoding.Sampler`.
         num_threads: torch CPU threads while acting (restored after). A frame is two or three tokens at batch
             1, too little work to split: one thread is fastest, and on a busy machine avoids OpenMP spinning
@@ -42,13 +43,13 @@ class VLAAgent:
         self,
         model: Any,
         *,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         greedy: bool = False,
         seed: int | None = None,
         use_cache: bool = True,
         device: str | torch.device = "cpu",
         num_threads: int | None = 1,
-        mode: str = "sample",
+        mode: str | None = None,
     ) -> None:
         if getattr(model, "processor", None) is None:
             raise ValueError(
@@ -60,7 +61,11 @@ class VLAAgent:
         self.use_cache = use_cache
         self.num_threads = num_threads if self.device.type == "cpu" else None
         self.generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        self.sampler = Sampler(temperature=temperature, greedy=greedy, generator=self.generator, mode=mode)
+        config = model.config
+        self.sampler = Sampler(
+            temperature=float(config.decode_temperature if temperature is None else temperature), greedy=greedy,
+            generator=self.generator, mode=config.decode_mode if mode is None else mode,
+        )  # fmt: skip
         self._state = DecodeState()
         self._next_step = 0
         self._heard: list[str] = []
@@ -70,7 +75,7 @@ class VLAAgent:
     def from_pretrained(
         cls,
         path: str | Path,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         greedy: bool = False,
         seed: int | None = None,
         **kwargs: Any,

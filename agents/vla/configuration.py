@@ -53,6 +53,8 @@ class VLAConfig(PretrainedConfig):
         text_pad_id: the text tokenizer's padding id.
         context_frames: frames a windowed (stateless) policy sees, e.g. for Stable-Baselines3.
         fps: frame rate the model was trained at (words are placed at the frame in which they end).
+        decode_mode, decode_temperature: the decoding a ``VLAAgent`` uses unless told otherwise (``"sample"``,
+            ``"greedy"`` or ``"mean"``; sampling temperature).
     """
 
     model_type = "dyadic_vla"
@@ -79,6 +81,8 @@ class VLAConfig(PretrainedConfig):
         context_frames: int = 32,
         fps: float = 25.0,
         initializer_range: float = 0.02,
+        decode_mode: str = "sample",
+        decode_temperature: float = 1.0,
         **kwargs: Any,
     ) -> None:
         self.backbone = dict(backbone if backbone is not None else DEFAULT_BACKBONE)
@@ -101,6 +105,8 @@ class VLAConfig(PretrainedConfig):
         self.context_frames = int(context_frames)
         self.fps = float(fps)
         self.initializer_range = float(initializer_range)
+        self.decode_mode = decode_mode
+        self.decode_temperature = float(decode_temperature)
         super().__init__(**kwargs)
         self._validate()
 
@@ -121,5 +127,10 @@ class VLAConfig(PretrainedConfig):
             raise ValueError(f"expression_dim must be in (0, {self.action_dim}], found {self.expression_dim}")
         if "model_type" not in self.backbone or "hidden_size" not in self.backbone:
             raise ValueError("backbone: expected a config dict with at least 'model_type' and 'hidden_size'")
+        if self.decode_mode not in ("sample", "greedy", "mean") or not self.decode_temperature > 0:
+            raise ValueError(
+                f"decode_mode/decode_temperature: expected sample, greedy or mean and a positive temperature, "
+                f"found {self.decode_mode!r}, {self.decode_temperature}"
+            )
         if min(self.speaker_std) <= 0:
             raise ValueError("speaker_std: every value must be positive")

@@ -126,6 +126,11 @@ class SFTConfig:
     """Width of the visual projector's hidden layer."""
     init_from: str | None = None
     """Start from this VLA checkpoint instead of a fresh model."""
+    decode_mode: str = "sample"
+    """Decoding stored with the policy for ``VLAAgent`` defaults (e.g. ``dyadic eval --policy``): sample, greedy
+    or mean."""
+    decode_temperature: float = 1.0
+    """Sampling temperature stored with the policy."""
 
     lambda_exp: float = 1.0
     """Weight of the expression cross-entropy (eq. 7)."""
@@ -138,8 +143,14 @@ class SFTConfig:
     8 still sees neighbours). Consecutive frames are nearly redundant, and the head and loss over 56 x 256
     logits cost most of a step, so 0.25 trains about twice as many clips a second. Parallel decoding only."""
     state_noise: float = 0.0
-    """Std of Gaussian noise added to the previous-frame state during training, in units of each dimension's
-    tokenizer half-range (0: none); makes the closed loop robust to its own errors."""
+    """Std of Gaussian noise added to the previous-frame states during training, in units of each dimension's
+    tokenizer half-range (0: none). Half of the variance is a per-clip offset, so the history cannot average
+    it away. Teacher forcing otherwise rewards copying the last frame and the speaker goes unused; with noisy
+    states the model must read the speaker to place the listener, and in closed loop (exact states) it moves
+    smoothly toward what the context calls for."""
+    state_dropout: float = 0.0
+    """Probability that a clip's states are all zeroed (as before an episode's first frame), so the context
+    pathway also learns to stand alone."""
 
     learning_rate: float = 1e-3
     """Peak AdamW learning rate."""
@@ -192,6 +203,7 @@ class SFTConfig:
              self.lora_r),
             (self.grad_clip >= 0, "grad_clip", "a number >= 0", self.grad_clip),
             (self.state_noise >= 0, "state_noise", "a number >= 0", self.state_noise),
+            (0 <= self.state_dropout < 1, "state_dropout", "in [0, 1)", self.state_dropout),
             (0 < self.loss_frames <= 1, "loss_frames", "in (0, 1]", self.loss_frames),
             (self.keep_checkpoints >= 1, "keep_checkpoints", "at least 1", self.keep_checkpoints),
             (self.log_every > 0, "log_every", "a positive integer", self.log_every),
@@ -313,7 +325,7 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
     model.train()
     while step < config.max_steps:
         batch = {k: v.to(accelerator.device) for k, v in batcher.batch(step).items()}
-        if config.state_noise:
+        if config.state_noise or config.state_dropout:
             batch["prev_listener"] = _noisy_states(batch["prev_listener"], unwrapped, config, step)
         logits, actions, mask = _scored_frames(model, batch, config, step, unwrapped.vla.autoregressive)
         loss = sft_loss(
@@ -373,13 +385,17 @@ def _make_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any
         model = VLAForListening.from_pretrained(source)
         if model.processor is None:
             raise FileNotFoundError(f"{source}: checkpoint lacks the tokenizers (action_tokenizer.json)")
+        model.config.decode_mode, model.config.decode_temperature = (
+            config.decode_mode,
+            config.decode_temperature,
+        )
         return model
     lora = ({"r": config.lora_r, "alpha": config.lora_alpha, "dropout": config.lora_dropout}
             if config.lora_r else None)  # fmt: skip
     return model_for_dataset(
         dataset, config.train_split, speaker_input=config.speaker_input, backbone=config.backbone,
         backbone_path=config.backbone_path, lora=lora, decoding=config.decoding, head_hidden=config.head_hidden,
-        head_state=config.head_state,
+        head_state=config.head_state, decode_mode=config.decode_mode, decode_temperature=config.decode_temperature,
         projector_hidden=config.projector_hidden, seed=config.seed,
     )  # fmt: skip
 
@@ -425,9 +441,11 @@ def _lr_lambda(config: SFTConfig):
 
 def _noisy_states(states: torch.Tensor, model: Any, config: SFTConfig, step: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-    noise = torch.randn(states.shape, generator=gen).to(states.device)
+    b, _, d = states.shape
+    noise = (torch.randn(states.shape, generator=gen) + torch.randn(b, 1, d, generator=gen)) / math.sqrt(2)
     half_range = model.vla.action_width * model.config.num_bins / 2
-    return states + config.state_noise * half_range * noise
+    keep = (torch.rand(b, 1, 1, generator=gen) >= config.state_dropout).to(states.device, states.dtype)
+    return keep * (states + config.state_noise * half_range * noise.to(states.device))
 
 
 def _token_accuracy(logits: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> float:

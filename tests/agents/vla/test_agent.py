@@ -104,3 +104,13 @@ def test_eval_command_evaluates_a_checkpoint(checkpoint, random_dataset, tmp_pat
                  "--split", "test", "--run-dir", str(tmp_path / "eval")])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and "| vla |" in out and "| random |" in out
+
+
+def test_decoding_defaults_come_from_the_checkpoint(dataset, make_tiny_model, tmp_path):
+    model = make_tiny_model(dataset)
+    model.config.decode_mode, model.config.decode_temperature = "sample", 0.8
+    model.save_pretrained(tmp_path)
+    agent = VLAAgent.from_pretrained(tmp_path)
+    assert agent.sampler.mode == "sample" and agent.sampler.temperature == 0.8
+    assert VLAAgent.from_pretrained(tmp_path, mode="mean").sampler.mode == "mean"
+    assert VLAAgent.from_pretrained(tmp_path, greedy=True).sampler.mode == "greedy"
