@@ -34,6 +34,8 @@ class VLAAgent:
         mode: ``"sample"``, ``"greedy"`` or ``"mean"`` (None: the checkpoint's ``decode_mode``, ``"sample"``
             unless SFT chose otherwise) (the bin nearest the expected value of each
             dimension; deterministic and smooth); see :class:`~agents.vla.decoding.Sampler`.
+        max_context_frames: with the cache, keep at most this many past frames in it (None: the checkpoint's
+            ``max_context_frames``, set by SFT on crops; 0: the whole episode).
         num_threads: torch CPU threads while acting (restored after). A frame is two or three tokens at batch
             1, too little work to split: one thread is fastest, and on a busy machine avoids OpenMP spinning
             (p95 latency 18 ms instead of 340 ms on a loaded 2-core box). None keeps torch's setting.
@@ -50,6 +52,7 @@ class VLAAgent:
         device: str | torch.device = "cpu",
         num_threads: int | None = 1,
         mode: str | None = None,
+        max_context_frames: int | None = None,
     ) -> None:
         if getattr(model, "processor", None) is None:
             raise ValueError(
@@ -62,6 +65,8 @@ class VLAAgent:
         self.num_threads = num_threads if self.device.type == "cpu" else None
         self.generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
         config = model.config
+        window = config.max_context_frames if max_context_frames is None else max_context_frames
+        self.max_context_frames = int(window or 0)
         self.sampler = Sampler(
             temperature=float(config.decode_temperature if temperature is None else temperature), greedy=greedy,
             generator=self.generator, mode=config.decode_mode if mode is None else mode,
@@ -109,6 +114,8 @@ class VLAAgent:
         with torch_threads(self.num_threads):
             tokens, logp, state = decode_frames(self.model, inputs, state, self.sampler)
         if self.use_cache:
+            if self.max_context_frames:
+                state.keep_last_frames(self.max_context_frames)
             self._state = state
         self._next_step = step + 1
         self.last_log_prob = float(logp[0])

@@ -53,6 +53,8 @@ class VLAConfig(PretrainedConfig):
         text_pad_id: the text tokenizer's padding id.
         context_frames: frames a windowed (stateless) policy sees, e.g. for Stable-Baselines3.
         fps: frame rate the model was trained at (words are placed at the frame in which they end).
+        max_context_frames: past frames a cached ``VLAAgent`` keeps attending to (0: all); SFT on crops sets
+            it to the crop length so the closed loop never looks further back than training did.
         decode_mode, decode_temperature: the decoding a ``VLAAgent`` uses unless told otherwise (``"sample"``,
             ``"greedy"`` or ``"mean"``; sampling temperature).
     """
@@ -83,6 +85,7 @@ class VLAConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         decode_mode: str = "sample",
         decode_temperature: float = 1.0,
+        max_context_frames: int = 0,
         **kwargs: Any,
     ) -> None:
         self.backbone = dict(backbone if backbone is not None else DEFAULT_BACKBONE)
@@ -107,6 +110,7 @@ class VLAConfig(PretrainedConfig):
         self.initializer_range = float(initializer_range)
         self.decode_mode = decode_mode
         self.decode_temperature = float(decode_temperature)
+        self.max_context_frames = int(max_context_frames)
         super().__init__(**kwargs)
         self._validate()
 

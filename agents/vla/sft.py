@@ -385,10 +385,9 @@ def _make_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any
         model = VLAForListening.from_pretrained(source)
         if model.processor is None:
             raise FileNotFoundError(f"{source}: checkpoint lacks the tokenizers (action_tokenizer.json)")
-        model.config.decode_mode, model.config.decode_temperature = (
-            config.decode_mode,
-            config.decode_temperature,
-        )
+        model.config.decode_mode = config.decode_mode
+        model.config.decode_temperature = config.decode_temperature
+        model.config.max_context_frames = config.max_frames
         return model
     lora = ({"r": config.lora_r, "alpha": config.lora_alpha, "dropout": config.lora_dropout}
             if config.lora_r else None)  # fmt: skip
@@ -396,7 +395,7 @@ def _make_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any
         dataset, config.train_split, speaker_input=config.speaker_input, backbone=config.backbone,
         backbone_path=config.backbone_path, lora=lora, decoding=config.decoding, head_hidden=config.head_hidden,
         head_state=config.head_state, decode_mode=config.decode_mode, decode_temperature=config.decode_temperature,
-        projector_hidden=config.projector_hidden, seed=config.seed,
+        max_context_frames=config.max_frames, projector_hidden=config.projector_hidden, seed=config.seed,
     )  # fmt: skip
 
 

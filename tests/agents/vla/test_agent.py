@@ -114,3 +114,16 @@ def test_decoding_defaults_come_from_the_checkpoint(dataset, make_tiny_model, tm
     assert agent.sampler.mode == "sample" and agent.sampler.temperature == 0.8
     assert VLAAgent.from_pretrained(tmp_path, mode="mean").sampler.mode == "mean"
     assert VLAAgent.from_pretrained(tmp_path, greedy=True).sampler.mode == "greedy"
+
+
+def test_a_context_window_evicts_the_oldest_frames_from_the_cache(checkpoint, env):
+    agent = VLAAgent.from_pretrained(checkpoint, greedy=True, max_context_frames=3)
+    observation, _ = env.reset(seed=0, options={"clip_index": 0})
+    agent.reset()
+    for _ in range(6):
+        observation, *_ = env.step(agent.act(observation))
+    state = agent._state
+    assert len(state.frame_tokens) == 3
+    kept = sum(state.frame_tokens)
+    assert state.past_key_values.get_seq_length() == kept == state.attention_mask.shape[1]
+    assert int(state.positions[0]) > kept  # positions keep counting: the kept keys stay where they were
