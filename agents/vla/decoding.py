@@ -109,7 +109,7 @@ def decode_frames(
     if not vla.autoregressive:
         logits = head(out.action_hidden[:, -1])  # (B, 56, bins)
         tokens = sampler(logits)
-        new_state.frame_tokens = [*(state.frame_tokens or []), int(new_state.positions[0]) - before]
+        new_state.frame_tokens = [*(state.frame_tokens or []), int(out.positions[0]) - before]
         return tokens, _logprob(logits, tokens).sum(-1), new_state
     # RT-2 style: dimension 0 from the STATE token, each next one from the token just fed.
     hidden = out.frame_hidden[:, -1]
@@ -125,7 +125,7 @@ def decode_frames(
             token, dim, new_state.past_key_values, new_state.attention_mask, new_state.positions
         )
         new_state = DecodeState(new_state.past_key_values, mask, positions)
-    new_state.frame_tokens = [*(state.frame_tokens or []), int(new_state.positions[0]) - before]
+    new_state.frame_tokens = [*(state.frame_tokens or []), int(positions[0]) - before]
     return torch.stack(picked, -1), torch.stack(logps, -1).sum(-1), new_state
 
 
