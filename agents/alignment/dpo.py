@@ -220,6 +220,10 @@ def make_dpo_trainer(
         raise ValueError(
             "precompute_ref_log_probs uses the policy itself as reference; do not pass reference"
         )
+    from transformers.trainer_callback import PrinterCallback
+
+    # Metrics go to TensorBoard and dpo_log.jsonl; printing every logged step drowns pipeline logs.
+    trainer.remove_callback(PrinterCallback)
     return trainer
 
 
