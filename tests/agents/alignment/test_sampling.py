@@ -42,3 +42,22 @@ def test_samples_differ_and_follow_the_policy(walk_dataset_path, tiny_vla_path) 
         logp = model.sequence_logprobs(batch).numpy()
     # Near-greedy samples are far more likely under the policy than temperature-1 samples.
     assert logp[3:].min() > logp[:3].max()
+
+
+def test_batched_decoding_keeps_the_agents_context_window(walk_dataset_path, tiny_vla_path) -> None:
+    """A checkpoint trained on crops (max_context_frames) attends to the same frames in both paths."""
+    model = VLAForListening.from_pretrained(tiny_vla_path).eval()
+    model.config.max_context_frames = 4
+    dataset = load_dataset(walk_dataset_path)
+    clips = list(dataset.split("train"))[:2]
+    batched = sample_trajectories(model, clips, 1, greedy=True, batch_size=2)
+    env = gym.make(
+        "dyadic_env/Listener-v0", dataset=dataset, split="train", tokenizer=model.processor.action_tokenizer
+    )
+    full_history = sample_trajectories(
+        VLAForListening.from_pretrained(tiny_vla_path).eval(), clips, 1, greedy=True
+    )
+    for clip, samples, full in zip(clips, batched, full_history):
+        expected = rollout(env, VLAAgent(model, greedy=True), clip_id=clip.clip_id, seed=0).tokens
+        np.testing.assert_array_equal(samples[0], expected)
+        assert not np.array_equal(samples[0], full[0]), "the window should change the trajectory"
