@@ -103,8 +103,10 @@ def test_killed_run_resumes_to_the_same_state(random_dataset, tmp_path):
     resumed = train_sft(config, progress=False)
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()
+    # The killed run trained in another process, whose float reductions may round differently (~1e-6); a
+    # resume that lost optimizer, scheduler or RNG state differs by the size of a step (~1e-3 at this lr).
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-5, msg=key)
     state = json.loads((latest_checkpoint(killed) / "trainer_state.json").read_text())
     assert state["step"] == config.max_steps
 
