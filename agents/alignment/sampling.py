@@ -26,6 +26,7 @@ def sample_trajectories(
     *,
     temperature: float = 1.0,
     greedy: bool = False,
+    mode: str | None = None,
     seed: int = 0,
     batch_size: int = 64,
 ) -> list[list[np.ndarray]]:
@@ -37,6 +38,7 @@ def sample_trajectories(
         num_samples: trajectories per clip.
         temperature: sampling temperature (ignored with ``greedy``).
         greedy: argmax decoding (then all samples of a clip are equal).
+        mode: the VLA's decoding mode (``"sample"``, ``"greedy"``, ``"mean"``); overrides ``greedy``.
         seed: seeds sampling; row r of batch b draws from a generator seeded with ``(seed, b)``.
         batch_size: rows decoded together.
     """
@@ -52,7 +54,8 @@ def sample_trajectories(
     for b, start in enumerate(range(0, len(rows), batch_size)):
         chunk = rows[start : start + batch_size]
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, b]).generate_state(1)[0]))
-        sampler = Sampler(temperature=temperature, greedy=greedy, generator=generator)
+        kwargs = {"mode": mode} if mode is not None else {"greedy": greedy}
+        sampler = Sampler(temperature=temperature, generator=generator, **kwargs)
         tokens = _decode_rows(model, [examples[c] for c, _ in chunk], sampler, decode_frames, DecodeState)
         for (c, _), traj in zip(chunk, tokens):
             out[c].append(traj)
