@@ -40,3 +40,37 @@ def test_config_names_unknown_variants_and_fields() -> None:
         AblationConfig.from_dict({"seedz": [0]})
     with pytest.raises(ValueError, match="test"):
         AblationConfig(feedback={"split": "test"})
+
+
+@pytest.mark.slow
+def test_ablations_run_end_to_end_with_iterated_dpo(tmp_path) -> None:
+    """One seed on a tiny synthetic set: feedback, DPO, iterated DPO (2 rounds), evaluation, summary."""
+    import torch
+
+    from agents.vla.factory import model_for_dataset
+    from dyadic_env.data import load_dataset
+    from dyadic_env.synthetic import write_preset
+    from experiments.pipelines.ablations import run_ablations
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = write_preset("tiny", tmp_path / "data")
+        tiny = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                "num_key_value_heads": 2}  # fmt: skip
+        model = model_for_dataset(load_dataset(data), backbone=tiny, head_hidden=32, projector_hidden=32)
+        model.save_pretrained(tmp_path / "sft")
+        config = AblationConfig(
+            out=tmp_path / "run", dataset=str(data), sft=str(tmp_path / "sft"), seeds=[0],
+            variants=["dpo", "iterated_dpo"], iterated_rounds=2, eval_samples=1, max_eval_clips=2,
+            feedback={"clips": 4, "samples": 2, "annotators": 2, "ratings_per_group": 2},
+            dpo={"num_epochs": 1, "batch_size": 2},
+        )  # fmt: skip
+        summary = run_ablations(config, log=lambda _msg: None)
+    finally:
+        torch.set_num_threads(threads)
+    assert set(summary["variants"]) == {"dpo", "iterated_dpo"}
+    assert len(summary["variants"]["iterated_dpo"]["weighted"]["diffs"]) == 1
+    for k in range(2):
+        assert (tmp_path / "run" / "seed0" / "iterated_dpo" / f"round{k}" / "policy" / "config.json").exists()
+    assert (tmp_path / "run" / "summary.md").read_text().startswith("## Ablations over 1 seeds")
