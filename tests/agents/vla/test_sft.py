@@ -81,6 +81,7 @@ def _config(data: Path, out: Path, **kw) -> SFTConfig:
     return SFTConfig(**fields)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_state(random_dataset, tmp_path):
     killed = tmp_path / "killed"
     config = _config(random_dataset, killed)
