@@ -104,13 +104,7 @@ def evaluate_agents(
     clip_ids = data.split(split).clip_ids[:max_clips]
     if not clip_ids:
         raise ValueError(f"{data.path}: split {split!r} has no clips to evaluate")
-    clips = [data.clip(cid) for cid in clip_ids]
-    gts = [np.asarray(c.listener_motion, np.float32) for c in clips]
-    speakers = [np.asarray(c.speaker_motion, np.float32) for c in clips]
-    scorer = _Scorer(data, clips, seed)
-    gt_oracle = scorer.oracle_per_clip(gts)
-    rows: dict[str, dict[str, float]] = {GT_ROW: {**scorer.reference_row(gts), **_means(gt_oracle)}}
-    per_clip: dict[str, Any] = {GT_ROW: gt_oracle}
+    table = _RowTable(data, clip_ids, seed)
     seconds: dict[str, float] = {}
     for name, agent in agents.items():
         kwargs = {
@@ -125,15 +119,41 @@ def evaluate_agents(
         ]
         seconds[name] = time.perf_counter() - start
         env.close()
-        per_clip[name] = scorer.oracle_per_clip(predicted)
-        rows[name] = {**scorer.row(predicted, gts, speakers), **_means(per_clip[name])}
-    return {
-        "dataset": str(dataset if not isinstance(dataset, DyadicDataset) else dataset.path),
-        "dataset_path": str(data.path), "split": split, "seed": seed, "num_clips": len(clip_ids),
-        "num_frames": int(sum(len(g) for g in gts)), "synthetic": scorer.oracle is not None,
-        "affect": scorer.valence is not None, "rows": rows, "table": metrics_table(rows),
-        "seconds": seconds, "per_clip": {"clip_ids": clip_ids, **per_clip},
-    }  # fmt: skip
+        table.add(name, predicted)
+    return {**table.results(dataset, split), "seconds": seconds}
+
+
+class _RowTable:
+    """The GT reference row and one metrics row per method, over the same clips of one split."""
+
+    def __init__(self, data: DyadicDataset, clip_ids: list[str], seed: int) -> None:
+        clips = [data.clip(cid) for cid in clip_ids]
+        self.data, self.clip_ids, self.seed = data, clip_ids, seed
+        self.gts = [np.asarray(c.listener_motion, np.float32) for c in clips]
+        self.speakers = [np.asarray(c.speaker_motion, np.float32) for c in clips]
+        self.scorer = _Scorer(data, clips, seed)
+        gt_oracle = self.scorer.oracle_per_clip(self.gts)
+        self.rows: dict[str, dict[str, float]] = {
+            GT_ROW: {**self.scorer.reference_row(self.gts), **_means(gt_oracle)}
+        }
+        self.per_clip: dict[str, Any] = {GT_ROW: gt_oracle}
+
+    def add(self, name: str, predicted: list[np.ndarray]) -> None:
+        self.per_clip[name] = self.scorer.oracle_per_clip(predicted)
+        self.rows[name] = {
+            **self.scorer.row(predicted, self.gts, self.speakers),
+            **_means(self.per_clip[name]),
+        }
+
+    def results(self, dataset: str | os.PathLike | DyadicDataset, split: str) -> dict[str, Any]:
+        return {
+            "dataset": str(dataset if not isinstance(dataset, DyadicDataset) else dataset.path),
+            "dataset_path": str(self.data.path), "split": split, "seed": self.seed,
+            "num_clips": len(self.clip_ids), "num_frames": int(sum(len(g) for g in self.gts)),
+            "synthetic": self.scorer.oracle is not None, "affect": self.scorer.valence is not None,
+            "rows": self.rows, "table": metrics_table(self.rows),
+            "per_clip": {"clip_ids": self.clip_ids, **self.per_clip},
+        }  # fmt: skip
 
 
 class _Scorer:
@@ -238,23 +258,11 @@ def evaluate_predictions(
     """
     data = load_dataset(dataset)
     clip_ids = list(clip_ids) if clip_ids is not None else list(data.split(split).clip_ids)
-    clips = [data.clip(cid) for cid in clip_ids]
-    gts = [np.asarray(c.listener_motion, np.float32) for c in clips]
-    speakers = [np.asarray(c.speaker_motion, np.float32) for c in clips]
-    scorer = _Scorer(data, clips, seed)
-    gt_oracle = scorer.oracle_per_clip(gts)
-    rows: dict[str, dict[str, float]] = {GT_ROW: {**scorer.reference_row(gts), **_means(gt_oracle)}}
-    per_clip: dict[str, Any] = {GT_ROW: gt_oracle}
+    table = _RowTable(data, clip_ids, seed)
     for name, predicted in predictions.items():
-        if len(predicted) != len(clips):
-            raise ValueError(f"predictions[{name!r}]: {len(predicted)} trajectories for {len(clips)} clips")
-        predicted = [np.asarray(p, np.float32) for p in predicted]
-        per_clip[name] = scorer.oracle_per_clip(predicted)
-        rows[name] = {**scorer.row(predicted, gts, speakers), **_means(per_clip[name])}
-    return {
-        "dataset": str(dataset if not isinstance(dataset, DyadicDataset) else dataset.path),
-        "dataset_path": str(data.path), "split": split, "seed": seed, "num_clips": len(clip_ids),
-        "num_frames": int(sum(len(g) for g in gts)), "synthetic": scorer.oracle is not None,
-        "affect": scorer.valence is not None, "rows": rows, "table": metrics_table(rows),
-        "per_clip": {"clip_ids": clip_ids, **per_clip},
-    }  # fmt: skip
+        if len(predicted) != len(clip_ids):
+            raise ValueError(
+                f"predictions[{name!r}]: {len(predicted)} trajectories for {len(clip_ids)} clips"
+            )
+        table.add(name, [np.asarray(p, np.float32) for p in predicted])
+    return table.results(dataset, split)
