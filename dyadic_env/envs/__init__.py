@@ -9,9 +9,14 @@ import gymnasium
 LISTENER_ENV_ID = "dyadic_env/Listener-v0"
 
 if LISTENER_ENV_ID not in gymnasium.registry:
-    gymnasium.register(id=LISTENER_ENV_ID, entry_point="dyadic_env.envs.listener:ListenerEnv")
+    # make_vec builds the batched env (dyadic_env.envs.vector) unless vectorization_mode says otherwise.
+    gymnasium.register(
+        id=LISTENER_ENV_ID,
+        entry_point="dyadic_env.envs.listener:ListenerEnv",
+        vector_entry_point="dyadic_env.envs.vector:make_listener_vector_env",
+    )
 
-__all__ = ["LISTENER_ENV_ID", "ListenerEnv"]
+__all__ = ["LISTENER_ENV_ID", "ListenerEnv", "ListenerVectorEnv", "ShardedListenerVectorEnv"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from dyadic_env.envs.listener import ListenerEnv
 
         return ListenerEnv
+    if name in ("ListenerVectorEnv", "ShardedListenerVectorEnv"):
+        from dyadic_env.envs import vector
+
+        return getattr(vector, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import string
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -93,6 +94,15 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
     - ``max_words_chars``: length cap of ``words``; older words are dropped first (128).
     - ``tokenizer``: an ``ActionTokenizer`` or its file; default the dataset's ``tokenizer.json``.
     - ``render_mode``: ``"rgb_array"`` renders speaker and listener side by side.
+
+    ## Vector Envs
+
+    ``gym.make_vec("dyadic_env/Listener-v0", num_envs=N, dataset=...)`` builds
+    :class:`~dyadic_env.envs.vector.ListenerVectorEnv`: N episodes stepped with batched numpy in one
+    process (the same observations, rewards and seeded clip draws as N of these envs, next-step autoreset),
+    or with ``workers=W`` a :class:`~dyadic_env.envs.vector.ShardedListenerVectorEnv` of W processes.
+    Gymnasium's per-env vector envs (``vectorization_mode="sync"`` or ``"async"``) are slower than one env
+    here, the step being cheaper than their per-env overheads; use them for ``chunk_size > 1`` or rendering.
 
     ## Version History
 
@@ -267,7 +277,8 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
         }  # fmt: skip
         return {"dataset_path": str(self.dataset.path), "pid": os.getpid(), "memory_mapped": arrays}
 
-    def _choose_clip(self, options: dict[str, Any]) -> int:
+    def _choose_clip(self, options: dict[str, Any], rng: np.random.Generator | None = None) -> int:
+        """The clip index that ``options`` names, else one drawn with ``rng`` (default the env's ``np_random``)."""
         unknown = set(options) - {"clip_id", "clip_index"}
         if unknown:
             raise ValueError(
@@ -286,28 +297,21 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
             if not 0 <= index < len(self.clip_ids):
                 raise ValueError(f"reset: clip_index must be in [0, {len(self.clip_ids) - 1}], found {index}")
             return index
-        return int(self.np_random.integers(len(self.clip_ids)))
+        return int((self.np_random if rng is None else rng).integers(len(self.clip_ids)))
 
     def _load_episode(self, clip: Clip) -> None:
-        """Precompute the episode's padded arrays so a step is a few slices (see ``_observation``)."""
-        k, n = self.context_frames, clip.num_frames
-        self.clip, self._clip_id, self._num_frames, self._t = clip, clip.clip_id, n, 0
-        # Speaker rows [k-1, k-1+n) hold frames 0..n-1, one zero row after: obs at t is rows [t, t+k).
-        self._speaker = _padded(clip.speaker_motion, k - 1, 1)
-        self._features = None if clip.speaker_features is None else _padded(clip.speaker_features, k - 1, 1)
-        self._mask = np.zeros(k + n, dtype=np.int8)
-        self._mask[k - 1 : k - 1 + n] = 1
+        """Lay the clip out so a step is a few slices (see ``_observation``), and clear the agent's frames."""
+        k = self.context_frames
+        data = episode_data(clip, k, self.words_window_s, self.max_words_chars)
+        self.clip, self._clip_id, self._num_frames, self._t = clip, clip.clip_id, data.num_frames, 0
+        self._speaker, self._features, self._mask = data.speaker, data.features, data.mask
+        self._gt, self._words = data.gt, data.words
         # Listener rows [k, k+n) hold placed frames 0..n-1: obs at t is rows [t, t+k), frames t-k..t-1.
-        self._listener = np.zeros((k + n + self.chunk_size, FRAME_DIM), dtype=np.float32)
-        self._tokens = np.zeros((n, FRAME_DIM), dtype=np.int64)
-        self._gt = np.array(clip.listener_motion, dtype=np.float32)
+        self._listener = np.zeros((k + data.num_frames + self.chunk_size, FRAME_DIM), dtype=np.float32)
+        self._tokens = np.zeros((data.num_frames, FRAME_DIM), dtype=np.int64)
         self._gt_padded = (
             _padded(clip.listener_motion, 0, self.chunk_size) if self.chunk_size > 1 else self._gt
         )
-        self._words = words_per_frame(clip, self.words_window_s, self.max_words_chars)
-        for array in (self._speaker, self._features, self._mask, self._gt):
-            if array is not None:
-                array.flags.writeable = False
 
     def _observation(self) -> dict[str, Any]:
         t, k = self._t, self.context_frames
@@ -324,28 +328,64 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
         return obs
 
     def _check_action(self, action: Any) -> np.ndarray:
-        tokens = action if type(action) is np.ndarray else np.asarray(action)
-        if tokens.shape != self._action_shape:
-            raise ValueError(
-                f"action: expected tokens of shape {self._action_shape}, found {tokens.shape}"
-                + (" (this env places chunks of frames; see chunk_size)" if self.chunk_size > 1 else "")
-            )
-        if tokens.dtype.kind not in "iu":
-            raise TypeError(
-                f"action: expected integer tokens in [0, {self.tokenizer.num_bins - 1}], found dtype {tokens.dtype}; "
-                "for continuous frame values wrap the env in dyadic_env.wrappers.ContinuousActions"
-            )
-        # Viewed as unsigned, a negative token is huge, so one reduction checks both ends of the range.
-        if tokens.dtype == np.int64:
-            out_of_range = tokens.view(np.uint64).max() >= self.tokenizer.num_bins
-        else:
-            out_of_range = tokens.min() < 0 or tokens.max() >= self.tokenizer.num_bins
-        if out_of_range:
-            bad = tokens[(tokens < 0) | (tokens >= self.tokenizer.num_bins)].ravel()[0]
-            raise ValueError(
-                f"action: token {bad} out of range; tokens must be in [0, {self.tokenizer.num_bins - 1}]"
-            )
-        return tokens
+        hint = " (this env places chunks of frames; see chunk_size)" if self.chunk_size > 1 else ""
+        return check_tokens(action, self._action_shape, self.tokenizer.num_bins, hint)
+
+
+@dataclass(frozen=True)
+class EpisodeData:
+    """A clip's read-only arrays laid out for slicing observations (K = context frames, n = clip frames)."""
+
+    clip: Clip
+    speaker: np.ndarray  # (K+n, 56): rows [K-1, K-1+n) hold frames 0..n-1, zeros around
+    features: np.ndarray | None  # (K+n, d), same layout
+    mask: np.ndarray  # (K+n,) int8: 1 on the rows holding frames
+    gt: np.ndarray  # (n, 56) f32: the ground-truth listener, a plain copy (memory-map rows read slowly)
+    words: list[str]  # the words observation of frames 0..n
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.gt)
+
+
+def episode_data(clip: Clip, context_frames: int, words_window_s: float, max_words_chars: int) -> EpisodeData:
+    """Precompute what observations of an episode on ``clip`` read: the obs at frame t is rows [t, t+K)."""
+    k, n = context_frames, clip.num_frames
+    mask = np.zeros(k + n, dtype=np.int8)
+    mask[k - 1 : k - 1 + n] = 1
+    data = EpisodeData(
+        clip=clip,
+        speaker=_padded(clip.speaker_motion, k - 1, 1),
+        features=None if clip.speaker_features is None else _padded(clip.speaker_features, k - 1, 1),
+        mask=mask,
+        gt=np.array(clip.listener_motion, dtype=np.float32),
+        words=words_per_frame(clip, words_window_s, max_words_chars),
+    )
+    for array in (data.speaker, data.features, data.mask, data.gt):
+        if array is not None:
+            array.flags.writeable = False
+    return data
+
+
+def check_tokens(action: Any, shape: tuple[int, ...], num_bins: int, hint: str = "") -> np.ndarray:
+    """``action`` as an integer array of ``shape`` with every token in ``[0, num_bins)``, else a clear error."""
+    tokens = action if type(action) is np.ndarray else np.asarray(action)
+    if tokens.shape != shape:
+        raise ValueError(f"action: expected tokens of shape {shape}, found {tokens.shape}{hint}")
+    if tokens.dtype.kind not in "iu":
+        raise TypeError(
+            f"action: expected integer tokens in [0, {num_bins - 1}], found dtype {tokens.dtype}; "
+            "for continuous frame values wrap the env in dyadic_env.wrappers.ContinuousActions"
+        )
+    # Viewed as unsigned, a negative token is huge, so one reduction checks both ends of the range.
+    if tokens.dtype == np.int64:
+        out_of_range = tokens.view(np.uint64).max() >= num_bins
+    else:
+        out_of_range = tokens.min() < 0 or tokens.max() >= num_bins
+    if out_of_range:
+        bad = tokens[(tokens < 0) | (tokens >= num_bins)].ravel()[0]
+        raise ValueError(f"action: token {bad} out of range; tokens must be in [0, {num_bins - 1}]")
+    return tokens
 
 
 def _make_renderer() -> Any:

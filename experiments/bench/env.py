@@ -5,10 +5,15 @@ timed in interleaved repeats and the best repeat kept, so a busy machine slows b
 are given by wall clock and by this process's CPU time (``*_cpu``): on a shared machine the CPU-time rate is
 the cost of a step without the time other programs held the core.
 
-Vector envs: Gymnasium's AsyncVectorEnv pays an inter-process round trip per step (tens of microseconds),
-several times the listener env's own step, so with the default imitation reward 2 async workers are slower
-than one env; they pay off when a step does real work, which the ``oracle`` figures measure (the synthetic
-oracle's shaping reward costs a few hundred microseconds a step).
+Vector envs: Gymnasium's SyncVectorEnv loops over envs in Python and merges infos key by key, and its
+AsyncVectorEnv pays an inter-process round trip per env per step (tens of microseconds), several times the
+listener env's own step, so with the default imitation reward 2 async workers are several times slower than
+one env; they pay off only when a step does real work, which the ``oracle`` figures measure (the synthetic
+oracle's shaping reward costs a few hundred microseconds a step). The batched env of
+``dyadic_env.envs.vector`` (what ``gym.make_vec`` builds by default) steps 64 episodes with batched numpy
+(``native64``), or splits them over 2 worker processes of 32 episodes each (``sharded64_2workers``), paying
+the round trip once per shard step. Workers gain only from idle cores: on a busy machine (compare
+``load_average_1min`` with ``cpus``) the sharded env is slower than the in-process one.
 """
 
 from __future__ import annotations
@@ -78,7 +83,8 @@ def _elementwise_max(a: Any, b: Any) -> Any:
 
 
 @benchmark(
-    "env", help="Listener-v0 steps/s vs CartPole-v1 (same run); async vector env of 2 workers vs one env"
+    "env",
+    help="Listener-v0 steps/s vs CartPole-v1 (same run); vector envs (gymnasium's, batched, sharded) vs one env",
 )
 def bench_env(quick: bool = False) -> dict[str, Any]:
     import dyadic_env  # noqa: F401  (registers the env)
@@ -111,6 +117,15 @@ def bench_env(quick: bool = False) -> dict[str, Any]:
                     repeats, {key: lambda envs=envs: vector_env_rate(envs, vec_steps // 4)}
                 )[key]
                 envs.close()
+        # The batched env (dyadic_env.envs.vector): 64 episodes in this process, then in 2 worker shards of 32.
+        for key, workers in (("native64", 1), ("sharded64_2workers", 2)):
+            envs = gym.make_vec(
+                ENV_ID, num_envs=64, vectorization_mode="vector_entry_point", dataset=path, workers=workers
+            )
+            vector[key] = best_of(
+                repeats, {key: lambda envs=envs: vector_env_rate(envs, max(steps // 20, 100))}
+            )[key]
+            envs.close()
     (cart_wall, cart_cpu), (env_wall, env_cpu) = rates["cartpole"], rates["listener"]
     figures: dict[str, Any] = {
         "dataset": path, "steps_per_repeat": steps, "repeats": repeats, "cpus": os.cpu_count(),
@@ -121,6 +136,9 @@ def bench_env(quick: bool = False) -> dict[str, Any]:
         "listener_vs_cartpole_cpu": env_cpu / cart_cpu,
         "sync2_steps_per_s": vector["sync"], "async2_steps_per_s": vector["async"],
         "async2_vs_one_env": vector["async"] / env_wall,
+        "native64_steps_per_s": vector["native64"], "native64_vs_one_env": vector["native64"] / env_wall,
+        "sharded64_2workers_steps_per_s": vector["sharded64_2workers"],
+        "sharded64_2workers_vs_one_env": vector["sharded64_2workers"] / env_wall,
     }  # fmt: skip
     if oracle is not None:
         figures.update({
