@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_CONFIG = "experiments/configs/ablations_small.yaml"
+DEFAULT_CONFIG = "ablations_small.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (0, 1, ... N-1)")
     parser.add_argument("--sft", default=None, help="SFT checkpoint to start from (default: train one)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/ablations)")
-    parser.add_argument("--config", type=Path, default=None, help=f"YAML config (default {DEFAULT_CONFIG})")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"YAML config (default experiments/configs/{DEFAULT_CONFIG})",
+    )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
         help="override config fields (YAML values), e.g. variants=[dpo,random_prefer] dpo={beta: 0.2}",
@@ -29,29 +34,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from experiments.cli import UserError
     from experiments.commands.quickstart import _quiet_libraries
-    from experiments.commands.train import load_config_fields
+    from experiments.commands.train import build_config
     from experiments.pipelines.ablations import AblationConfig, run_ablations
 
-    config_path = args.config
-    if config_path is None and Path(DEFAULT_CONFIG).exists():
-        config_path = Path(DEFAULT_CONFIG)
-    values = load_config_fields(config_path, args.overrides)
-    if args.seeds is not None:
-        if args.seeds < 1:
-            raise UserError(f"--seeds must be >= 1, found {args.seeds}")
-        values["seeds"] = list(range(args.seeds))
-    if args.sft is not None:
-        if not Path(args.sft).is_dir():
-            raise UserError(
-                f"--sft {args.sft}: no such checkpoint directory; train one with `dyadic train sft`"
-            )
-        values["sft"] = args.sft
-    if args.out is not None:
-        values["out"] = args.out
-    try:
-        config = AblationConfig.from_dict(values)
-    except (TypeError, ValueError) as e:
-        raise UserError(str(e)) from None
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, found {args.seeds}")
+    if args.sft is not None and not Path(args.sft).is_dir():
+        raise UserError(f"--sft {args.sft}: no such checkpoint directory; train one with `dyadic train sft`")
+    seeds = list(range(args.seeds)) if args.seeds is not None else None
+    config = build_config(
+        AblationConfig, args.config, DEFAULT_CONFIG, args.overrides, seeds=seeds, sft=args.sft, out=args.out
+    )
     _quiet_libraries()
     run_ablations(config)
     return 0

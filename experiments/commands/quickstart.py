@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_CONFIG = "experiments/configs/quickstart_small.yaml"
+DEFAULT_CONFIG = "quickstart_small.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Every stage is resumable and skipped when its output exists.",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/quickstart)")
-    parser.add_argument("--config", type=Path, default=None, help=f"YAML config (default {DEFAULT_CONFIG})")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"YAML config (default experiments/configs/{DEFAULT_CONFIG})",
+    )
     parser.add_argument("--preset", default=None, help="synthetic preset (tiny, small, full)")
     parser.add_argument("--seed", type=int, default=None, help="seed of every stage")
     parser.add_argument("--max-eval-clips", type=int, default=None, help="evaluate on the first N test clips")
@@ -31,26 +36,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
-    from experiments.commands.train import load_config_fields
+    from experiments.commands.train import build_config
     from experiments.pipelines.quickstart import QuickstartConfig, run_quickstart
 
-    config_path = args.config
-    if config_path is None and Path(DEFAULT_CONFIG).exists():
-        config_path = Path(DEFAULT_CONFIG)
-    values = load_config_fields(config_path, args.overrides)
-    for key, value in (("out", args.out), ("preset", args.preset), ("seed", args.seed),
-                       ("max_eval_clips", args.max_eval_clips)):  # fmt: skip
-        if value is not None:
-            values[key] = value
-    if args.skip_ppo:
-        values["skip_ppo"] = True
-    if args.no_render:
-        values["render"] = False
-    try:
-        config = QuickstartConfig.from_dict(values)
-    except (TypeError, ValueError) as e:
-        raise UserError(str(e)) from None
+    config = build_config(
+        QuickstartConfig, args.config, DEFAULT_CONFIG, args.overrides, out=args.out, preset=args.preset,
+        seed=args.seed, max_eval_clips=args.max_eval_clips, skip_ppo=args.skip_ppo or None,
+        render=False if args.no_render else None,
+    )  # fmt: skip
     _quiet_libraries()
     run_quickstart(config)
     return 0

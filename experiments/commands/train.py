@@ -62,6 +62,22 @@ def load_config_fields(config: Path | None, overrides: list[str]) -> dict[str, A
     return fields
 
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def build_config(cls: Any, config: Path | None, default: str, overrides: list[str], **flags: Any) -> Any:
+    """``cls.from_dict`` of the YAML file (``experiments/configs/DEFAULT`` when none is given, from any working
+    directory), then ``key=value`` overrides, then the command's flags that were set (not None)."""
+    from experiments.cli import UserError
+
+    values = load_config_fields(config if config is not None else CONFIGS / default, overrides)
+    values.update({key: value for key, value in flags.items() if value is not None})
+    try:
+        return cls.from_dict(values)
+    except (TypeError, ValueError) as e:
+        raise UserError(str(e)) from None
+
+
 # --- sft -------------------------------------------------------------------------------------------------------
 def register_sft(trainers: argparse._SubParsersAction) -> None:
     sft = trainers.add_parser(
