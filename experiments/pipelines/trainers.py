@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from agents.alignment.ppo_config import PPOConfig  # a plain dataclass: no torch, no SB3
+
 
 def register_alignment_trainers(trainers: argparse._SubParsersAction) -> None:
     """Add ``dpo``, ``rm`` and ``ppo`` to the ``dyadic train`` subparsers."""
@@ -229,43 +231,16 @@ def run_rm(args: argparse.Namespace) -> int:
 
 # --- ppo -------------------------------------------------------------------------------------------------------
 @dataclass
-class PPORunConfig:
-    """``dyadic train ppo`` settings (``experiments/configs/ppo_small.yaml``)."""
+class PPORunConfig(PPOConfig):
+    """``dyadic train ppo`` settings (``experiments/configs/ppo_small.yaml``): every
+    :class:`~agents.alignment.ppo.PPOConfig` field, plus the env and the learned reward."""
 
-    total_timesteps: int = 4096
-    """Env steps (frames) of training."""
-    n_envs: int = 4
-    """Parallel envs (one batched VLA forward)."""
-    n_steps: int = 128
-    """Steps per env per rollout."""
-    batch_size: int = 128
-    """Minibatch size."""
-    n_epochs: int = 4
-    """Passes over each rollout."""
-    learning_rate: float = 3e-5
-    """The VLA's learning rate."""
-    value_lr_scale: float = 30.0
-    """The value MLP's learning rate relative to the VLA's."""
-    gamma: float = 0.99
-    """Discount."""
-    gae_lambda: float = 0.95
-    """GAE lambda."""
-    clip_range: float = 0.2
-    """PPO clip range."""
-    ent_coef: float = 0.0
-    """Entropy bonus."""
-    kl_coef: float = 0.05
-    """Per-step KL penalty to the SFT reference (rewards are normalised to unit scale)."""
-    temperature: float = 1.0
-    """Rollout sampling temperature."""
     disagreement_penalty: float = 0.0
     """Subtract this times the reward ensemble's std (pessimism where members disagree)."""
     context_frames: int = 16
     """K, frames of history the windowed policy sees (PPO re-runs the window at every step)."""
     split: str = "train"
     """Split whose clips the episodes replay."""
-    seed: int = 0
-    """Seeds SB3, the envs and sampling."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
 
@@ -281,9 +256,7 @@ class PPORunConfig:
             raise ValueError("ppo config: training on the test split would leak it; use split=train")
         return cls(**values)
 
-    def ppo_config(self) -> Any:
-        from agents.alignment.ppo import PPOConfig
-
+    def ppo_config(self) -> PPOConfig:
         names = {f.name for f in fields(PPOConfig)}
         return PPOConfig(**{k: v for k, v in asdict(self).items() if k in names})
 
