@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dyadic_env.data import Clip, Word, load_dataset, write_dataset
 from dyadic_env.tokenizer import ActionTokenizer
@@ -41,15 +40,6 @@ def make_dataset(path: Path, n_clips: int = 6, frames: int = 40, features: int =
     tok = ActionTokenizer.fit(np.concatenate([c.listener_motion for c in clips]))
     tok.save(out / "tokenizer.json")
     return out
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks on a shared 2-core machine: one thread avoids OpenMP spinning against other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,15 @@
+"""Shared by the agent tests (baselines, VLA, alignment)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks on a shared 2-core machine: one thread avoids OpenMP spinning against other processes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
