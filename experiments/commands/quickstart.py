@@ -52,8 +52,11 @@ def run(args: argparse.Namespace) -> int:
 def _quiet_libraries() -> None:
     """Keep the pipeline's log readable: no per-stage progress bars or load reports from the HF libraries."""
     import os
+    import warnings
 
     os.environ.setdefault("TQDM_DISABLE", "1")
+    # Deprecation notices about arguments trl passes to transformers, not about anything the user set.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     try:
         import datasets
         import transformers
