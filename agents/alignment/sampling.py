@@ -78,11 +78,9 @@ def _decode_rows(
     prev = torch.zeros(b, 1, dim)
     state = state_cls()
     tokens = torch.zeros(b, t_max, dim, dtype=torch.long)
-    # A checkpoint trained on crops attends to at most this many past frames (VLAAgent evicts older ones from
-    # its cache); in a batch, rows' frames take different numbers of tokens, so older frames are masked out
-    # instead, which is the same for attention.
+    # A checkpoint trained on crops attends to at most this many past frames: older ones leave the cache, as
+    # in VLAAgent (which also bounds the cost of a step on long clips).
     window = int(getattr(model.config, "max_context_frames", 0) or 0)
-    spans: list[list[tuple[int, int]]] = [[] for _ in range(b)]
     for t in range(t_max):
         ids = [e["words"][t] if t < lengths[i] else [] for i, e in enumerate(examples)]
         w = max([len(x) for x in ids] + [0])
@@ -96,26 +94,9 @@ def _decode_rows(
             "speaker_inputs": speaker_t[:, t : t + 1], "prev_listener": prev, "word_ids": word_ids,
             "word_mask": word_mask, "frame_mask": valid[:, t : t + 1],
         }  # fmt: skip
-        before = 0 if state.attention_mask is None else state.attention_mask.shape[1]
         step_tokens, _, state = decode_frames(model, inputs, state, sampler)
         tokens[:, t] = step_tokens
         if window:
-            _mask_old_frames(state.attention_mask, spans, before, valid[:, t], window)
+            state.keep_last_frames(window)
         prev = model.vla.decode_actions(step_tokens)[:, None]
     return [tokens[i, : lengths[i]].numpy() for i in range(b)]
-
-
-def _mask_old_frames(
-    mask: torch.Tensor, spans: list[list[tuple[int, int]]], before: int, stepped: torch.Tensor, window: int
-) -> None:
-    """Record each stepped row's new frame (its cache positions ``[before, end)``) and mask frames beyond
-    the last ``window``."""
-    new = mask[:, before:]
-    for row in range(mask.shape[0]):
-        if not bool(stepped[row]):
-            continue
-        count = int(new[row].sum())
-        spans[row].append((before, before + count))
-        while len(spans[row]) > window:
-            start, end = spans[row].pop(0)
-            mask[row, start:end] = 0

@@ -17,13 +17,14 @@ class DecodeState:
     past_key_values: Any = None
     attention_mask: torch.Tensor | None = None
     positions: torch.Tensor | None = None
-    frame_tokens: list[int] | None = None
+    frame_tokens: list[int] | None = None  # cache slots taken by each decoded frame, oldest first
 
     def keep_last_frames(self, frames: int) -> None:
-        """Evict the oldest frames' tokens from the cache so at most ``frames`` frames stay (batch 1).
+        """Evict the oldest frames' cache slots so at most ``frames`` frames stay.
 
         Keys keep their rotary positions, so the attention of later frames to the kept ones is unchanged; the
-        model then never attends further back than it was trained to (e.g. SFT on crops).
+        model then never attends further back than it was trained to (e.g. SFT on crops). Every row of a batch
+        gets the same number of slots per decoded frame (padding is masked), so this works for any batch size.
         """
         if self.frame_tokens is None or len(self.frame_tokens) <= frames or self.past_key_values is None:
             return
@@ -103,13 +104,13 @@ def decode_frames(
         past_key_values=state.past_key_values, attention_mask=state.attention_mask, positions=state.positions,
         use_cache=True,
     )  # fmt: skip
-    before = 0 if state.positions is None else int(state.positions[0])
+    before = 0 if state.attention_mask is None else state.attention_mask.shape[1]
     new_state = DecodeState(out.past_key_values, out.attention_mask, out.positions)
     head = model.get_output_embeddings()
     if not vla.autoregressive:
         logits = head(out.action_hidden[:, -1])  # (B, 56, bins)
         tokens = sampler(logits)
-        new_state.frame_tokens = [*(state.frame_tokens or []), int(out.positions[0]) - before]
+        new_state.frame_tokens = [*(state.frame_tokens or []), out.attention_mask.shape[1] - before]
         return tokens, _logprob(logits, tokens).sum(-1), new_state
     # RT-2 style: dimension 0 from the STATE token, each next one from the token just fed.
     hidden = out.frame_hidden[:, -1]
@@ -125,7 +126,7 @@ def decode_frames(
             token, dim, new_state.past_key_values, new_state.attention_mask, new_state.positions
         )
         new_state = DecodeState(new_state.past_key_values, mask, positions)
-    new_state.frame_tokens = [*(state.frame_tokens or []), int(positions[0]) - before]
+    new_state.frame_tokens = [*(state.frame_tokens or []), mask.shape[1] - before]
     return torch.stack(picked, -1), torch.stack(logps, -1).sum(-1), new_state
 
 
