@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from experiments.cli import main
 
@@ -15,14 +14,6 @@ TINY_SFT = {
     "head_hidden": 32, "projector_hidden": 32, "max_steps": 6, "save_every": 6, "batch_size": 4, "max_frames": 32,
     "warmup_steps": 2, "eval_every": 0,
 }  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow

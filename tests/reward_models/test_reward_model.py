@@ -20,16 +20,6 @@ from reward_models import (
     trajectory_features,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks train faster on one thread than fighting over two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 FEATS = StepFeatureConfig(
     speaker_frames=8, speaker_stride=4, listener_history=1, word_buckets=8, words_window_s=1.0
 )
