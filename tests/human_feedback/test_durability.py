@@ -72,7 +72,11 @@ class Annotator(threading.Thread):
 
 def test_acknowledged_ratings_survive_sigkill_exactly_once(tmp_path):
     store = Store(tmp_path / "f.db", create=True)
-    build_campaign(store, "durable", tmp_path / "m", groups=60, samples=2, videos=False, ratings_per_group=2)
+    # Enough work that the 12 annotators are still rating when the fourth kill comes, on an idle machine too.
+    groups, per_group = 150, 2
+    build_campaign(
+        store, "durable", tmp_path / "m", groups=groups, samples=2, videos=False, ratings_per_group=per_group
+    )
     tokens = [add_annotator(store, f"p{i}") for i in range(12)]
     acks: list = []
     stop = threading.Event()
@@ -83,7 +87,7 @@ def test_acknowledged_ratings_survive_sigkill_exactly_once(tmp_path):
             p.start()
         kills = 0
         while any(p.is_alive() for p in people) and kills < 4:
-            time.sleep(0.6)
+            time.sleep(0.4)
             server.kill()
             kills += 1
             time.sleep(0.2)
@@ -104,7 +108,7 @@ def test_acknowledged_ratings_survive_sigkill_exactly_once(tmp_path):
         submissions = {s.id: s for s in session.scalars(select(Submission))}
         ratings = session.scalars(select(Rating)).all()
     acknowledged = {body["submission_id"]: body for body, _ in acks}
-    assert len(acknowledged) == len(acks) == 120  # 60 groups x R = 2, each page acknowledged once
+    assert len(acknowledged) == len(acks) == groups * per_group  # each page acknowledged once
     assert set(submissions) == set(acknowledged)  # nothing unacknowledged left behind, nothing lost
     per_submission = Counter(r.submission_id for r in ratings)
     assert all(per_submission[sid] == len(body["ratings"]) for sid, body in acknowledged.items())
