@@ -20,7 +20,8 @@ On-disk format (a directory)::
                         "num_pairs": N, "frame_dim": 56, "token_dtype": "uint8", "tokenizer": "tokenizer.json"}
     pairs.jsonl        one pair per line: pair_id, clip_id, chosen, rejected (candidate ids), chosen_score,
                         rejected_score, margin, group_id, num_ratings (fewest ratings behind either score),
-                        split, chosen_source, rejected_source
+                        split, chosen_source, rejected_source, chosen_criteria, rejected_criteria (mean
+                        rating per criterion: the targets of a reward model's criteria head)
     trajectories.npz   candidate id -> (T, 56) uint8 action tokens
     tokenizer.json     the campaign's action tokenizer (to decode tokens to frames), when known
 
@@ -74,6 +75,8 @@ class PreferencePair:
     split: str | None = None
     chosen_source: str = ""
     rejected_source: str = ""
+    chosen_criteria: dict[str, float] = field(default_factory=dict)
+    rejected_criteria: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,8 @@ class PreferencePair:
             "split": self.split,
             "chosen_source": self.chosen_source,
             "rejected_source": self.rejected_source,
+            "chosen_criteria": self.chosen_criteria,
+            "rejected_criteria": self.rejected_criteria,
         }
 
 
@@ -266,7 +271,14 @@ def _pair(
         split=chosen.split,
         chosen_source=chosen.source,
         rejected_source=rejected.source,
+        chosen_criteria={k: round(v, 6) for k, v in chosen.means.items()},
+        rejected_criteria={k: round(v, 6) for k, v in rejected.means.items()},
     )
+
+
+def _criteria(row: dict[str, Any], key: str) -> dict[str, float]:
+    """A pair's per-criterion means (absent in files written before they were stored: empty)."""
+    return {str(k): float(v) for k, v in (row.get(key) or {}).items()}
 
 
 class PreferenceDataset:
@@ -355,6 +367,8 @@ class PreferenceDataset:
                         split=row.get("split"),
                         chosen_source=row.get("chosen_source", ""),
                         rejected_source=row.get("rejected_source", ""),
+                        chosen_criteria=_criteria(row, "chosen_criteria"),
+                        rejected_criteria=_criteria(row, "rejected_criteria"),
                     )
                 )
         if len(pairs) != manifest.get("num_pairs", len(pairs)):

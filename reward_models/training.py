@@ -154,6 +154,23 @@ def pair_accuracy(model: TrajectoryRewardModel, data: PairData, batch_size: int 
     return correct / data.num_pairs
 
 
+@torch.no_grad()
+def criteria_error(model: TrajectoryRewardModel, data: PairData, batch_size: int = 64) -> float:
+    """Mean absolute error (rating points) of the ensemble-mean criteria prediction over the rated criteria of
+    the candidates in ``data``'s pairs; NaN without a criteria head or known criteria."""
+    if not model.config.criteria_head or data.criteria is None or data.num_pairs == 0:
+        return float("nan")
+    candidates = np.unique(data.pairs)
+    errors = []
+    for start in range(0, len(candidates), batch_size):
+        chunk = candidates[start : start + batch_size]
+        x, mask = data.batch(chunk.tolist())
+        predicted = model.criteria(x, mask).mean(0).numpy()
+        errors.append(np.abs(predicted - data.criteria[chunk]))
+    error = np.concatenate(errors)
+    return float(np.nanmean(error)) if np.isfinite(error).any() else float("nan")
+
+
 def train_reward_model(
     data: PairData,
     model_config: RewardModelConfig | None = None,
@@ -218,6 +235,8 @@ def train_reward_model(
     figures = {
         "train_accuracy": pair_accuracy(model, train_data),
         "val_accuracy": pair_accuracy(model, val_data) if n_val else float("nan"),
+        "train_criteria_mae": criteria_error(model, train_data),
+        "val_criteria_mae": criteria_error(model, val_data) if n_val else float("nan"),
         "final_loss": last_loss,
         "num_train_pairs": float(train_data.num_pairs),
         "num_val_pairs": float(n_val),

@@ -20,6 +20,7 @@ import copy
 import json
 import math
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -319,6 +320,10 @@ def make_ppo(
         },
     )  # fmt: skip
     venv.policy = model.policy  # type: ignore[assignment]
+    if tensorboard_log is None:  # SB3 would otherwise make an empty log folder in /tmp at every learn()
+        from stable_baselines3.common.logger import HumanOutputFormat, Logger
+
+        model.set_logger(Logger(None, [HumanOutputFormat(sys.stdout)] if verbose else []))
     return model
 
 

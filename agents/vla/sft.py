@@ -143,11 +143,15 @@ class SFTConfig:
     8 still sees neighbours). Consecutive frames are nearly redundant, and the head and loss over 56 x 256
     logits cost most of a step, so 0.25 trains about twice as many clips a second. Parallel decoding only."""
     state_noise: float = 0.0
-    """Std of Gaussian noise added to the previous-frame states during training, in units of each dimension's
-    tokenizer half-range (0: none). Half of the variance is a per-clip offset, so the history cannot average
-    it away. Teacher forcing otherwise rewards copying the last frame and the speaker goes unused; with noisy
-    states the model must read the speaker to place the listener, and in closed loop (exact states) it moves
-    smoothly toward what the context calls for."""
+    """Std of Gaussian noise added to each previous-frame state during training, in units of each dimension's
+    tokenizer half-range (0: none). Teacher forcing otherwise rewards copying the last frame exactly; in closed
+    loop the states carry the policy's own sampling noise."""
+    state_offset: float = 0.0
+    """Std of one Gaussian offset per clip and expression dimension added to all of a clip's expression states
+    (same units). A state that is off by an unknown constant still tells how the face moves, but not where it
+    should sit: the expression level must come from the speaker's face and words. In closed loop this pulls a
+    listener that sampled a wrong level back to what the context calls for, instead of keeping it (the per-clip
+    mean error that dominates FD). Head and jaw pose get none: their last frame is what keeps them smooth."""
     state_dropout: float = 0.0
     """Probability that a clip's states are all zeroed (as before an episode's first frame), so the context
     pathway also learns to stand alone."""
@@ -202,7 +206,8 @@ class SFTConfig:
             (self.lora_r == 0 or self.backbone_path is not None, "lora_r", "0 unless backbone_path is set",
              self.lora_r),
             (self.grad_clip >= 0, "grad_clip", "a number >= 0", self.grad_clip),
-            (self.state_noise >= 0, "state_noise", "a number >= 0", self.state_noise),
+            (min(self.state_noise, self.state_offset) >= 0, "state_noise/state_offset", "numbers >= 0",
+             (self.state_noise, self.state_offset)),
             (0 <= self.state_dropout < 1, "state_dropout", "in [0, 1)", self.state_dropout),
             (self.decode_mode in ("sample", "greedy", "mean"), "decode_mode", "sample, greedy or mean",
              self.decode_mode),
@@ -328,7 +333,7 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
     model.train()
     while step < config.max_steps:
         batch = {k: v.to(accelerator.device) for k, v in batcher.batch(step).items()}
-        if config.state_noise or config.state_dropout:
+        if config.state_noise or config.state_offset or config.state_dropout:
             batch["prev_listener"] = _noisy_states(batch["prev_listener"], unwrapped, config, step)
         logits, actions, mask = _scored_frames(model, batch, config, step, unwrapped.vla.autoregressive)
         loss = sft_loss(
@@ -444,10 +449,12 @@ def _lr_lambda(config: SFTConfig):
 def _noisy_states(states: torch.Tensor, model: Any, config: SFTConfig, step: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
     b, _, d = states.shape
-    noise = (torch.randn(states.shape, generator=gen) + torch.randn(b, 1, d, generator=gen)) / math.sqrt(2)
+    noise = config.state_noise * torch.randn(states.shape, generator=gen)
+    expression = (torch.arange(d) < model.config.expression_dim).float()
+    noise = noise + config.state_offset * expression * torch.randn(b, 1, d, generator=gen)
     half_range = model.vla.action_width * model.config.num_bins / 2
     keep = (torch.rand(b, 1, 1, generator=gen) >= config.state_dropout).to(states.device, states.dtype)
-    return keep * (states + config.state_noise * half_range * noise.to(states.device))
+    return keep * (states + half_range * noise.to(states.device))
 
 
 def _token_accuracy(logits: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> float:

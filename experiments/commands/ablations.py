@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ablations",
         help="SFT+DPO vs Random-Prefer vs SFT-Preferred (and PPO, iterated DPO) over seeds, with 95%% CIs",
         description="From one SFT checkpoint, collect preferences and train every variant once per seed, "
-        "evaluate on the test split, and print the mean difference to SFT with a 95%% Student-t interval.",
+        "evaluate on the test split, and print the mean difference to SFT with a 95 % Student-t interval.",
     )  # fmt: skip
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (0, 1, ... N-1)")
     parser.add_argument("--sft", default=None, help="SFT checkpoint to start from (default: train one)")

@@ -199,7 +199,26 @@ def _run_seed(config: AblationConfig, sft: Path, seed: int, root: Path, log: Log
         results["timings"] = timings
         tmp.write_text(json.dumps(results, indent=1))
 
+    _drop_stale_evaluation(root / "eval.json", policies, config, log)
     return stage("eval", root / "eval.json", evaluate)
+
+
+def _drop_stale_evaluation(path: Path, policies: dict[str, Path], config: AblationConfig, log: Log) -> None:
+    """Delete a seed's ``eval.json`` made for other variants or evaluation settings, so a rerun redoes it."""
+    if not path.exists():
+        return
+    previous = json.loads(path.read_text())
+    missing = sorted(set(policies) - set(previous.get("rows", {})))
+    settings = (previous.get("temperature"), previous.get("samples"))
+    wanted = (config.eval_temperature, config.eval_samples)
+    if missing:
+        reason = f"has no rows for {missing}"
+    elif settings != wanted:
+        reason = f"sampled (temperature, samples per clip) = {settings}, the config asks for {wanted}"
+    else:
+        return
+    log(f"[{path.parent.name}: eval] {path} {reason}: evaluating again")
+    path.unlink()
 
 
 def iterated_dpo(config: AblationConfig, sft: Path, seed: int, out: Path, log: Log) -> None:

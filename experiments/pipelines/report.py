@@ -136,11 +136,7 @@ def _dpo_vs_ppo(rows: Mapping[str, Any], feedback: dict | None, rm: dict | None,
         f"({feedback['groups']} groups of {feedback['candidates_per_group']} candidates, {feedback['ratings']} "
         "simulated ratings). DPO trains on the pairs directly; PPO trains on a Bradley-Terry reward-model "
         "ensemble fitted to the same pairs"
-        + (
-            f" (held-out pair accuracy {rm['figures']['val_accuracy']:.3f}, train {rm['figures']['train_accuracy']:.3f})"
-            if rm
-            else ""
-        )
+        + (_rm_figures(rm["figures"]) if rm else "")
         + ", with a per-step KL penalty to the SFT policy.",
         "",
         "| Method | labels (pairs) | Oracle ↑ | L2 ↓ | FD ↓ |",
@@ -154,6 +150,14 @@ def _dpo_vs_ppo(rows: Mapping[str, Any], feedback: dict | None, rm: dict | None,
                 f"| {name} | {labels} | {r.get('weighted', float('nan')):.4f} | {r['L2']:.4f} | {r['FD']:.4f} |"
             )
     return [*lines, ""]
+
+
+def _rm_figures(figures: dict[str, float]) -> str:
+    text = f" (held-out pair accuracy {figures['val_accuracy']:.3f}, train {figures['train_accuracy']:.3f}"
+    mae = figures.get("val_criteria_mae", float("nan"))
+    if mae == mae:  # not NaN: the criteria head had held-out ratings to predict
+        text += f"; its criteria head predicts held-out mean ratings within {mae:.2f} points"
+    return text + ")"
 
 
 def _read_json(path: Path) -> dict | None:

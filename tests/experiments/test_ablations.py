@@ -67,6 +67,10 @@ def test_ablations_run_end_to_end_with_iterated_dpo(tmp_path) -> None:
             dpo={"num_epochs": 1, "batch_size": 2},
         )  # fmt: skip
         summary = run_ablations(config, log=lambda _msg: None)
+        # A rerun with one more variant trains only that variant and evaluates the seed again.
+        messages: list[str] = []
+        config.variants = ["dpo", "iterated_dpo", "random_prefer"]
+        again = run_ablations(config, log=messages.append)
     finally:
         torch.set_num_threads(threads)
     assert set(summary["variants"]) == {"dpo", "iterated_dpo"}
@@ -74,3 +78,6 @@ def test_ablations_run_end_to_end_with_iterated_dpo(tmp_path) -> None:
     for k in range(2):
         assert (tmp_path / "run" / "seed0" / "iterated_dpo" / f"round{k}" / "policy" / "config.json").exists()
     assert (tmp_path / "run" / "summary.md").read_text().startswith("## Ablations over 1 seeds")
+    assert set(again["variants"]) == {"dpo", "iterated_dpo", "random_prefer"}
+    assert any("seed 0: dpo] done already" in m for m in messages)
+    assert any("evaluating again" in m for m in messages)

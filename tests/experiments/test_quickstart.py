@@ -41,6 +41,9 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
     for stage in ("dpo", "random_prefer", "sft_preferred", "rm", "ppo"):
         assert (out / stage).is_dir() and not (out / f"{stage}.partial").exists()
     assert any(p.name.startswith("events.out.tfevents") for p in (out / "dpo" / "tb").iterdir())
+    # The pairs carry each trajectory's mean rating per criterion, so the reward model's criteria head trains.
+    rm_figures = json.loads((out / "rm" / "training.json").read_text())["figures"]
+    assert 0.0 <= rm_figures["train_criteria_mae"] < 4.0
     capsys.readouterr()
 
     # A second run skips every stage.

@@ -136,7 +136,7 @@ def test_bad_options_are_refused():
 
 
 def test_dataset_round_trip(tmp_path):
-    rows = [row("g", "a", "x", (5, 5, 5, 5)), row("g", "b", "x", (2, 2, 2, 2))]
+    rows = [row("g", "a", "x", (5, 4, 5, 5)), row("g", "b", "x", (2, 2, 1, 2))]
     pairs, report = build_pairs(rows, tokens_for("a", "b"), EQUAL)
     out = PreferenceDataset.write(
         tmp_path / "prefs",
@@ -151,7 +151,11 @@ def test_dataset_round_trip(tmp_path):
     assert loaded.dataset_spec == "synthetic:tiny" and loaded.split == "test" and len(loaded) == len(out) == 1
     pair = loaded.pairs[0]
     assert pair.chosen_tokens.dtype == np.uint8 and pair.chosen_tokens.shape == (5, 56)
-    assert (pair.chosen_score, pair.rejected_score, pair.margin) == (5.0, 2.0, 3.0)
+    assert (pair.chosen_score, pair.rejected_score, pair.margin) == (4.75, 1.75, 3.0)
+    # The per-criterion means travel with the pair: a reward model's criteria head trains on them.
+    keys = ("empathy", "appropriateness", "engagement", "naturalness")
+    assert pair.chosen_criteria == dict(zip(keys, (5.0, 4.0, 5.0, 5.0)))
+    assert pair.rejected_criteria == dict(zip(keys, (2.0, 2.0, 1.0, 2.0)))
     line = json.loads((tmp_path / "prefs" / "pairs.jsonl").read_text())
     assert {
         "pair_id",

@@ -49,6 +49,24 @@ def test_sft_config_validates_fields():
         SFTConfig(lora_r=4)
 
 
+def test_state_offset_shifts_each_clips_expression_states_by_one_constant(dataset, make_tiny_model):
+    from agents.vla.sft import _noisy_states
+
+    model = make_tiny_model(dataset)
+    states = torch.rand(3, 10, model.config.action_dim)
+    config = SFTConfig(state_offset=0.5, seed=1)
+    shifted = _noisy_states(states, model, config, step=7)
+    delta = shifted - states
+    e = model.config.expression_dim
+    # One offset per clip and expression dimension, the same in every frame; the pose keeps its exact states.
+    assert torch.allclose(delta[:, :, :e], delta[:, :1, :e].expand(-1, 10, -1), atol=1e-6)
+    assert delta[:, :, :e].abs().amax() > 0
+    assert torch.equal(delta[:, :, e:], torch.zeros_like(delta[:, :, e:]))
+    assert torch.equal(_noisy_states(states, model, config, step=7), shifted)  # seeded by (seed, step)
+    dropped = _noisy_states(states, model, SFTConfig(state_dropout=0.99, seed=1), step=7)
+    assert torch.equal(dropped, torch.zeros_like(states))
+
+
 @pytest.mark.parametrize("decoding", ["parallel", "autoregressive"])
 def test_tiny_model_overfits_one_clip(dataset, make_tiny_model, decoding):
     torch.manual_seed(0)

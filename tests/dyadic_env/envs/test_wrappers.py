@@ -109,12 +109,12 @@ def test_sb3_check_env_passes_through_words_wrapper(data_path):
 
 
 @pytest.mark.slow
-def test_sb3_ppo_smoke_run(data_path):
+def test_sb3_ppo_smoke_run(data_path, tmp_path):
     from stable_baselines3 import PPO
 
     env = WordsToTokenIds(make(data_path))
     model = PPO("MultiInputPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0,
-                policy_kwargs={"net_arch": [16]}, device="cpu")  # fmt: skip
+                policy_kwargs={"net_arch": [16]}, device="cpu", tensorboard_log=str(tmp_path))  # fmt: skip
     model.learn(64)
     assert model.num_timesteps == 64
     obs, _ = env.reset(seed=0)
