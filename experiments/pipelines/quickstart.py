@@ -6,7 +6,7 @@ stage whose output exists, see :mod:`experiments.pipelines.stages`):
 1. ``data``: the synthetic benchmark (its action tokenizer is fitted on the train split);
 2. ``sft``: supervised fine-tuning of the VLA (``experiments/configs/sft_small.yaml``; resumes from its own
    checkpoints after a kill);
-3. ``feedback``: SFT candidates (N = 4 per train clip; the ground truth optionally) rated by simulated annotators
+3. ``feedback``: SFT candidates (N = 8 per train clip; the ground truth optionally) rated by simulated annotators
    through the feedback store and annotation API, ranked and paired best vs worst (paper eq. 10);
 4. ``dpo``: SFT+DPO on those pairs (paper eq. 11, trl);
 5. ``random_prefer`` and ``sft_preferred``: the ablations of paper Table IV;
