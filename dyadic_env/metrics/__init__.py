@@ -9,6 +9,7 @@ from dyadic_env.metrics.core import (
     diversity,
     evaluate,
     frechet_distance,
+    frechet_terms,
     l2,
     l2_affect,
     paired_frechet_distance,
@@ -17,6 +18,6 @@ from dyadic_env.metrics.core import (
 from dyadic_env.metrics.table import metrics_table
 
 __all__ = [
-    "METRIC_KEYS", "LinearAffectProbe", "diversity", "evaluate", "frechet_distance", "l2", "l2_affect",
-    "metrics_table", "paired_frechet_distance", "variation",
+    "METRIC_KEYS", "LinearAffectProbe", "diversity", "evaluate", "frechet_distance", "frechet_terms", "l2",
+    "l2_affect", "metrics_table", "paired_frechet_distance", "variation",
 ]  # fmt: skip

@@ -29,18 +29,24 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))``, with the trace of the matrix square root taken
     as ``sum(sqrt(eig(S_a^(1/2) S_b S_a^(1/2))))``, which is symmetric and so numerically stable.
     """
+    mean_term, covariance_term = frechet_terms(a, b)
+    return max(mean_term + covariance_term, 0.0)
+
+
+def frechet_terms(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """The two parts of :func:`frechet_distance`: ``|mu_a - mu_b|^2`` (where the frames sit) and the covariance
+    term (how they spread). Per clip, a listener holding the wrong expression level shows in the first."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(
             f"frechet_distance: expected (T, D) arrays of equal D, found {a.shape} and {b.shape}"
         )
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = _covariance(a), _covariance(b)
     root_a = _sqrt_psd(cov_a)
     cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
     trace_root = np.sqrt(np.clip(cross, 0, None)).sum()
-    value = np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root
-    return float(max(value, 0.0))
+    mean_term = float(np.sum((a.mean(axis=0) - b.mean(axis=0)) ** 2))
+    return mean_term, float(np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 
 
 def paired_frechet_distance(predicted: np.ndarray, ground_truth: np.ndarray, speaker: np.ndarray) -> float:

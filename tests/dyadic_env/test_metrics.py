@@ -6,6 +6,7 @@ from dyadic_env.metrics import (
     diversity,
     evaluate,
     frechet_distance,
+    frechet_terms,
     l2,
     l2_affect,
     metrics_table,
@@ -26,6 +27,8 @@ def test_frechet_distance_of_one_dimensional_gaussians():
     b = np.array([[3.0], [5.0], [7.0]])  # mean 5, sample var 4
     expected = (1 - 5) ** 2 + (np.sqrt(2) - np.sqrt(4)) ** 2
     assert frechet_distance(a, b) == pytest.approx(expected)
+    mean_term, covariance_term = frechet_terms(a, b)
+    assert mean_term == pytest.approx(16.0) and covariance_term == pytest.approx((np.sqrt(2) - 2) ** 2)
 
 
 def test_frechet_distance_diagonal_gaussians_and_identity():
