@@ -155,7 +155,7 @@ def _dpo_vs_ppo(rows: Mapping[str, Any], feedback: dict | None, rm: dict | None,
 def _rm_figures(figures: dict[str, float]) -> str:
     text = f" (held-out pair accuracy {figures['val_accuracy']:.3f}, train {figures['train_accuracy']:.3f}"
     mae = figures.get("val_criteria_mae", float("nan"))
-    if mae == mae:  # not NaN: the criteria head had held-out ratings to predict
+    if not np.isnan(mae):  # the criteria head had held-out ratings to predict
         text += f"; its criteria head predicts held-out mean ratings within {mae:.2f} points"
     return text + ")"
 
