@@ -132,3 +132,21 @@ def test_observation_features_ask_for_a_longer_window() -> None:
     obs = {"speaker_motion": np.zeros((3, 56)), "listener_motion": np.zeros((3, 56)), "words": ""}
     with pytest.raises(ValueError, match="context_frames"):
         observation_features(FEATS, [obs], np.zeros((1, 56)))
+
+
+def test_criteria_error_is_the_mean_absolute_error_over_rated_criteria() -> None:
+    from reward_models.training import criteria_error
+
+    data = _known_preference_data(seed=0, episodes=2, candidates=2, t=12, w=np.zeros(FEATS.dim))
+    model = TrajectoryRewardModel(RewardModelConfig(features=FEATS, hidden_sizes=(8,), ensemble_size=2))
+    with torch.no_grad():  # heads that say "3" for every criterion of every trajectory
+        for member in model._members():
+            assert member.criteria is not None
+            member.criteria.weight.zero_()
+            member.criteria.bias.zero_()
+    assert np.isnan(criteria_error(model, data))  # no ratings to predict
+    targets = np.full((4, 4), np.nan)
+    targets[0] = [5.0, 1.0, 3.0, 4.0]  # errors 2, 2, 0, 1
+    targets[3, 1] = 2.5  # error 0.5; the other candidates are unrated
+    rated = PairData(FEATS, data.contexts, data.frames, data.candidate_context, data.pairs, targets)
+    assert criteria_error(model, rated) == pytest.approx((2 + 2 + 0 + 1 + 0.5) / 5)
