@@ -152,10 +152,10 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
             )
         self.vla = VLAForListening.from_pretrained(self.vla_path)
         cfg = self.vla.config
-        if cfg.decoding != "parallel":
+        if cfg.decoding != "parallel" or cfg.head_groups != 1:
             raise ValueError(
-                f"{self.vla_path}: PPO needs a parallel-decoding VLA (one forward pass gives all 56 logits), this "
-                f"one decodes {cfg.decoding!r}"
+                f"{self.vla_path}: PPO needs a parallel-decoding VLA with independent dimensions (one forward pass "
+                f"gives all 56 logits); this one decodes {cfg.decoding!r} with head_groups={cfg.head_groups}"
             )
         nvec = np.asarray(self.action_space.nvec).reshape(-1)
         if len(nvec) != cfg.action_dim or int(nvec.max()) != cfg.num_bins:

@@ -49,6 +49,9 @@ class VLAConfig(PretrainedConfig):
             (RT-2 style, one token at a time, bins as input tokens).
         head_hidden: width of the action head's per-dimension features.
         head_state: also hand the action head an embedding of each dimension's previous token.
+        head_groups: 1 decodes the 56 dimensions of a frame independently (one head pass); ``k > 1`` splits them
+            into ``k`` contiguous groups decoded in order, each conditioned on the earlier groups' values (a
+            coherent face; ``k`` head passes a frame). Parallel decoding only.
         projector_hidden: width of the visual projector's hidden layer.
         text_pad_id: the text tokenizer's padding id.
         context_frames: frames a windowed (stateless) policy sees, e.g. for Stable-Baselines3.
@@ -78,6 +81,7 @@ class VLAConfig(PretrainedConfig):
         decoding: str = "parallel",
         head_hidden: int = 128,
         head_state: bool = True,
+        head_groups: int = 1,
         projector_hidden: int = 256,
         text_pad_id: int = 0,
         context_frames: int = 32,
@@ -103,6 +107,7 @@ class VLAConfig(PretrainedConfig):
         self.decoding = decoding
         self.head_hidden = int(head_hidden)
         self.head_state = bool(head_state)
+        self.head_groups = int(head_groups)
         self.projector_hidden = int(projector_hidden)
         self.text_pad_id = int(text_pad_id)
         self.context_frames = int(context_frames)
@@ -135,6 +140,12 @@ class VLAConfig(PretrainedConfig):
             raise ValueError(
                 f"decode_mode/decode_temperature: expected sample, greedy or mean and a positive temperature, "
                 f"found {self.decode_mode!r}, {self.decode_temperature}"
+            )
+        if not 1 <= self.head_groups <= self.action_dim:
+            raise ValueError(f"head_groups must be in [1, {self.action_dim}], found {self.head_groups}")
+        if self.head_groups > 1 and self.decoding != "parallel":
+            raise ValueError(
+                "head_groups > 1 groups the parallel head; autoregressive decoding is already coupled"
             )
         if min(self.speaker_std) <= 0:
             raise ValueError("speaker_std: every value must be positive")

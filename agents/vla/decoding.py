@@ -108,8 +108,13 @@ def decode_frames(
     new_state = DecodeState(out.past_key_values, out.attention_mask, out.positions)
     head = model.get_output_embeddings()
     if not vla.autoregressive:
-        logits = head(out.action_hidden[:, -1])  # (B, 56, bins)
-        tokens = sampler(logits)
+        if out.action_hidden is None:  # grouped head: group by group
+            tokens, logits = vla.sample_grouped(
+                out.frame_hidden[:, -1], inputs["prev_listener"][:, -1], sampler
+            )
+        else:
+            logits = head(out.action_hidden[:, -1])  # (B, 56, bins)
+            tokens = sampler(logits)
         new_state.frame_tokens = [*(state.frame_tokens or []), out.attention_mask.shape[1] - before]
         return tokens, _logprob(logits, tokens).sum(-1), new_state
     # RT-2 style: dimension 0 from the STATE token, each next one from the token just fed.

@@ -21,6 +21,7 @@ The same network gives the flat, token-per-action view that trl's ``DPOTrainer``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -45,7 +46,7 @@ class MLP(nn.Module):
 
 
 class ActionHead(nn.Module):
-    """Per-dimension action logits: ``lm_head(norm(gelu(up(h) + query_j + prev_embed(prev_token_j))))``.
+    """Per-dimension action logits: ``lm_head(norm(gelu(up(h) + query_j + prev_embed(prev_token_j) + c_j)))``.
 
     ``up(h)`` is computed once per frame and shared by the 56 dimensions; the learned query of dimension ``j``
     shifts it before the non-linearity, so each dimension reads its own features. The embedding of the
@@ -53,27 +54,87 @@ class ActionHead(nn.Module):
     exact bin to continue from, so smooth motion is cheap to learn. About ``56 * head_hidden * num_bins``
     multiply-adds a frame. ``lm_head`` (``Linear(head_hidden, num_bins)``) is the only part that trl's fused
     log-prob kernel sees.
+
+    With ``groups > 1`` the dimensions are split into that many contiguous groups decoded in order, and
+    ``c_j`` is a masked linear map of the current frame's values of the earlier groups (zero otherwise): the
+    frame's tokens are then drawn from ``prod_g p(group g | context, groups < g)`` instead of 56 independent
+    marginals, so a sampled face can commit to one response (a smile in every smile dimension) instead of
+    mixing the responses the speaker allows. Training still scores all 56 tokens in one pass (teacher forcing
+    gives the earlier groups); decoding runs the head once per group, the backbone once per frame.
     """
 
+    group_mask: torch.Tensor
+
     def __init__(
-        self, hidden: int, head_hidden: int, action_dim: int, num_bins: int, head_state: bool = True
-    ) -> None:
+        self, hidden: int, head_hidden: int, action_dim: int, num_bins: int, head_state: bool = True,
+        groups: int = 1,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.up = nn.Linear(hidden, head_hidden)
         self.query = nn.Parameter(torch.zeros(action_dim, head_hidden))
         self.prev_embed = nn.Embedding(num_bins, head_hidden) if head_state else None
         self.norm = nn.LayerNorm(head_hidden)
         self.lm_head = nn.Linear(head_hidden, num_bins)
+        bounds = [
+            round(action_dim * g / groups) for g in range(groups + 1)
+        ]  # plain ints: init may be on meta
+        self.groups = [list(range(a, b)) for a, b in pairwise(bounds)]
+        # Zero at initialisation: a grouped head starts as the independent one.
+        self.couple = nn.Parameter(torch.zeros(action_dim, head_hidden, action_dim)) if groups > 1 else None
+        self.register_buffer("group_mask", torch.zeros(action_dim, action_dim), persistent=False)
+        if self.group_mask.device.type != "meta":
+            self.reset_buffers()
 
-    def features(self, h: torch.Tensor, prev_tokens: torch.Tensor, per_dim: bool = False) -> torch.Tensor:
+    @torch.no_grad()
+    def reset_buffers(self) -> None:
+        """``group_mask[j, i]`` is 1 where dimension ``j``'s group comes after dimension ``i``'s."""
+        group_of = torch.tensor(
+            [g for g, dims in enumerate(self.groups) for _ in dims], device=self.group_mask.device
+        )
+        self.group_mask.copy_((group_of[:, None] > group_of[None, :]).float())
+
+    @property
+    def grouped(self) -> bool:
+        return self.couple is not None
+
+    def _coupling(self, current: torch.Tensor, dims: list[int] | slice = slice(None)) -> torch.Tensor:
+        """(..., 56) normalised current values -> (..., len(dims), head_hidden) inputs from earlier groups."""
+        assert self.couple is not None
+        weight = self.couple[dims] * self.group_mask[dims][:, None, :]
+        return torch.einsum("...i,dki->...dk", current.to(weight.dtype), weight)
+
+    def features(
+        self,
+        h: torch.Tensor,
+        prev_tokens: torch.Tensor,
+        per_dim: bool = False,
+        current: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``h`` (..., H) -> (..., 56, head_hidden); with ``per_dim``, ``h`` is already (..., 56, H).
 
-        ``prev_tokens`` (..., 56) are the tokens of the listener's previous frame.
+        ``prev_tokens`` (..., 56) are the tokens of the listener's previous frame; ``current`` (..., 56) the
+        normalised values of the frame being scored (teacher forcing; a grouped head needs them).
         """
         u = self.up(h) if per_dim else self.up(h).unsqueeze(-2)
-        if self.prev_embed is None:
-            return self.norm(F.gelu(u + self.query))
-        return self.norm(F.gelu(u + self.query + self.prev_embed(prev_tokens)))
+        u = u + self.query
+        if self.prev_embed is not None:
+            u = u + self.prev_embed(prev_tokens)
+        if self.couple is not None:
+            if current is None:
+                raise ValueError(
+                    "a grouped action head needs the frame's actions to score it (teacher forcing)"
+                )
+            u = u + self._coupling(current)
+        return self.norm(F.gelu(u))
+
+    def group_logits(
+        self, up_h: torch.Tensor, prev_tokens: torch.Tensor, current: torch.Tensor, dims: list[int]
+    ) -> torch.Tensor:
+        """Logits (B, len(dims), bins) of one group from ``up(h)`` (B, head_hidden) and the groups before it."""
+        u = up_h[:, None, :] + self.query[dims] + self._coupling(current, dims)
+        if self.prev_embed is not None:
+            u = u + self.prev_embed(prev_tokens[:, dims])
+        return self.lm_head(self.norm(F.gelu(u)))
 
     def step(self, h: torch.Tensor, prev_token: torch.Tensor, dim: int) -> torch.Tensor:
         """Logits (B, num_bins) of one dimension from a hidden state (B, H) (autoregressive decoding)."""
@@ -139,7 +200,9 @@ class VLAModel(nn.Module):
         h, n = config.hidden_size, config.action_dim
         self.projector = MLP(config.speaker_dim, config.projector_hidden, h)
         self.state_encoder = MLP(n, config.projector_hidden, h)
-        self.action_head = ActionHead(h, config.head_hidden, n, config.num_bins, config.head_state)
+        self.action_head = ActionHead(
+            h, config.head_hidden, n, config.num_bins, config.head_state, config.head_groups
+        )
         self.autoregressive = config.decoding == "autoregressive"
         if self.autoregressive:
             self.action_embed = nn.Embedding(config.num_bins, h)
@@ -288,13 +351,36 @@ class VLAModel(nn.Module):
             )
             src_hidden = hidden[(rows[..., None] + src).clamp(max=last)]
             action_hidden = self.action_head.features(select(src_hidden), select(prev_tokens), per_dim=True)
+        elif self.action_head.grouped and actions is None:
+            action_hidden = None  # decoded group by group (sample_grouped)
         else:
-            action_hidden = self.action_head.features(select(frame_hidden), select(prev_tokens))
+            current = None if actions is None else self._normalized_state(self.decode_actions(actions))
+            action_hidden = self.action_head.features(
+                select(frame_hidden),
+                select(prev_tokens),
+                current=None if current is None else select(current),
+            )
         return FrameOutput(
             action_hidden=action_hidden, frame_hidden=frame_hidden,
             past_key_values=out.past_key_values if use_cache else None,
             attention_mask=full_mask if use_cache else None, positions=positions + length,
         )  # fmt: skip
+
+    def sample_grouped(
+        self, frame_hidden: torch.Tensor, prev_listener: torch.Tensor, sampler: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens (B, 56) and their logits (B, 56, bins) of one frame, group by group (grouped action head)."""
+        head = self.action_head
+        prev_tokens = self.encode_actions(prev_listener)
+        up_h = head.up(frame_hidden)
+        tokens = torch.zeros_like(prev_tokens)
+        current = torch.zeros_like(prev_listener, dtype=up_h.dtype)
+        logits = up_h.new_zeros(*tokens.shape, self.config.num_bins)
+        for dims in head.groups:
+            logits[:, dims] = head.group_logits(up_h, prev_tokens, current, dims)
+            tokens[:, dims] = sampler(logits[:, dims])
+            current[:, dims] = self._normalized_state(self.decode_actions(tokens))[:, dims]
+        return tokens, logits
 
     def action_step(self, token_hidden: torch.Tensor, prev_token: torch.Tensor, dim: int) -> torch.Tensor:
         """Logits (B, num_bins) of dimension ``dim`` from the hidden state before it (autoregressive decoding);
@@ -425,6 +511,10 @@ class VLAForListening(PreTrainedModel):
             module.reset_buffers()
         if isinstance(module, ActionHead):
             nn.init.normal_(module.query, std=self.config.initializer_range)
+            if module.couple is not None:
+                nn.init.zeros_(module.couple)
+            if module.group_mask.device.type != "meta":
+                module.reset_buffers()
 
     # --- LoRA --------------------------------------------------------------------------------------------
     def add_lora(
@@ -565,10 +655,10 @@ class VLAForListening(PreTrainedModel):
         """Logits (B, 56, bins) of the current (last) frame and its hidden state (B, H), from windows.
 
         ``window`` comes from ``VLAProcessor.observation_batch`` (a batch of env observations, each a window of
-        K frames, independent of each other). For autoregressive models it must hold ``current_actions``
+        K frames, independent of each other). For autoregressive and grouped-head models it must hold ``current_actions``
         (B, 56): the logits are then teacher-forced on them (use :meth:`sample_window` to sample).
         """
-        out = self(**_window_keys(window, self.vla.autoregressive))
+        out = self(**_window_keys(window, self.vla.autoregressive or self.vla.action_head.grouped))
         return out.logits[:, -1], out.frame_hidden[:, -1]
 
 
@@ -577,12 +667,13 @@ def _frame_keys(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: batch[k] for k in keys if k in batch}
 
 
-def _window_keys(window: dict[str, torch.Tensor], autoregressive: bool) -> dict[str, Any]:
+def _window_keys(window: dict[str, torch.Tensor], coupled: bool) -> dict[str, Any]:
     keys = _frame_keys(window)
-    if autoregressive:
+    if coupled:
         if "current_actions" not in window:
             raise ValueError(
-                "window_logits on an autoregressive model needs window['current_actions'] (B, 56) to teacher-force "
+                "window_logits on an autoregressive or grouped-head model needs window['current_actions'] (B, 56) "
+                "to teacher-force "
                 "the frame's tokens; sample with agents.vla.sample_window instead"
             )
         keys["actions"] = torch.cat([window["window_actions"][:, :-1], window["current_actions"][:, None]], 1)

@@ -118,14 +118,17 @@ def test_ppo_improves_a_known_reward(walk_dataset_path, tiny_vla_path) -> None:
     assert after > before + 1.0, f"mean return {before:.2f} -> {after:.2f}"
 
 
-def test_ppo_refuses_an_autoregressive_vla(tmp_path, walk_dataset_path, tiny_vla_kwargs) -> None:
+@pytest.mark.parametrize("coupling", [{"decoding": "autoregressive"}, {"head_groups": 4}])
+def test_ppo_refuses_a_vla_with_coupled_dimensions(
+    tmp_path, walk_dataset_path, tiny_vla_kwargs, coupling
+) -> None:
     from agents.vla.factory import model_for_dataset
 
-    model = model_for_dataset(load_dataset(walk_dataset_path), decoding="autoregressive", **tiny_vla_kwargs)
-    model.save_pretrained(tmp_path / "ar")
-    with pytest.raises(ValueError, match="parallel"):
+    model = model_for_dataset(load_dataset(walk_dataset_path), **coupling, **tiny_vla_kwargs)
+    model.save_pretrained(tmp_path / "coupled")
+    with pytest.raises(ValueError, match="parallel-decoding VLA with independent dimensions"):
         make_ppo(
-            tmp_path / "ar",
+            tmp_path / "coupled",
             [_env_fn(walk_dataset_path, model.processor)],
             PPOConfig(n_envs=1, n_steps=8, batch_size=8),
         )

@@ -11,10 +11,15 @@ from agents.vla.trl_support import build_preference_tokenizer, completion_text, 
 FRAME_KEYS = ("speaker_inputs", "prev_listener", "word_ids", "word_mask", "frame_mask")
 
 
-@pytest.fixture(scope="module", params=["parallel", "autoregressive"])
+@pytest.fixture(scope="module", params=["parallel", "autoregressive", "grouped"])
 def model(request, dataset, make_tiny_model):
     torch.manual_seed(0)
-    return make_tiny_model(dataset, decoding=request.param)
+    if request.param != "grouped":
+        return make_tiny_model(dataset, decoding=request.param)
+    model = make_tiny_model(dataset, head_groups=4)
+    with torch.no_grad():  # the coupling starts at zero; give it weight so the tests see it
+        model.vla.action_head.couple.normal_(0.0, 0.3)
+    return model
 
 
 def test_cached_step_by_step_logits_equal_the_full_sequence_forward(model, dataset):
@@ -137,9 +142,9 @@ def test_greedy_decoding_is_the_argmax_of_the_logits(model, dataset):
     tokens, _, _ = decode_frames(model, first, DecodeState(), Sampler(greedy=True))
     with torch.no_grad():
         logits = model.action_logits({k: v[:, :1] for k, v in batch.items()})
-    if model.config.decoding == "parallel":
+    if model.config.decoding == "parallel" and model.config.head_groups == 1:
         assert torch.equal(tokens, logits[:, 0].argmax(-1))
-    else:  # teacher-forced on its own greedy tokens, the autoregressive logits argmax back to them
+    else:  # teacher-forced on its own greedy tokens, the coupled logits argmax back to them
         forced = model.action_logits({**{k: v[:, :1] for k, v in batch.items()}, "actions": tokens[:, None]})
         assert torch.equal(tokens, forced[:, 0].argmax(-1))
 
@@ -173,3 +178,24 @@ def test_lora_on_a_saved_tiny_llama(tmp_path, dataset):
         a = model.action_logits(model.processor.clips_batch(clips))
         b = loaded.action_logits(loaded.processor.clips_batch(clips))
     assert torch.equal(a, b) and loaded.config.lora["r"] == 4
+
+
+def test_grouped_head_reads_only_earlier_groups_of_the_frame(dataset, make_tiny_model):
+    torch.manual_seed(0)
+    model = make_tiny_model(dataset, head_groups=4)
+    with torch.no_grad():
+        model.vla.action_head.couple.normal_(0.0, 0.3)
+    groups = model.vla.action_head.groups
+    batch = model.processor.clips_batch([dataset.split("train")[0]])
+    frame = {
+        k: v[:, 3:4] for k, v in batch.items()
+    }  # prev_listener stays fixed: only the frame's own tokens move
+    changed = frame["actions"].clone()
+    changed[..., groups[1]] = (changed[..., groups[1]] + 40) % 256
+    with torch.no_grad():
+        before = model(**frame).logits[0, 0]
+        after = model(**{**frame, "actions": changed}).logits[0, 0]
+    same = groups[0] + groups[1]
+    assert torch.equal(before[same], after[same])
+    later = groups[2] + groups[3]
+    assert (before[later] - after[later]).abs().amax(-1).gt(1e-4).all()

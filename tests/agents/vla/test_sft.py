@@ -67,6 +67,27 @@ def test_state_offset_shifts_each_clips_expression_states_by_one_constant(datase
     assert torch.equal(dropped, torch.zeros_like(states))
 
 
+def test_pose_state_noise_sets_the_pose_states_noise_apart(dataset, make_tiny_model):
+    from agents.vla.sft import _noisy_states
+
+    model = make_tiny_model(dataset)
+    states = torch.rand(2, 50, model.config.action_dim)
+    e = model.config.expression_dim
+    exact_pose = _noisy_states(
+        states, model, SFTConfig(state_noise=0.1, pose_state_noise=0.0, seed=1), step=3
+    )
+    assert torch.equal(exact_pose[..., e:], states[..., e:])
+    assert (exact_pose[..., :e] - states[..., :e]).abs().amax() > 0
+    same = _noisy_states(states, model, SFTConfig(state_noise=0.1, seed=1), step=3)
+    loud_pose = _noisy_states(states, model, SFTConfig(state_noise=0.1, pose_state_noise=0.4, seed=1), step=3)
+    assert torch.equal(same[..., :e], loud_pose[..., :e])  # the expression noise does not move
+    half_range = model.vla.action_width * model.config.num_bins / 2
+    ratio = ((loud_pose - states) / half_range)[..., e:].std() / ((same - states) / half_range)[..., e:].std()
+    assert 3.0 < float(ratio) < 5.0
+    with pytest.raises(ValueError, match="pose_state_noise"):
+        SFTConfig(pose_state_noise=-0.1)
+
+
 @pytest.mark.parametrize("decoding", ["parallel", "autoregressive"])
 def test_tiny_model_overfits_one_clip(dataset, make_tiny_model, decoding):
     torch.manual_seed(0)
