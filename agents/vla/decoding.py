@@ -18,7 +18,6 @@ class DecodeState:
     attention_mask: torch.Tensor | None = None
     positions: torch.Tensor | None = None
     frame_tokens: list[int] | None = None  # cache slots taken by each decoded frame, oldest first
-    last_frame: tuple[torch.Tensor, torch.Tensor] | None = None  # the last frame's inputs (for input_deltas)
 
     def keep_last_frames(self, frames: int) -> None:
         """Evict the oldest frames' cache slots so at most ``frames`` frames stay.
@@ -103,10 +102,10 @@ def decode_frames(
         inputs["speaker_inputs"], inputs["prev_listener"], inputs.get("word_ids"), inputs.get("word_mask"),
         inputs.get("frame_mask"), actions=inputs.get("actions"), action_inputs=action_inputs,
         past_key_values=state.past_key_values, attention_mask=state.attention_mask, positions=state.positions,
-        use_cache=True, previous_frame=state.last_frame,
+        use_cache=True,
     )  # fmt: skip
     before = 0 if state.attention_mask is None else state.attention_mask.shape[1]
-    new_state = DecodeState(out.past_key_values, out.attention_mask, out.positions, last_frame=out.last_frame)
+    new_state = DecodeState(out.past_key_values, out.attention_mask, out.positions)
     head = model.get_output_embeddings()
     if not vla.autoregressive:
         if out.action_hidden is None:  # grouped head: group by group
@@ -131,7 +130,7 @@ def decode_frames(
         hidden, mask, positions = vla.feed_action(
             token, dim, new_state.past_key_values, new_state.attention_mask, new_state.positions
         )
-        new_state = DecodeState(new_state.past_key_values, mask, positions, last_frame=out.last_frame)
+        new_state = DecodeState(new_state.past_key_values, mask, positions)
     new_state.frame_tokens = [*(state.frame_tokens or []), mask.shape[1] - before]
     return torch.stack(picked, -1), torch.stack(logps, -1).sum(-1), new_state
 

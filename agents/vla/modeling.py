@@ -154,8 +154,6 @@ class FrameOutput(ModelOutput):
         past_key_values: the backbone's cache when ``use_cache``.
         attention_mask: (B, past + new) the 2-D mask matching the cache, to pass back on the next call.
         positions: (B,) tokens seen per sample (the next position id), to pass back on the next call.
-        last_frame: the normalised speaker input and state of the last frame (``use_cache``), to pass back as
-            ``previous_frame``.
     """
 
     action_hidden: torch.Tensor | None = None
@@ -163,7 +161,6 @@ class FrameOutput(ModelOutput):
     past_key_values: Any = None
     attention_mask: torch.Tensor | None = None
     positions: torch.Tensor | None = None
-    last_frame: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -183,7 +180,6 @@ class VLAOutput(ModelOutput):
     past_key_values: Any = None
     attention_mask: torch.Tensor | None = None
     positions: torch.Tensor | None = None
-    last_frame: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class VLAModel(nn.Module):
@@ -202,9 +198,8 @@ class VLAModel(nn.Module):
         backbone_config._attn_implementation = "sdpa"
         self.backbone = AutoModel.from_config(backbone_config)
         h, n = config.hidden_size, config.action_dim
-        widen = 2 if config.input_deltas else 1  # each input frame plus its change since the last one
-        self.projector = MLP(widen * config.speaker_dim, config.projector_hidden, h)
-        self.state_encoder = MLP(widen * n, config.projector_hidden, h)
+        self.projector = MLP(config.speaker_dim, config.projector_hidden, h)
+        self.state_encoder = MLP(n, config.projector_hidden, h)
         self.action_head = ActionHead(
             h, config.head_hidden, n, config.num_bins, config.head_state, config.head_groups
         )
@@ -268,7 +263,6 @@ class VLAModel(nn.Module):
         positions: torch.Tensor | None = None,
         use_cache: bool = False,
         head_mask: torch.Tensor | None = None,
-        previous_frame: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> FrameOutput:
         """Run frames (B, T) through the network, optionally continuing a cache.
 
@@ -284,8 +278,6 @@ class VLAModel(nn.Module):
             use_cache: return the cache to continue from.
             head_mask: (B, T) bool; when given, the action head runs only on these frames and ``action_hidden``
                 is packed (N, 56, head_hidden) in row-major order (SFT uses it to score a subset of frames).
-            previous_frame: ``last_frame`` of the previous call (normalised speaker input and state of its last
-                frame), from which the first new frame's changes are taken (``input_deltas``); None: no change.
         """
         b, t = speaker_inputs.shape[:2]
         device = speaker_inputs.device
@@ -317,14 +309,8 @@ class VLAModel(nn.Module):
 
         h = self.config.hidden_size
         x = (speaker_inputs.float() - self.speaker_mean) / self.speaker_std
-        s = self._normalized_state(prev_listener.float())
-        last_frame = (x[:, -1], s[:, -1])
-        if self.config.input_deltas:
-            before = (None, None) if previous_frame is None else previous_frame
-            x = torch.cat([x, _deltas(x, frame_mask, before[0])], -1)
-            s = torch.cat([s, STATE_DELTA_SCALE * _deltas(s, frame_mask, before[1])], -1)
         vis = self.projector(x)
-        state = self.state_encoder(s)
+        state = self.state_encoder(self._normalized_state(prev_listener.float()))
         index = [(rows + vis_pos)[frame_mask], (rows + state_pos)[frame_mask]]
         values = [vis[frame_mask], state[frame_mask]]
         if word_ids.shape[-1] > 0:
@@ -378,7 +364,6 @@ class VLAModel(nn.Module):
             action_hidden=action_hidden, frame_hidden=frame_hidden,
             past_key_values=out.past_key_values if use_cache else None,
             attention_mask=full_mask if use_cache else None, positions=positions + length,
-            last_frame=last_frame if use_cache else None,
         )  # fmt: skip
 
     def sample_grouped(
@@ -468,18 +453,6 @@ class VLAModel(nn.Module):
         target = (rows + positions - 1)[fm].reshape(-1)
         flat = flat.index_copy(0, target, action_hidden[fm].reshape(-1, h))
         return BaseModelOutputWithPast(last_hidden_state=flat.view(b, input_ids.shape[1], h))
-
-
-# Scales state changes (about 4 bins = 0.03 normalised units a frame in a nod) to about the size of the state.
-STATE_DELTA_SCALE = 16.0
-
-
-def _deltas(x: torch.Tensor, frame_mask: torch.Tensor, before: torch.Tensor | None) -> torch.Tensor:
-    """``x[t] - x[t-1]`` (B, T, D), zero where frame ``t-1`` is padding or unknown (``before``: frame -1)."""
-    first = x[:, :1] if before is None else before[:, None].to(x.dtype)
-    previous = torch.cat([first, x[:, :-1]], 1)
-    known = torch.cat([frame_mask[:, :1] & (before is not None), frame_mask[:, :-1]], 1) & frame_mask
-    return (x - previous) * known[..., None].to(x.dtype)
 
 
 def _actions_from_flat(input_ids: torch.Tensor, num_bins: int, action_dim: int):
@@ -610,7 +583,6 @@ class VLAForListening(PreTrainedModel):
         positions: torch.Tensor | None = None,
         use_cache: bool | None = None,
         head_mask: torch.Tensor | None = None,
-        previous_frame: tuple[torch.Tensor, torch.Tensor] | None = None,
         **unused: Any,
     ) -> VLAOutput | CausalLMOutputWithPast:
         """Frame view (no ``input_ids``): logits (B, T, 56, bins); flat view (``input_ids``): (B, L, bins).
@@ -638,7 +610,7 @@ class VLAForListening(PreTrainedModel):
         out = self.vla.frames(
             speaker_inputs, prev_listener, word_ids, word_mask, frame_mask, actions=actions,
             past_key_values=past_key_values, attention_mask=attention_mask, positions=positions,
-            use_cache=bool(use_cache), head_mask=head_mask, previous_frame=previous_frame,
+            use_cache=bool(use_cache), head_mask=head_mask,
         )  # fmt: skip
         logits = self.get_output_embeddings()(out.action_hidden)
         loss = None
@@ -651,7 +623,7 @@ class VLAForListening(PreTrainedModel):
             loss = F.cross_entropy(logits[mask].flatten(0, 1), labels[mask].flatten())
         return VLAOutput(
             loss=loss, logits=logits, frame_hidden=out.frame_hidden, past_key_values=out.past_key_values,
-            attention_mask=out.attention_mask, positions=out.positions, last_frame=out.last_frame,
+            attention_mask=out.attention_mask, positions=out.positions,
         )  # fmt: skip
 
     # --- policy API -----------------------------------------------------------------------------------------

@@ -128,9 +128,6 @@ class SFTConfig:
     help: oracle 2.63 with ``sft_small`` (independent: 2.78-3.00 over 5 runs), 2.56 with the 0.3 offset (2.44-2.53)."""
     projector_hidden: int = 256
     """Width of the visual projector's hidden layer."""
-    input_deltas: bool = False
-    """Hand the network each speaker frame's and state's change since the frame before (see
-    ``VLAConfig.input_deltas``)."""
     init_from: str | None = None
     """Start from this VLA checkpoint instead of a fresh model."""
     decode_mode: str = "sample"
@@ -418,8 +415,7 @@ def _make_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any
         backbone_path=config.backbone_path, lora=lora, decoding=config.decoding, head_hidden=config.head_hidden,
         head_state=config.head_state, head_groups=config.head_groups, decode_mode=config.decode_mode,
         decode_temperature=config.decode_temperature,
-        max_context_frames=config.max_frames, projector_hidden=config.projector_hidden,
-        input_deltas=config.input_deltas, seed=config.seed,
+        max_context_frames=config.max_frames, projector_hidden=config.projector_hidden, seed=config.seed,
     )  # fmt: skip
 
 

@@ -11,11 +11,9 @@ from agents.vla.trl_support import build_preference_tokenizer, completion_text, 
 FRAME_KEYS = ("speaker_inputs", "prev_listener", "word_ids", "word_mask", "frame_mask")
 
 
-@pytest.fixture(scope="module", params=["parallel", "autoregressive", "grouped", "deltas"])
+@pytest.fixture(scope="module", params=["parallel", "autoregressive", "grouped"])
 def model(request, dataset, make_tiny_model):
     torch.manual_seed(0)
-    if request.param == "deltas":
-        return make_tiny_model(dataset, input_deltas=True)
     if request.param != "grouped":
         return make_tiny_model(dataset, decoding=request.param)
     model = make_tiny_model(dataset, head_groups=4)
@@ -34,7 +32,7 @@ def test_cached_step_by_step_logits_equal_the_full_sequence_forward(model, datas
             frame = {k: v[:, t : t + 1] for k, v in batch.items()}
             out = model(**frame, **state, use_cache=True)
             state = {"past_key_values": out.past_key_values, "attention_mask": out.attention_mask,
-                     "positions": out.positions, "previous_frame": out.last_frame}  # fmt: skip
+                     "positions": out.positions}  # fmt: skip
             steps.append(out.logits[0, 0])
     assert sum(len(ids) for ids in model.processor.clip_example(clip)["words"]) > 0  # words take part
     torch.testing.assert_close(torch.stack(steps), full, rtol=1e-4, atol=1e-4)
