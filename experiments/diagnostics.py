@@ -10,6 +10,9 @@ Two measurements, both on a split's clips (``dyadic diagnose --policy CKPT``):
 - **Response after phrase ends.** The mean change of a dimension (by default the head's pitch: a nod) in the
   1.2 s after each phrase end (pauses found from the speaker's words, as a listener hears them), for the data,
   for the policy's teacher-forced expected steps (summed) and for closed-loop samples.
+- **Pause read-out.** How well a linear probe on the backbone's frame hidden states tells the frames 0.2-0.8 s
+  after a phrase end (when a listener nods) from the rest (ROC AUC on the diagnosed clips, probe fitted on
+  others). Near 0.5: the network has not learned to notice that the speaker paused.
 """
 
 from __future__ import annotations
@@ -109,9 +112,62 @@ def response_after_phrase_ends(
     return result
 
 
-def markdown(dyn: dict[str, dict[str, float]], response: dict[str, Any], every: int = 5) -> str:
-    """Both diagnostics as Markdown tables (the response every ``every`` frames)."""
-    lines = [
+def _after_pause_labels(clip: Any) -> np.ndarray:
+    labels = np.zeros(clip.num_frames, dtype=bool)
+    for end in phrase_ends(clip):
+        labels[end + round(0.2 * clip.fps) : end + round(0.8 * clip.fps)] = True
+    return labels
+
+
+@torch.no_grad()
+def _frame_states(model: Any, clips: Sequence[Any]) -> tuple[torch.Tensor, np.ndarray]:
+    hidden = [model(**model.processor.clips_batch([clip])).frame_hidden[0].float() for clip in clips]
+    return torch.cat(hidden), np.concatenate([_after_pause_labels(clip) for clip in clips])
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    positives, negatives = scores[labels], scores[~labels]
+    if positives.size == 0 or negatives.size == 0:
+        raise ValueError("roc_auc needs both positive and negative frames")
+    greater = (positives[:, None] > negatives[None, :]).mean()
+    ties = (positives[:, None] == negatives[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def pause_readout(model: Any, fit_clips: Sequence[Any], eval_clips: Sequence[Any], seed: int = 0) -> float:
+    """ROC AUC of a logistic probe on frame hidden states for "0.2-0.8 s after a phrase end"."""
+    x_fit, y_fit = _frame_states(model, fit_clips)
+    x_eval, y_eval = _frame_states(model, eval_clips)
+    mean, std = x_fit.mean(0), x_fit.std(0) + 1e-6
+    x_fit, x_eval = (x_fit - mean) / std, (x_eval - mean) / std
+    torch.manual_seed(seed)
+    probe = torch.nn.Linear(x_fit.shape[1], 1)
+    optimizer = torch.optim.LBFGS(probe.parameters(), max_iter=200, line_search_fn="strong_wolfe")
+    target = torch.from_numpy(y_fit).float()
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(probe(x_fit)[:, 0], target)
+        loss = loss + 1e-3 * probe.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        scores = probe(x_eval)[:, 0].numpy()
+    return roc_auc(scores, y_eval)
+
+
+def markdown(
+    dyn: dict[str, dict[str, float]], response: dict[str, Any], readout: float | None = None, every: int = 5
+) -> str:
+    """The diagnostics as Markdown (the response every ``every`` frames)."""
+    lines = (
+        [] if readout is None else [f"Pause read-out from the frame hidden states: ROC AUC {readout:.3f}", ""]
+    )
+    lines += [
         "| Dimension | policy slope | data slope | policy spread | data step spread |",
         "|---|---|---|---|---|",
     ]

@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="closed-loop sampling temperature (default: the policy's)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds closed-loop sampling (default: 0)")
+    parser.add_argument(
+        "--fit-split", default="train", help="split the pause read-out probe is fitted on (default: train)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the figures to this JSON file")
     parser.set_defaults(handler=run)
 
@@ -42,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         dataset = load_dataset(args.dataset)
         ids = list(dataset.split(args.split).clip_ids)[: args.max_clips]
+        fit_ids = list(dataset.split(args.fit_split).clip_ids)
     except (KeyError, ValueError) as e:
         raise UserError(str(e).strip('"')) from None
     model = VLAForListening.from_pretrained(resolve_checkpoint(args.policy)).eval()
@@ -54,15 +58,16 @@ def run(args: argparse.Namespace) -> int:
     dyn = diagnostics.dynamics(model, clips)
     try:
         response = diagnostics.response_after_phrase_ends(model, clips, sampled)
+        readout = diagnostics.pause_readout(model, [dataset.clip(i) for i in fit_ids], clips, seed=args.seed)
     except ValueError as e:
         raise UserError(f"{args.dataset} {args.split}: {e}") from None
     print(
         f"{args.policy} on {args.dataset} {args.split} ({len(clips)} clips, closed loop at T={temperature}):\n"
     )
-    print(diagnostics.markdown(dyn, response))
+    print(diagnostics.markdown(dyn, response, readout))
     if args.out is not None:
-        figures = {"dynamics": dyn, "response": {k: v.tolist() if hasattr(v, "tolist") else v
-                                                 for k, v in response.items()}}  # fmt: skip
+        figures = {"dynamics": dyn, "pause_readout_auc": readout,
+                   "response": {k: v.tolist() if hasattr(v, "tolist") else v for k, v in response.items()}}  # fmt: skip
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(figures, indent=2))
     return 0

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from dyadic_env.data import load_dataset
 from dyadic_env.data.clip import Word
@@ -99,7 +100,35 @@ def test_cli_diagnose_prints_and_saves(data_path, checkpoint, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| head pitch |" in printed and "phrase ends" in printed
     figures = json.loads(out.read_text())
-    assert set(figures) == {"dynamics", "response"} and "policy_closed_loop" in figures["response"]
+    assert set(figures) == {"dynamics", "response", "pause_readout_auc"}
+    assert "policy_closed_loop" in figures["response"] and 0.0 <= figures["pause_readout_auc"] <= 1.0
+
+
+def test_roc_auc_on_a_hand_computed_case():
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.4])
+    labels = np.array([False, False, True, True, True])
+    # Positive vs negative pairs: 0.35 beats 0.1 only; 0.8 beats both; 0.4 beats 0.1 and ties 0.4.
+    assert diagnostics.roc_auc(scores, labels) == pytest.approx((1 + 2 + 1.5) / 6)
+    with pytest.raises(ValueError, match="both positive and negative"):
+        diagnostics.roc_auc(scores, np.ones(5, bool))
+
+
+def test_pause_readout_reads_a_pause_the_hidden_state_shows(data_path, checkpoint, monkeypatch):
+    from agents.vla import VLAForListening
+
+    model = VLAForListening.from_pretrained(checkpoint).eval()
+    clips = list(load_dataset(data_path).split("train"))
+
+    def revealing(model, clips):  # hidden states that carry the label in one coordinate, plus noise
+        labels = np.concatenate([diagnostics._after_pause_labels(c) for c in clips])
+        rng = np.random.default_rng(0)
+        hidden = rng.normal(size=(labels.size, 8)).astype(np.float32)
+        hidden[:, 3] += 3.0 * labels
+        return torch.from_numpy(hidden), labels
+
+    assert 0.0 <= diagnostics.pause_readout(model, clips[:2], clips[2:]) <= 1.0
+    monkeypatch.setattr(diagnostics, "_frame_states", revealing)
+    assert diagnostics.pause_readout(model, clips[:2], clips[2:]) > 0.95
 
 
 @pytest.mark.parametrize(
