@@ -53,6 +53,8 @@ class VLAConfig(PretrainedConfig):
             into ``k`` contiguous groups decoded in order, each conditioned on the earlier groups' values (a
             coherent face; ``k`` head passes a frame). Parallel decoding only.
         projector_hidden: width of the visual projector's hidden layer.
+        speaker_prediction: add a linear head that predicts the speaker's next input frame from each frame's
+            hidden state (an auxiliary SFT task: ``SFTConfig.lambda_speaker``).
         text_pad_id: the text tokenizer's padding id.
         context_frames: frames a windowed (stateless) policy sees, e.g. for Stable-Baselines3.
         fps: frame rate the model was trained at (words are placed at the frame in which they end).
@@ -83,6 +85,7 @@ class VLAConfig(PretrainedConfig):
         head_state: bool = True,
         head_groups: int = 1,
         projector_hidden: int = 256,
+        speaker_prediction: bool = False,
         text_pad_id: int = 0,
         context_frames: int = 32,
         fps: float = 25.0,
@@ -109,6 +112,7 @@ class VLAConfig(PretrainedConfig):
         self.head_state = bool(head_state)
         self.head_groups = int(head_groups)
         self.projector_hidden = int(projector_hidden)
+        self.speaker_prediction = bool(speaker_prediction)
         self.text_pad_id = int(text_pad_id)
         self.context_frames = int(context_frames)
         self.fps = float(fps)

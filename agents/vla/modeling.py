@@ -204,6 +204,7 @@ class VLAModel(nn.Module):
             h, config.head_hidden, n, config.num_bins, config.head_state, config.head_groups
         )
         self.autoregressive = config.decoding == "autoregressive"
+        self.speaker_head = nn.Linear(h, config.speaker_dim) if config.speaker_prediction else None
         if self.autoregressive:
             self.action_embed = nn.Embedding(config.num_bins, h)
             self.dim_embed = nn.Embedding(n, h)
@@ -237,6 +238,22 @@ class VLAModel(nn.Module):
         """Continuous frames (..., 56) to tokens, like ``ActionTokenizer.encode``."""
         scaled = (frames.to(self.action_low.dtype) - self.action_low) / self.action_width
         return scaled.floor().clamp(0, self.config.num_bins - 1).long()
+
+    def normalized_speaker(self, speaker_inputs: torch.Tensor) -> torch.Tensor:
+        """Speaker inputs as the projector sees them (standardised per dimension)."""
+        return (speaker_inputs.float() - self.speaker_mean) / self.speaker_std
+
+    def speaker_prediction_error(
+        self, frame_hidden: torch.Tensor, speaker_inputs: torch.Tensor, frame_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean squared error of the speaker's next (standardised) input frame predicted from each frame's hidden
+        state (``speaker_prediction``): to predict it the network must follow whether the speaker is talking."""
+        if self.speaker_head is None:
+            raise ValueError("this model has no speaker head; build it with speaker_prediction=True")
+        target = self.normalized_speaker(speaker_inputs)[:, 1:]
+        pairs = (frame_mask[:, 1:] & frame_mask[:, :-1]).to(target.dtype)
+        error = (self.speaker_head(frame_hidden[:, :-1]) - target).pow(2).mean(-1)
+        return (error * pairs).sum() / pairs.sum().clamp(min=1)
 
     def previous_states(self, actions: torch.Tensor) -> torch.Tensor:
         """Teacher-forced states: frame t sees the decoded frame t-1 (zeros at t = 0, as the env does)."""
@@ -308,7 +325,7 @@ class VLAModel(nn.Module):
         rows = (torch.arange(b, device=device) * new_len)[:, None]
 
         h = self.config.hidden_size
-        x = (speaker_inputs.float() - self.speaker_mean) / self.speaker_std
+        x = self.normalized_speaker(speaker_inputs)
         vis = self.projector(x)
         state = self.state_encoder(self._normalized_state(prev_listener.float()))
         index = [(rows + vis_pos)[frame_mask], (rows + state_pos)[frame_mask]]

@@ -38,6 +38,7 @@ class SFTLoss(NamedTuple):
     ce_expression: torch.Tensor
     ce_pose: torch.Tensor
     temporal: torch.Tensor
+    speaker: torch.Tensor  # the auxiliary speaker prediction error (lambda_speaker; 0 when off)
 
 
 def soft_actions(logits: torch.Tensor, bin_centers: torch.Tensor) -> torch.Tensor:
@@ -88,7 +89,7 @@ def sft_loss(
     else:
         temporal = ce.new_zeros(())
     total = lambda_exp * ce_exp + lambda_pose * ce_pose + lambda_temp * temporal
-    return SFTLoss(total, ce_exp, ce_pose, temporal)
+    return SFTLoss(total, ce_exp, ce_pose, temporal, ce.new_zeros(()))
 
 
 @dataclass
@@ -142,6 +143,9 @@ class SFTConfig:
     """Weight of the pose cross-entropy (eq. 7)."""
     lambda_temp: float = 0.01
     """Weight of the temporal smoothness term (eqs. 8-9)."""
+    lambda_speaker: float = 0.0
+    """Weight of an auxiliary loss (not in the paper): predict the speaker's next input frame from each frame's
+    hidden state, so the backbone learns when the speaker talks and pauses (0: off; adds a speaker head)."""
     loss_frames: float = 1.0
     """Fraction of frames the action head and loss run on (random disjoint pairs of consecutive frames, so eq.
     8 still sees neighbours). Consecutive frames are nearly redundant, and the head and loss over 56 x 256
@@ -210,8 +214,8 @@ class SFTConfig:
             (self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate),
             (self.warmup_steps >= 0, "warmup_steps", "an integer >= 0", self.warmup_steps),
             (self.max_frames >= 0, "max_frames", "an integer >= 0 (0: whole clips)", self.max_frames),
-            (min(self.lambda_exp, self.lambda_pose, self.lambda_temp) >= 0, "lambda_*", "weights >= 0",
-             (self.lambda_exp, self.lambda_pose, self.lambda_temp)),
+            (min(self.lambda_exp, self.lambda_pose, self.lambda_temp, self.lambda_speaker) >= 0, "lambda_*",
+             "weights >= 0", (self.lambda_exp, self.lambda_pose, self.lambda_temp, self.lambda_speaker)),
             (self.lora_r >= 0, "lora_r", "an integer >= 0", self.lora_r),
             (self.lora_r == 0 or self.backbone_path is not None, "lora_r", "0 unless backbone_path is set",
              self.lora_r),
@@ -346,12 +350,16 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
         batch = {k: v.to(accelerator.device) for k, v in batcher.batch(step).items()}
         if config.state_noise or config.pose_state_noise or config.state_offset or config.state_dropout:
             batch["prev_listener"] = _noisy_states(batch["prev_listener"], unwrapped, config, step)
-        logits, actions, mask = _scored_frames(model, batch, config, step, unwrapped.vla.autoregressive)
+        logits, actions, mask, frame_hidden = _scored_frames(
+            model, batch, config, step, unwrapped.vla.autoregressive
+        )
         loss = sft_loss(
             logits, actions, mask, unwrapped.vla.bin_centers,
             lambda_exp=config.lambda_exp, lambda_pose=config.lambda_pose, lambda_temp=config.lambda_temp,
             expression_dim=unwrapped.config.expression_dim,
         )  # fmt: skip
+        if config.lambda_speaker:
+            loss = _with_speaker_loss(loss, unwrapped, frame_hidden, batch, config.lambda_speaker)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss.total)
         grad_norm = (accelerator.clip_grad_norm_(model.parameters(), config.grad_clip) if config.grad_clip
@@ -415,7 +423,8 @@ def _make_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any
         backbone_path=config.backbone_path, lora=lora, decoding=config.decoding, head_hidden=config.head_hidden,
         head_state=config.head_state, head_groups=config.head_groups, decode_mode=config.decode_mode,
         decode_temperature=config.decode_temperature,
-        max_context_frames=config.max_frames, projector_hidden=config.projector_hidden, seed=config.seed,
+        max_context_frames=config.max_frames, projector_hidden=config.projector_hidden,
+        speaker_prediction=config.lambda_speaker > 0, seed=config.seed,
     )  # fmt: skip
 
 
@@ -424,14 +433,25 @@ def _scored_frames(
 ):
     """Logits, target tokens and frame mask to score: all frames, or disjoint random pairs of neighbours."""
     if config.loss_frames >= 1 or autoregressive:
-        return model(**batch).logits, batch["actions"], batch["frame_mask"]
+        out = model(**batch)
+        return out.logits, batch["actions"], batch["frame_mask"], out.frame_hidden
     head_mask = _pair_mask(
         batch["frame_mask"], config.loss_frames, np.random.default_rng([config.seed, step, 2])
     )
-    logits = model(**batch, head_mask=head_mask.to(batch["actions"].device)).logits
-    pairs = logits.shape[0] // 2
+    out = model(**batch, head_mask=head_mask.to(batch["actions"].device))
+    pairs = out.logits.shape[0] // 2
     actions = batch["actions"][head_mask].view(pairs, 2, -1)
-    return logits.view(pairs, 2, *logits.shape[1:]), actions, torch.ones(pairs, 2, dtype=torch.bool)
+    logits = out.logits.view(pairs, 2, *out.logits.shape[1:])
+    return logits, actions, torch.ones(pairs, 2, dtype=torch.bool), out.frame_hidden
+
+
+def _with_speaker_loss(
+    loss: SFTLoss, model: Any, frame_hidden: torch.Tensor, batch: dict[str, torch.Tensor], weight: float
+) -> SFTLoss:
+    error = model.vla.speaker_prediction_error(
+        frame_hidden, batch["speaker_inputs"], batch["frame_mask"].bool()
+    )
+    return loss._replace(total=loss.total + weight * error, speaker=error)
 
 
 def _pair_mask(frame_mask: torch.Tensor, fraction: float, rng: np.random.Generator) -> torch.Tensor:
@@ -494,10 +514,13 @@ def evaluate_loss(
     parts = []
     for batch in batches:
         batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(**batch).logits
-        parts.append(sft_loss(logits, batch["actions"], batch["frame_mask"], model.vla.bin_centers,
-                              lambda_exp=config.lambda_exp, lambda_pose=config.lambda_pose,
-                              lambda_temp=config.lambda_temp, expression_dim=model.config.expression_dim))  # fmt: skip
+        out = model(**batch)
+        loss = sft_loss(out.logits, batch["actions"], batch["frame_mask"], model.vla.bin_centers,
+                        lambda_exp=config.lambda_exp, lambda_pose=config.lambda_pose,
+                        lambda_temp=config.lambda_temp, expression_dim=model.config.expression_dim)  # fmt: skip
+        if config.lambda_speaker:
+            loss = _with_speaker_loss(loss, model, out.frame_hidden, batch, config.lambda_speaker)
+        parts.append(loss)
     model.train(was_training)
     return SFTLoss(*(torch.stack([getattr(p, f) for p in parts]).mean() for f in SFTLoss._fields))
 

@@ -161,6 +161,43 @@ def test_train_sft_writes_a_loadable_policy_and_tensorboard(random_dataset, tmp_
     assert np.isfinite(model.config.speaker_std).all()
 
 
+def test_speaker_prediction_error_on_a_hand_computed_case(dataset, make_tiny_model):
+    model = make_tiny_model(dataset, speaker_prediction=True)
+    with (
+        torch.no_grad()
+    ):  # a head that predicts 0 (the speaker's mean): the error is the target's mean square
+        model.vla.speaker_head.weight.zero_()
+        model.vla.speaker_head.bias.zero_()
+    speaker = torch.randn(2, 4, model.config.speaker_dim)
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    hidden = torch.randn(2, 4, model.config.hidden_size)
+    mean, std = torch.tensor(model.config.speaker_mean), torch.tensor(model.config.speaker_std)
+    target = (speaker - mean) / std
+    # Pairs (t, t+1) with both frames real: clip 0 predicts frames 1 and 2, clip 1 predicts frame 1.
+    expected = torch.stack([target[0, 1], target[0, 2], target[1, 1]]).pow(2).mean()
+    error = model.vla.speaker_prediction_error(hidden, speaker, mask)
+    assert error.item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="no speaker head"):
+        make_tiny_model(dataset).vla.speaker_prediction_error(hidden, speaker, mask)
+
+
+def test_train_sft_with_the_speaker_loss_logs_it_and_keeps_the_head(random_dataset, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from agents.vla import VLAForListening
+
+    config = _config(random_dataset, tmp_path / "run", max_steps=4, save_every=0, lambda_speaker=0.5)
+    final = train_sft(config, progress=False)
+    model = VLAForListening.from_pretrained(final)
+    assert model.config.speaker_prediction and model.vla.speaker_head is not None
+    events = EventAccumulator(str(tmp_path / "run" / "tb"))
+    events.Reload()
+    logged = [e.value for e in events.Scalars("losses/speaker")]
+    assert logged and all(v > 0 for v in logged)
+    with pytest.raises(ValueError, match="lambda_"):
+        SFTConfig(lambda_speaker=-1.0)
+
+
 def test_cli_reports_bad_config_fields(tmp_path, capsys):
     from experiments.cli import main
 
