@@ -75,9 +75,8 @@ class ActionHead(nn.Module):
         self.prev_embed = nn.Embedding(num_bins, head_hidden) if head_state else None
         self.norm = nn.LayerNorm(head_hidden)
         self.lm_head = nn.Linear(head_hidden, num_bins)
-        bounds = [
-            round(action_dim * g / groups) for g in range(groups + 1)
-        ]  # plain ints: init may be on meta
+        # Plain ints, not tensors: from_pretrained builds the module on the meta device.
+        bounds = [round(action_dim * g / groups) for g in range(groups + 1)]
         self.groups = [list(range(a, b)) for a, b in pairwise(bounds)]
         # Zero at initialisation: a grouped head starts as the independent one.
         self.couple = nn.Parameter(torch.zeros(action_dim, head_hidden, action_dim)) if groups > 1 else None
@@ -672,8 +671,9 @@ class VLAForListening(PreTrainedModel):
         """Logits (B, 56, bins) of the current (last) frame and its hidden state (B, H), from windows.
 
         ``window`` comes from ``VLAProcessor.observation_batch`` (a batch of env observations, each a window of
-        K frames, independent of each other). For autoregressive and grouped-head models it must hold ``current_actions``
-        (B, 56): the logits are then teacher-forced on them (use :meth:`sample_window` to sample).
+        K frames, independent of each other). For autoregressive and grouped-head models it must hold
+        ``current_actions`` (B, 56): the logits are then teacher-forced on them (use :meth:`sample_window` to
+        sample).
         """
         out = self(**_window_keys(window, self.vla.autoregressive or self.vla.action_head.grouped))
         return out.logits[:, -1], out.frame_hidden[:, -1]
