@@ -18,7 +18,7 @@ Two measurements, both on a split's clips (``dyadic diagnose --policy CKPT``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -35,16 +35,26 @@ DIMENSIONS: dict[str, list[int]] = {
 RESPONSE_SECONDS = 1.2
 
 
+class TeacherForced(NamedTuple):
+    """One clip under teacher forcing: true frames and the policy's moments and hidden states, per frame."""
+
+    truth: np.ndarray  # (T, 56) the decoded true frames
+    mean: np.ndarray  # (T, 56) the policy's expected value
+    spread: np.ndarray  # (T, 56) the policy's standard deviation
+    hidden: torch.Tensor  # (T, H) the frame hidden states
+
+
 @torch.no_grad()
-def teacher_forced_moments(model: Any, clip: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The clip's decoded true frames ``(T, 56)`` and the policy's expected value and spread at each frame."""
+def teacher_forced(model: Any, clip: Any) -> TeacherForced:
+    """Run one clip through the policy with its true history (one forward pass)."""
     batch = model.processor.clips_batch([clip])
-    probs = torch.softmax(model.action_logits(batch)[0].float(), -1)  # (T, 56, bins)
+    out = model(**batch)
+    probs = torch.softmax(out.logits[0].float(), -1)  # (T, 56, bins)
     centers = model.vla.bin_centers
     mean = (probs * centers).sum(-1)
     spread = (probs * (centers - mean[..., None]) ** 2).sum(-1).sqrt()
     truth = model.vla.decode_actions(batch["actions"][0])
-    return truth.numpy(), mean.numpy(), spread.numpy()
+    return TeacherForced(truth.numpy(), mean.numpy(), spread.numpy(), out.frame_hidden[0].float())
 
 
 def _slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -52,11 +62,10 @@ def _slope(x: np.ndarray, y: np.ndarray) -> float:
     return float((x * (y - y.mean())).sum() / max(float((x * x).sum()), 1e-12))
 
 
-def dynamics(model: Any, clips: Sequence[Any]) -> dict[str, dict[str, float]]:
+def dynamics(runs: Sequence[TeacherForced]) -> dict[str, dict[str, float]]:
     """Per dimension group: policy and data momentum slopes, predicted spread and the data's step spread."""
     last, expected, true, spread = [], [], [], []
-    for clip in clips:
-        truth, mean, sd = teacher_forced_moments(model, clip)
+    for truth, mean, sd, _ in runs:
         last.append(truth[1:-1] - truth[:-2])
         expected.append(mean[2:] - truth[1:-1])
         true.append(truth[2:] - truth[1:-1])
@@ -82,17 +91,20 @@ def phrase_ends(clip: Any) -> np.ndarray:
 
 
 def response_after_phrase_ends(
-    model: Any, clips: Sequence[Any], sampled: Sequence[np.ndarray] | None = None, dim: int = NECK_POSE.start
+    clips: Sequence[Any],
+    runs: Sequence[TeacherForced],
+    sampled: Sequence[np.ndarray] | None = None,
+    dim: int = NECK_POSE.start,
 ) -> dict[str, Any]:
     """Mean change of ``dim`` over the 1.2 s after each phrase end: data, teacher-forced policy, samples.
 
-    ``sampled`` are closed-loop trajectories ``(T, 56)`` (continuous), one per clip, or None.
+    ``runs`` are the clips' :func:`teacher_forced` passes; ``sampled`` closed-loop trajectories ``(T, 56)``
+    (continuous), one per clip, or None.
     """
     fps = float(clips[0].fps)
     span = round(RESPONSE_SECONDS * fps)
     data, policy, closed = [], [], []
-    for i, clip in enumerate(clips):
-        truth, mean, _ = teacher_forced_moments(model, clip)
+    for i, (clip, (truth, mean, _, _)) in enumerate(zip(clips, runs, strict=True)):
         expected_step = np.concatenate([[0.0], mean[1:, dim] - truth[:-1, dim]])
         for end in phrase_ends(clip):
             if end < 1 or end + span >= len(truth):
@@ -119,10 +131,9 @@ def _after_pause_labels(clip: Any) -> np.ndarray:
     return labels
 
 
-@torch.no_grad()
-def _frame_states(model: Any, clips: Sequence[Any]) -> tuple[torch.Tensor, np.ndarray]:
-    hidden = [model(**model.processor.clips_batch([clip])).frame_hidden[0].float() for clip in clips]
-    return torch.cat(hidden), np.concatenate([_after_pause_labels(clip) for clip in clips])
+def _frame_states(clips: Sequence[Any], runs: Sequence[TeacherForced]) -> tuple[torch.Tensor, np.ndarray]:
+    hidden = torch.cat([run.hidden for run in runs])
+    return hidden, np.concatenate([_after_pause_labels(clip) for clip in clips])
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -135,10 +146,21 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(greater + 0.5 * ties)
 
 
-def pause_readout(model: Any, fit_clips: Sequence[Any], eval_clips: Sequence[Any], seed: int = 0) -> float:
-    """ROC AUC of a logistic probe on frame hidden states for "0.2-0.8 s after a phrase end"."""
-    x_fit, y_fit = _frame_states(model, fit_clips)
-    x_eval, y_eval = _frame_states(model, eval_clips)
+def pause_readout(
+    model: Any,
+    fit_clips: Sequence[Any],
+    eval_clips: Sequence[Any],
+    eval_runs: Sequence[TeacherForced] | None = None,
+    seed: int = 0,
+) -> float:
+    """ROC AUC of a logistic probe on frame hidden states for "0.2-0.8 s after a phrase end".
+
+    The probe is fitted on ``fit_clips`` and scored on ``eval_clips`` (their :func:`teacher_forced` passes
+    ``eval_runs`` when already run).
+    """
+    x_fit, y_fit = _frame_states(fit_clips, [teacher_forced(model, clip) for clip in fit_clips])
+    eval_runs = [teacher_forced(model, clip) for clip in eval_clips] if eval_runs is None else eval_runs
+    x_eval, y_eval = _frame_states(eval_clips, eval_runs)
     mean, std = x_fit.mean(0), x_fit.std(0) + 1e-6
     x_fit, x_eval = (x_fit - mean) / std, (x_eval - mean) / std
     torch.manual_seed(seed)

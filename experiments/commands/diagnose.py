@@ -55,10 +55,12 @@ def run(args: argparse.Namespace) -> int:
     clips = [dataset.clip(i) for i in ids]
     tokens = sample_trajectories(model, clips, 1, temperature=temperature, seed=args.seed)
     sampled = [model.processor.action_tokenizer.decode(t[0]) for t in tokens]
-    dyn = diagnostics.dynamics(model, clips)
+    runs = [diagnostics.teacher_forced(model, clip) for clip in clips]
+    dyn = diagnostics.dynamics(runs)
     try:
-        response = diagnostics.response_after_phrase_ends(model, clips, sampled)
-        readout = diagnostics.pause_readout(model, [dataset.clip(i) for i in fit_ids], clips, seed=args.seed)
+        response = diagnostics.response_after_phrase_ends(clips, runs, sampled)
+        fit_clips = [dataset.clip(i) for i in fit_ids]
+        readout = diagnostics.pause_readout(model, fit_clips, clips, runs, seed=args.seed)
     except ValueError as e:
         raise UserError(f"{args.dataset} {args.split}: {e}") from None
     print(

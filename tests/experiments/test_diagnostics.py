@@ -57,7 +57,8 @@ def test_response_after_phrase_ends_finds_the_data_nods(data_path, checkpoint):
     assert list(diagnostics.phrase_ends(clip)) == [25, 65]
     tokenizer = model.processor.action_tokenizer
     as_tokens = tokenizer.decode(tokenizer.encode(clip.listener_motion))  # what the data column reads
-    out = diagnostics.response_after_phrase_ends(model, [clip], sampled=[as_tokens])
+    runs = [diagnostics.teacher_forced(model, clip)]
+    out = diagnostics.response_after_phrase_ends([clip], runs, sampled=[as_tokens])
     assert out["phrase_ends"] == 2
     peak = int(np.argmax(out["data"]))
     assert out["seconds"][peak] == pytest.approx(0.4) and out["data"][peak] == pytest.approx(0.05, abs=0.003)
@@ -72,7 +73,7 @@ def test_dynamics_reads_the_datas_momentum(data_path, checkpoint):
 
     model = VLAForListening.from_pretrained(checkpoint).eval()
     clips = list(load_dataset(data_path).split("val"))
-    out = diagnostics.dynamics(model, clips)
+    out = diagnostics.dynamics([diagnostics.teacher_forced(model, clip) for clip in clips])
     # The data's own slope, straight from the tokenized frames.
     truth = [model.processor.action_tokenizer.decode(model.processor.action_tokenizer.encode(c.listener_motion))
              for c in clips]  # fmt: skip
@@ -119,7 +120,7 @@ def test_pause_readout_reads_a_pause_the_hidden_state_shows(data_path, checkpoin
     model = VLAForListening.from_pretrained(checkpoint).eval()
     clips = list(load_dataset(data_path).split("train"))
 
-    def revealing(model, clips):  # hidden states that carry the label in one coordinate, plus noise
+    def revealing(clips, runs):  # hidden states that carry the label in one coordinate, plus noise
         labels = np.concatenate([diagnostics._after_pause_labels(c) for c in clips])
         rng = np.random.default_rng(0)
         hidden = rng.normal(size=(labels.size, 8)).astype(np.float32)
