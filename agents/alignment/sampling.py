@@ -75,7 +75,7 @@ def _decode_rows(
     speaker_t = torch.from_numpy(speaker)
     valid = torch.arange(t_max)[None, :] < torch.tensor(lengths)[:, None]
     pad_id = model.processor.words.pad_id
-    prev = torch.zeros(b, 1, dim)
+    prev = prev2 = torch.zeros(b, 1, dim)
     state = state_cls()
     tokens = torch.zeros(b, t_max, dim, dtype=torch.long)
     # A checkpoint trained on crops attends to at most this many past frames: older ones leave the cache, as
@@ -91,12 +91,12 @@ def _decode_rows(
                 word_ids[i, 0, : len(x)] = torch.tensor(x)
                 word_mask[i, 0, : len(x)] = True
         inputs = {
-            "speaker_inputs": speaker_t[:, t : t + 1], "prev_listener": prev, "word_ids": word_ids,
-            "word_mask": word_mask, "frame_mask": valid[:, t : t + 1],
+            "speaker_inputs": speaker_t[:, t : t + 1], "prev_listener": prev, "prev2_listener": prev2,
+            "word_ids": word_ids, "word_mask": word_mask, "frame_mask": valid[:, t : t + 1],
         }  # fmt: skip
         step_tokens, _, state = decode_frames(model, inputs, state, sampler)
         tokens[:, t] = step_tokens
         if window:
             state.keep_last_frames(window)
-        prev = model.vla.decode_actions(step_tokens)[:, None]
+        prev, prev2 = model.vla.decode_actions(step_tokens)[:, None], prev
     return [tokens[i, : lengths[i]].numpy() for i in range(b)]

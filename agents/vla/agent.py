@@ -71,10 +71,8 @@ class VLAAgent:
             temperature=float(config.decode_temperature if temperature is None else temperature), greedy=greedy,
             generator=self.generator, mode=config.decode_mode if mode is None else mode,
         )  # fmt: skip
-        self._state = DecodeState()
-        self._next_step = 0
-        self._heard: list[str] = []
         self.last_log_prob: float | None = None
+        self.reset()
 
     @classmethod
     def from_pretrained(
@@ -97,7 +95,9 @@ class VLAAgent:
         """Start an episode (clears the cache); ``seed`` reseeds sampling."""
         if seed is not None:
             self.generator.manual_seed(int(seed))
-        self._state, self._next_step, self._heard = DecodeState(), 0, []
+        self._state, self._next_step = DecodeState(), 0
+        self._heard: list[str] = []
+        self._prev: np.ndarray | None = None  # the listener frame fed at the last step (the next one's prev2)
 
     def act(self, observation: Mapping[str, Any]) -> np.ndarray:
         """Tokens (56,) int64 for the observation's current frame."""
@@ -127,8 +127,11 @@ class VLAAgent:
         self._heard = words
         speaker = self.processor.observation_speaker(observation)[-1]
         prev = np.asarray(observation["listener_motion"], np.float32)[-1]
+        prev2 = np.zeros_like(prev) if self._prev is None else self._prev
+        self._prev = prev
         w = len(ids)
         return {
+            "prev2_listener": torch.from_numpy(prev2)[None, None].to(self.device),
             "speaker_inputs": torch.from_numpy(speaker)[None, None].to(self.device),
             "prev_listener": torch.from_numpy(prev)[None, None].to(self.device),
             "word_ids": torch.tensor(ids, dtype=torch.long).view(1, 1, w).to(self.device),

@@ -52,6 +52,9 @@ class VLAConfig(PretrainedConfig):
         head_groups: 1 decodes the 56 dimensions of a frame independently (one head pass); ``k > 1`` splits them
             into ``k`` contiguous groups decoded in order, each conditioned on the earlier groups' values (a
             coherent face; ``k`` head passes a frame). Parallel decoding only.
+        head_velocity: ``v > 0`` also hands the action head each dimension's last step (the token change
+            between the two previous frames, clipped to +-v bins), so it can carry a movement on (a nod under
+            way); 0: off. Parallel decoding with one head group only.
         projector_hidden: width of the visual projector's hidden layer.
         speaker_prediction: add a linear head that predicts the speaker's next input frame from each frame's
             hidden state (an auxiliary SFT task: ``SFTConfig.lambda_speaker``).
@@ -84,6 +87,7 @@ class VLAConfig(PretrainedConfig):
         head_hidden: int = 128,
         head_state: bool = True,
         head_groups: int = 1,
+        head_velocity: int = 0,
         projector_hidden: int = 256,
         speaker_prediction: bool = False,
         text_pad_id: int = 0,
@@ -111,6 +115,7 @@ class VLAConfig(PretrainedConfig):
         self.head_hidden = int(head_hidden)
         self.head_state = bool(head_state)
         self.head_groups = int(head_groups)
+        self.head_velocity = int(head_velocity)
         self.projector_hidden = int(projector_hidden)
         self.speaker_prediction = bool(speaker_prediction)
         self.text_pad_id = int(text_pad_id)
@@ -150,6 +155,13 @@ class VLAConfig(PretrainedConfig):
         if self.head_groups > 1 and self.decoding != "parallel":
             raise ValueError(
                 "head_groups > 1 groups the parallel head; autoregressive decoding is already coupled"
+            )
+        if self.head_velocity < 0 or (
+            self.head_velocity and (self.decoding != "parallel" or self.head_groups > 1)
+        ):
+            raise ValueError(
+                f"head_velocity must be >= 0 and needs parallel decoding with head_groups=1, found "
+                f"{self.head_velocity} ({self.decoding}, head_groups={self.head_groups})"
             )
         if min(self.speaker_std) <= 0:
             raise ValueError("speaker_std: every value must be positive")

@@ -82,7 +82,8 @@ def decode_frames(
 ) -> tuple[torch.Tensor, torch.Tensor, DecodeState]:
     """Feed frames (B, T) after ``state`` and sample the last frame's 56 tokens.
 
-    ``inputs`` holds ``speaker_inputs``, ``prev_listener``, ``word_ids``, ``word_mask``, ``frame_mask`` and, for
+    ``inputs`` holds ``speaker_inputs``, ``prev_listener``, ``word_ids``, ``word_mask``, ``frame_mask``,
+    ``prev2_listener`` (the frame before ``prev_listener``; a head with velocity needs it) and, for
     autoregressive models with T > 1, ``actions`` of the earlier frames (the last frame's are decoded here).
     Returns tokens (B, 56), their log-probabilities under the untempered policy (B,) and the new state.
     """
@@ -102,7 +103,7 @@ def decode_frames(
         inputs["speaker_inputs"], inputs["prev_listener"], inputs.get("word_ids"), inputs.get("word_mask"),
         inputs.get("frame_mask"), actions=inputs.get("actions"), action_inputs=action_inputs,
         past_key_values=state.past_key_values, attention_mask=state.attention_mask, positions=state.positions,
-        use_cache=True,
+        use_cache=True, prev2_listener=inputs.get("prev2_listener"),
     )  # fmt: skip
     before = 0 if state.attention_mask is None else state.attention_mask.shape[1]
     new_state = DecodeState(out.past_key_values, out.attention_mask, out.positions)

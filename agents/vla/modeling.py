@@ -67,9 +67,12 @@ class ActionHead(nn.Module):
 
     def __init__(
         self, hidden: int, head_hidden: int, action_dim: int, num_bins: int, head_state: bool = True,
-        groups: int = 1,
+        groups: int = 1, velocity: int = 0,
     ) -> None:  # fmt: skip
         super().__init__()
+        self.velocity = velocity
+        # One table per dimension: expression steps tend to reverse (noise), head steps to carry on (a nod).
+        self.step_embed = nn.Embedding(action_dim * (2 * velocity + 1), head_hidden) if velocity else None
         self.up = nn.Linear(hidden, head_hidden)
         self.query = nn.Parameter(torch.zeros(action_dim, head_hidden))
         self.prev_embed = nn.Embedding(num_bins, head_hidden) if head_state else None
@@ -108,16 +111,24 @@ class ActionHead(nn.Module):
         prev_tokens: torch.Tensor,
         per_dim: bool = False,
         current: torch.Tensor | None = None,
+        last_steps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``h`` (..., H) -> (..., 56, head_hidden); with ``per_dim``, ``h`` is already (..., 56, H).
 
         ``prev_tokens`` (..., 56) are the tokens of the listener's previous frame; ``current`` (..., 56) the
-        normalised values of the frame being scored (teacher forcing; a grouped head needs them).
+        normalised values of the frame being scored (teacher forcing; a grouped head needs them);
+        ``last_steps`` (..., 56) the token change between the two previous frames (``velocity`` > 0).
         """
         u = self.up(h) if per_dim else self.up(h).unsqueeze(-2)
         u = u + self.query
         if self.prev_embed is not None:
             u = u + self.prev_embed(prev_tokens)
+        if self.step_embed is not None:
+            if last_steps is None:
+                raise ValueError("an action head with velocity needs the last step of each dimension")
+            v = self.velocity
+            table = torch.arange(last_steps.shape[-1], device=last_steps.device) * (2 * v + 1) + v
+            u = u + self.step_embed(last_steps.clamp(-v, v) + table)
         if self.couple is not None:
             if current is None:
                 raise ValueError(
@@ -200,8 +211,9 @@ class VLAModel(nn.Module):
         self.projector = MLP(config.speaker_dim, config.projector_hidden, h)
         self.state_encoder = MLP(n, config.projector_hidden, h)
         self.action_head = ActionHead(
-            h, config.head_hidden, n, config.num_bins, config.head_state, config.head_groups
-        )
+            h, config.head_hidden, n, config.num_bins, config.head_state, config.head_groups,
+            config.head_velocity,
+        )  # fmt: skip
         self.autoregressive = config.decoding == "autoregressive"
         self.speaker_head = nn.Linear(h, config.speaker_dim) if config.speaker_prediction else None
         if self.autoregressive:
@@ -279,6 +291,7 @@ class VLAModel(nn.Module):
         positions: torch.Tensor | None = None,
         use_cache: bool = False,
         head_mask: torch.Tensor | None = None,
+        prev2_listener: torch.Tensor | None = None,
     ) -> FrameOutput:
         """Run frames (B, T) through the network, optionally continuing a cache.
 
@@ -294,6 +307,10 @@ class VLAModel(nn.Module):
             use_cache: return the cache to continue from.
             head_mask: (B, T) bool; when given, the action head runs only on these frames and ``action_hidden``
                 is packed (N, 56, head_hidden) in row-major order (SFT uses it to score a subset of frames).
+            prev2_listener: (B, T, 56) the frame before each ``prev_listener`` (a head with velocity reads the
+                step between them). Default: the previous row of ``prev_listener`` (teacher forcing over a
+                block of frames); the first frame of the block then gets a zero step, so a cached caller that
+                feeds one frame at a time must pass it.
         """
         b, t = speaker_inputs.shape[:2]
         device = speaker_inputs.device
@@ -360,6 +377,7 @@ class VLAModel(nn.Module):
         last = b * new_len - 1
         frame_hidden = hidden[(rows + state_pos).clamp(max=last)]
         prev_tokens = self.encode_actions(prev_listener)
+        last_steps = self.last_steps(prev_listener, prev2_listener, prev_tokens)
         select = (lambda x: x) if head_mask is None else (lambda x: x[head_mask.bool()])
         if self.autoregressive:
             src = torch.cat(
@@ -375,12 +393,23 @@ class VLAModel(nn.Module):
                 select(frame_hidden),
                 select(prev_tokens),
                 current=None if current is None else select(current),
+                last_steps=None if last_steps is None else select(last_steps),
             )
         return FrameOutput(
             action_hidden=action_hidden, frame_hidden=frame_hidden,
             past_key_values=out.past_key_values if use_cache else None,
             attention_mask=full_mask if use_cache else None, positions=positions + length,
         )  # fmt: skip
+
+    def last_steps(
+        self, prev_listener: torch.Tensor, prev2_listener: torch.Tensor | None, prev_tokens: torch.Tensor
+    ) -> torch.Tensor | None:
+        """(B, T, 56) token change from each frame's ``prev2_listener`` to its ``prev_listener`` (None: no velocity)."""
+        if not self.config.head_velocity:
+            return None
+        if prev2_listener is None:
+            prev2_listener = torch.cat([prev_listener[:, :1], prev_listener[:, :-1]], dim=1)
+        return prev_tokens - self.encode_actions(prev2_listener)
 
     def sample_grouped(
         self, frame_hidden: torch.Tensor, prev_listener: torch.Tensor, sampler: Any
@@ -599,6 +628,7 @@ class VLAForListening(PreTrainedModel):
         positions: torch.Tensor | None = None,
         use_cache: bool | None = None,
         head_mask: torch.Tensor | None = None,
+        prev2_listener: torch.Tensor | None = None,
         **unused: Any,
     ) -> VLAOutput | CausalLMOutputWithPast:
         """Frame view (no ``input_ids``): logits (B, T, 56, bins); flat view (``input_ids``): (B, L, bins).
@@ -626,7 +656,7 @@ class VLAForListening(PreTrainedModel):
         out = self.vla.frames(
             speaker_inputs, prev_listener, word_ids, word_mask, frame_mask, actions=actions,
             past_key_values=past_key_values, attention_mask=attention_mask, positions=positions,
-            use_cache=bool(use_cache), head_mask=head_mask,
+            use_cache=bool(use_cache), head_mask=head_mask, prev2_listener=prev2_listener,
         )  # fmt: skip
         logits = self.get_output_embeddings()(out.action_hidden)
         loss = None

@@ -127,6 +127,12 @@ class SFTConfig:
     """1: a frame's 56 tokens are independent given the context; k > 1: k groups decoded in order, each
     conditioned on the earlier ones (see ``VLAConfig.head_groups``). On the ``small`` benchmark 8 groups did not
     help: oracle 2.63 with ``sft_small`` (independent: 2.78-3.00 over 5 runs), 2.56 with the 0.3 offset (2.44-2.53)."""
+    head_velocity: int = 0
+    """> 0: the action head also sees each dimension's last step, clipped to +-this many bins (see
+    ``VLAConfig.head_velocity``). With ``sft_small``, ``lambda_speaker=1`` and exact pose states
+    (``pose_state_noise=0``), 8 bins taught the policy momentum (`dyadic diagnose` head-pitch slope +0.37 vs
+    -0.01; data +0.58) and, teacher forced, to carry a nod on after a phrase end; in closed loop it still does
+    not start nods there and the oracle did not move (see ``experiments/configs/sft_small.yaml``)."""
     projector_hidden: int = 256
     """Width of the visual projector's hidden layer."""
     init_from: str | None = None
@@ -421,7 +427,8 @@ def _make_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any
     return model_for_dataset(
         dataset, config.train_split, speaker_input=config.speaker_input, backbone=config.backbone,
         backbone_path=config.backbone_path, lora=lora, decoding=config.decoding, head_hidden=config.head_hidden,
-        head_state=config.head_state, head_groups=config.head_groups, decode_mode=config.decode_mode,
+        head_state=config.head_state, head_groups=config.head_groups,
+        head_velocity=config.head_velocity, decode_mode=config.decode_mode,
         decode_temperature=config.decode_temperature,
         max_context_frames=config.max_frames, projector_hidden=config.projector_hidden,
         speaker_prediction=config.lambda_speaker > 0, seed=config.seed,

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 import dyadic_env  # noqa: F401  (registers the env)
 from agents.alignment.sampling import sample_trajectories
 from agents.rollout import rollout
 from agents.vla import VLAAgent, VLAForListening
+from agents.vla.factory import model_for_dataset
 from dyadic_env.data import load_dataset
 
 
-def test_batched_greedy_decoding_equals_the_agent_in_the_env(walk_dataset_path, tiny_vla_path) -> None:
-    model = VLAForListening.from_pretrained(tiny_vla_path).eval()
+@pytest.mark.parametrize("velocity", [0, 4])
+def test_batched_greedy_decoding_equals_the_agent_in_the_env(
+    walk_dataset_path, tiny_vla_path, tiny_vla_kwargs, velocity
+) -> None:
     dataset = load_dataset(walk_dataset_path)
+    model = VLAForListening.from_pretrained(tiny_vla_path).eval()
+    if velocity:  # both must hand the head the step between the last two frames
+        torch.manual_seed(0)
+        model = model_for_dataset(dataset, seed=0, **tiny_vla_kwargs, head_velocity=velocity).eval()
+        with torch.no_grad():
+            model.vla.action_head.step_embed.weight.normal_(0.0, 1.0)
     clips = list(dataset.split("train"))[:3]  # different lengths: rows end at different frames
     batched = sample_trajectories(model, clips, 2, greedy=True, batch_size=4)
     env = gym.make(

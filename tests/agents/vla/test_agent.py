@@ -11,10 +11,16 @@ from agents.vla.agent import resolve_checkpoint
 from agents.vla.text import new_words
 
 
-def _save(dataset, make_tiny_model, tmp_path_factory, decoding):
+def _save(dataset, make_tiny_model, tmp_path_factory, kind):
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("vla") / decoding
-    make_tiny_model(dataset, decoding=decoding).save_pretrained(path)
+    path = tmp_path_factory.mktemp("vla") / kind
+    if kind == "velocity":  # the cached agent must remember the frame before the previous one
+        model = make_tiny_model(dataset, head_velocity=4)
+        with torch.no_grad():
+            model.vla.action_head.step_embed.weight.normal_(0.0, 1.0)
+    else:
+        model = make_tiny_model(dataset, decoding=kind)
+    model.save_pretrained(path)
     return path
 
 
@@ -23,9 +29,9 @@ def checkpoint(dataset, make_tiny_model, tmp_path_factory):
     return _save(dataset, make_tiny_model, tmp_path_factory, "parallel")
 
 
-@pytest.fixture(scope="module", params=["parallel", "autoregressive"])
+@pytest.fixture(scope="module", params=["parallel", "autoregressive", "velocity"])
 def any_checkpoint(request, dataset, make_tiny_model, tmp_path_factory):
-    """Both decodings; autoregressive closed loops are slow (56 passes a frame), so only short episodes use it."""
+    """Both decodings and a head with velocity; autoregressive closed loops are slow (56 passes a frame), so only short episodes use it."""
     return _save(dataset, make_tiny_model, tmp_path_factory, request.param)
 
 

@@ -3,6 +3,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from agents.vla import VLAForListening
 from agents.vla.decoding import DecodeState, Sampler, decode_frames, sample_window
@@ -11,9 +12,14 @@ from agents.vla.trl_support import build_preference_tokenizer, completion_text, 
 FRAME_KEYS = ("speaker_inputs", "prev_listener", "word_ids", "word_mask", "frame_mask")
 
 
-@pytest.fixture(scope="module", params=["parallel", "autoregressive", "grouped"])
+@pytest.fixture(scope="module", params=["parallel", "autoregressive", "grouped", "velocity"])
 def model(request, dataset, make_tiny_model):
     torch.manual_seed(0)
+    if request.param == "velocity":
+        model = make_tiny_model(dataset, head_velocity=4)
+        with torch.no_grad():  # large enough that a wrong step would change the logits
+            model.vla.action_head.step_embed.weight.normal_(0.0, 1.0)
+        return model
     if request.param != "grouped":
         return make_tiny_model(dataset, decoding=request.param)
     model = make_tiny_model(dataset, head_groups=4)
@@ -28,9 +34,11 @@ def test_cached_step_by_step_logits_equal_the_full_sequence_forward(model, datas
     with torch.no_grad():
         full = model.action_logits(batch)[0]
         state, steps = {}, []
+        prev = batch["prev_listener"]
         for t in range(clip.num_frames):
             frame = {k: v[:, t : t + 1] for k, v in batch.items()}
-            out = model(**frame, **state, use_cache=True)
+            prev2 = prev[:, max(t - 1, 0) : max(t - 1, 0) + 1]  # one frame at a time: the caller keeps it
+            out = model(**frame, **state, use_cache=True, prev2_listener=prev2)
             state = {"past_key_values": out.past_key_values, "attention_mask": out.attention_mask,
                      "positions": out.positions}  # fmt: skip
             steps.append(out.logits[0, 0])
@@ -180,6 +188,26 @@ def test_lora_on_a_saved_tiny_llama(tmp_path, dataset):
     assert torch.equal(a, b) and loaded.config.lora["r"] == 4
 
 
+def test_velocity_head_reads_the_step_between_the_two_previous_frames(dataset, make_tiny_model):
+    torch.manual_seed(0)
+    model = make_tiny_model(dataset, head_velocity=4)
+    with torch.no_grad():
+        model.vla.action_head.step_embed.weight.normal_(0.0, 1.0)
+    batch = model.processor.clips_batch([dataset.split("train")[0]])
+    frame = {k: v[:, 5:6] for k, v in batch.items()}
+    prev = frame["prev_listener"]
+    width = model.vla.action_width[None, None]
+    with torch.no_grad():
+        still = model(**frame, prev2_listener=prev).logits[0, 0]
+        moving = model(**frame, prev2_listener=prev - 2 * width).logits[0, 0]  # two bins up since
+        far = model(**frame, prev2_listener=prev - 9 * width).logits[0, 0]  # clipped to 4 bins
+        farther = model(**frame, prev2_listener=prev - 30 * width).logits[0, 0]
+    assert (still - moving).abs().amax(-1).gt(1e-3).all()
+    torch.testing.assert_close(far, farther)
+    with pytest.raises(ValueError, match="head_velocity"):
+        make_tiny_model(dataset, head_velocity=2, decoding="autoregressive")
+
+
 def test_grouped_head_reads_only_earlier_groups_of_the_frame(dataset, make_tiny_model):
     torch.manual_seed(0)
     model = make_tiny_model(dataset, head_groups=4)
@@ -199,3 +227,29 @@ def test_grouped_head_reads_only_earlier_groups_of_the_frame(dataset, make_tiny_
     assert torch.equal(before[same], after[same])
     later = groups[2] + groups[3]
     assert (before[later] - after[later]).abs().amax(-1).gt(1e-4).all()
+
+
+def test_velocity_head_learns_to_carry_a_movement_on():
+    """Targets that continue the last step are learnable with the step and not without it (1 in 9)."""
+    from agents.vla.modeling import ActionHead
+
+    def accuracy(velocity: int) -> float:
+        torch.manual_seed(0)
+        head = ActionHead(8, 32, 2, 64, velocity=velocity)
+        optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+        for step in range(301):
+            prev = torch.randint(8, 56, (256, 2))
+            last = torch.randint(-4, 5, (256, 2))
+            logits = head.lm_head(
+                head.features(torch.zeros(256, 8), prev, last_steps=last if velocity else None)
+            )
+            if step == 300:
+                return (logits.argmax(-1) == prev + last).float().mean().item()
+            loss = F.cross_entropy(logits.flatten(0, 1), (prev + last).flatten())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        raise AssertionError("unreachable")
+
+    assert accuracy(4) > 0.9
+    assert accuracy(0) < 0.3
