@@ -1,13 +1,17 @@
-"""Reference listeners for judging the oracle: ground-truth kinds and trivial policies on the same speaker."""
+"""Reference listeners for judging the oracle and the metrics: generated kinds and trivial policies on the
+same speaker, and fresh listeners drawn from the benchmark's own mix (what a perfect imitation learner scores)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 
 from dyadic_env.data.clip import Clip
 from dyadic_env.expression_basis import FRAME_DIM
+from dyadic_env.metrics import evaluate
+from dyadic_env.synthetic.config import POOR_KINDS, SyntheticConfig
 from dyadic_env.synthetic.generator import synthesize_listener
 from dyadic_env.synthetic.oracle import CRITERIA, Oracle
 from dyadic_env.tokenizer import ActionTokenizer
@@ -90,3 +94,47 @@ def oracle_table(
         name: {k: v / counts[name] for k, v in acc.items()} | {"clips": counts[name]}
         for name, acc in sums.items()
     }
+
+
+def resampled_listeners(clips: Iterable[Clip], config: SyntheticConfig, seed: int = 0) -> list[np.ndarray]:
+    """A fresh listener for each clip's speaker, its kind drawn from ``config``'s mix (appropriate, or a poor
+    kind with probability ``poor_listener_fraction``, weighted by ``poor_kind_weights``).
+
+    These are samples of the data distribution itself given the speaker: the best an imitation learner (SFT)
+    can do is to sample like this. Different seeds give different listeners.
+    """
+    rng = np.random.default_rng([seed, 7])
+    weights = np.array([config.poor_kind_weights.get(k, 0.0) for k in POOR_KINDS], dtype=np.float64)
+    out = []
+    for clip in clips:
+        kind = "appropriate"
+        if rng.random() < config.poor_listener_fraction:
+            kind = str(rng.choice(POOR_KINDS, p=weights / weights.sum()))
+        out.append(synthesize_listener(clip, kind, seed=int(rng.integers(2**31)), config=config))
+    return out
+
+
+def reference_metrics(
+    clips: list[Clip], config: SyntheticConfig, *, oracle: Oracle | None = None, draws: int = 4, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """The paper's metrics against each clip's own listener, and the oracle's weighted score, for fresh
+    listeners of the benchmark's mix (``resampled``) and of the appropriate kind only (``appropriate``), each
+    averaged over ``draws`` draws. They bound what the metrics can ask of a policy: a perfect imitation
+    learner scores like ``resampled``, so a bar set below it (e.g. a lower FD) rewards something else.
+    """
+    oracle = oracle or Oracle()
+    gts = [np.asarray(c.listener_motion, np.float32) for c in clips]
+    speakers = [np.asarray(c.speaker_motion, np.float32) for c in clips]
+    appropriate = replace(config, poor_listener_fraction=0.0)
+    table = {}
+    for name, mix in (("resampled", config), ("appropriate", appropriate)):
+        rows = []
+        for draw in range(draws):
+            listeners = resampled_listeners(clips, mix, seed=seed * 1000 + draw)
+            row = evaluate(listeners, gts, speakers, seed=seed)
+            row["oracle"] = float(np.mean(
+                [oracle.weighted(oracle.score(c.speaker_motion, m, c.speaker_words)) for c, m in zip(clips, listeners)]
+            ))  # fmt: skip
+            rows.append(row)
+        table[name] = {k: float(np.mean([r[k] for r in rows])) for k in ("L2", "FD", "P-FD", "oracle")}
+    return table

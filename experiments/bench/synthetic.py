@@ -5,6 +5,8 @@ The oracle table scores, on every clip of the ``small`` test split, the dataset'
 generated listener kind answering the same speaker (appropriate, generic positive, inattentive frozen and
 drifting) and the trivial policies (frozen neutral face, copy of the speaker, the speaker 0.5 s late,
 random tokens, the mean training listener), all trivial ones passed through the dataset's tokenizer.
+``metrics.*`` give L2, FD and P-FD against the test split's own listeners for fresh listeners of the preset's
+mix (``resampled``: what a perfect imitation learner scores) and of the appropriate kind only, 4 draws each.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from typing import Any
 from experiments.bench import benchmark
 
 
-@benchmark("synthetic", help="synthetic preset generation time and the oracle's scores per listener kind")
+@benchmark(
+    "synthetic",
+    help="synthetic preset generation time, the oracle's scores per listener kind, the metrics of fresh listeners",
+)
 def bench_synthetic(quick: bool = False) -> dict[str, Any]:
     import numpy as np
 
     from dyadic_env.data import load_dataset
     from dyadic_env.synthetic import PRESETS, Oracle, write_preset
-    from dyadic_env.synthetic.evaluation import oracle_table
+    from dyadic_env.synthetic.evaluation import oracle_table, reference_metrics
 
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="dyadic-bench-synthetic-") as tmp:
@@ -44,7 +49,11 @@ def bench_synthetic(quick: bool = False) -> dict[str, Any]:
         figures["oracle_ms_per_trajectory"] = round(
             1000 * (time.perf_counter() - start) / sum(int(row["clips"]) for row in table.values()), 2
         )
+        references = reference_metrics(test, PRESETS["small"], draws=2 if quick else 4)
     figures["oracle_test_clips"] = len(test)
+    for listener, row in references.items():
+        for key, value in row.items():
+            figures[f"metrics.{listener}.{key}"] = round(value, 4)
     for listener, row in table.items():
         for key in ("weighted", "empathy", "appropriateness", "engagement", "naturalness"):
             figures[f"oracle.{listener}.{key}"] = round(float(row[key]), 3)
