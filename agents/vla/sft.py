@@ -175,6 +175,11 @@ class SFTConfig:
     state_dropout: float = 0.0
     """Probability that a clip's states are all zeroed (as before an episode's first frame), so the context
     pathway also learns to stand alone."""
+    self_states: float = 0.0
+    """Fraction of frames whose previous-frame state is the policy's own sample (drawn at
+    ``decode_temperature`` from a teacher-forced pass without gradient) instead of the data's, so training
+    states carry the policy's own sampling noise as closed-loop ones do (two-pass scheduled sampling). Costs
+    one more forward pass a step. Applied before ``state_noise``/``state_dropout``."""
 
     learning_rate: float = 1e-3
     """Peak AdamW learning rate."""
@@ -230,6 +235,7 @@ class SFTConfig:
              "state_noise/pose_state_noise/state_offset", "numbers >= 0",
              (self.state_noise, self.pose_state_noise, self.state_offset)),
             (0 <= self.state_dropout < 1, "state_dropout", "in [0, 1)", self.state_dropout),
+            (0 <= self.self_states <= 1, "self_states", "in [0, 1]", self.self_states),
             (self.decode_mode in ("sample", "greedy", "mean"), "decode_mode", "sample, greedy or mean",
              self.decode_mode),
             (self.decode_temperature > 0, "decode_temperature", "a positive number", self.decode_temperature),
@@ -354,6 +360,8 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
     model.train()
     while step < config.max_steps:
         batch = {k: v.to(accelerator.device) for k, v in batcher.batch(step).items()}
+        if config.self_states:
+            batch["prev_listener"] = _self_states(model, batch, unwrapped, config, step)
         if config.state_noise or config.pose_state_noise or config.state_offset or config.state_dropout:
             batch["prev_listener"] = _noisy_states(batch["prev_listener"], unwrapped, config, step)
         logits, actions, mask, frame_hidden = _scored_frames(
@@ -497,6 +505,29 @@ def _noisy_states(states: torch.Tensor, model: Any, config: SFTConfig, step: int
     half_range = model.vla.action_width * model.config.num_bins / 2
     keep = (torch.rand(b, 1, 1, generator=gen) >= config.state_dropout).to(states.device, states.dtype)
     return keep * (states + half_range * noise.to(states.device))
+
+
+def _self_states(
+    model: Any, batch: dict[str, torch.Tensor], unwrapped: Any, config: SFTConfig, step: int
+) -> torch.Tensor:
+    """``prev_listener`` with a ``self_states`` fraction of frames replaced by the policy's own previous sample.
+
+    The head runs only on the frames whose sample is used, so the extra pass costs about ``self_states`` of one.
+    """
+    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step + 17)
+    states = batch["prev_listener"].clone()
+    valid = batch["frame_mask"].bool().cpu()
+    pick = (torch.rand(valid[:, 1:].shape, generator=gen) < config.self_states) & valid[:, 1:] & valid[:, :-1]
+    if not pick.any():
+        return states
+    need = torch.cat([pick, torch.zeros_like(pick[:, :1])], 1).to(states.device)  # frame t-1 of each pick
+    with torch.no_grad():
+        logits = model(**batch, head_mask=need).logits.float() / config.decode_temperature
+    probs = torch.softmax(logits, -1).cpu()
+    tokens = torch.multinomial(probs.flatten(0, -2), 1, generator=gen).view(probs.shape[:-1])
+    later = states[:, 1:]
+    later[pick.to(states.device)] = unwrapped.vla.decode_actions(tokens.to(states.device)).to(states.dtype)
+    return states
 
 
 def _token_accuracy(logits: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> float:

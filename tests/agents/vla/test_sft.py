@@ -67,6 +67,25 @@ def test_state_offset_shifts_each_clips_expression_states_by_one_constant(datase
     assert torch.equal(dropped, torch.zeros_like(states))
 
 
+def test_self_states_are_the_policys_own_samples_of_the_previous_frame(dataset, make_tiny_model):
+    from agents.vla.sft import _self_states
+
+    model = make_tiny_model(dataset)
+    clips = list(dataset.split("train"))[:2]
+    batch = model.processor.collate([model.processor.clip_example(c, length=12) for c in clips])
+    config = SFTConfig(self_states=1.0, decode_temperature=1e-6, seed=3)
+    states = _self_states(model, batch, model, config, step=5)
+    assert torch.equal(states[:, 0], batch["prev_listener"][:, 0])  # the first frame keeps its state
+    with torch.no_grad():  # near-greedy samples: each state is the policy's best guess of the frame before
+        best = model.vla.decode_actions(model(**batch).logits.argmax(-1))
+    assert torch.isclose(states[:, 1:], best[:, :-1]).float().mean() > 0.99
+    assert not torch.equal(states, batch["prev_listener"])
+    assert torch.equal(_self_states(model, batch, model, config, step=5), states)  # seeded by (seed, step)
+    half = _self_states(model, batch, model, SFTConfig(self_states=0.5, seed=3), step=5)
+    kept = (half == batch["prev_listener"]).all(-1)[:, 1:].float().mean()
+    assert 0.2 < kept < 0.8
+
+
 def test_pose_state_noise_sets_the_pose_states_noise_apart(dataset, make_tiny_model):
     from agents.vla.sft import _noisy_states
 
