@@ -179,7 +179,10 @@ class SFTConfig:
     """Fraction of frames whose previous-frame state is the policy's own sample (drawn at
     ``decode_temperature`` from a teacher-forced pass without gradient) instead of the data's, so training
     states carry the policy's own sampling noise as closed-loop ones do (two-pass scheduled sampling). Costs
-    one more forward pass a step. Applied before ``state_noise``/``state_dropout``."""
+    one more forward pass a step. Applied before ``state_noise``/``state_dropout``. With ``sft_small``,
+    ``lambda_speaker=1 head_velocity=8 pose_state_noise=0``: 0.25 gave oracle 3.22/3.02/3.07 over 3 training
+    seeds (3.00-3.11 without; noise between seeds about 0.2); 1.0 made the policy distrust its own states and
+    jitter (naturalness 1.0, oracle 2.04)."""
 
     learning_rate: float = 1e-3
     """Peak AdamW learning rate."""
