@@ -516,6 +516,8 @@ def _self_states(
     """``prev_listener`` with a ``self_states`` fraction of frames replaced by the policy's own previous sample.
 
     The head runs only on the frames whose sample is used, so the extra pass costs about ``self_states`` of one.
+    Autoregressive and grouped heads score each dimension given the frame's true other values, so their
+    samples are drawn dimension by dimension from those conditionals (close to, not exactly, the policy's).
     """
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step + 17)
     states = batch["prev_listener"].clone()
