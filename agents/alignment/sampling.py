@@ -38,7 +38,7 @@ def sample_trajectories(
         num_samples: trajectories per clip.
         temperature: sampling temperature (ignored with ``greedy``).
         greedy: argmax decoding (then all samples of a clip are equal).
-        mode: the VLA's decoding mode (``"sample"``, ``"greedy"``, ``"mean"``); overrides ``greedy``.
+        mode: the VLA's decoding mode (:data:`agents.vla.decoding.DECODE_MODES`); overrides ``greedy``.
         seed: seeds sampling; row r of batch b draws from a generator seeded with ``(seed, b)``.
         batch_size: rows decoded together.
     """
@@ -55,7 +55,9 @@ def sample_trajectories(
         chunk = rows[start : start + batch_size]
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, b]).generate_state(1)[0]))
         kwargs = {"mode": mode} if mode is not None else {"greedy": greedy}
-        sampler = Sampler(temperature=temperature, generator=generator, **kwargs)
+        sampler = Sampler(
+            temperature=temperature, generator=generator, expression_dim=model.config.expression_dim, **kwargs
+        )
         tokens = _decode_rows(model, [examples[c] for c, _ in chunk], sampler, decode_frames, DecodeState)
         for (c, _), traj in zip(chunk, tokens):
             out[c].append(traj)

@@ -31,9 +31,8 @@ class VLAAgent:
         seed: seeds sampling (``reset(seed=...)`` reseeds).
         use_cache: carry the key-value cache across steps (default) or recompute the window each step.
         device: torch device for the model.
-        mode: ``"sample"``, ``"greedy"`` or ``"mean"`` (None: the checkpoint's ``decode_mode``, ``"sample"``
-            unless SFT chose otherwise) (the bin nearest the expected value of each
-            dimension; deterministic and smooth); see :class:`~agents.vla.decoding.Sampler`.
+        mode: ``"sample"``, ``"greedy"``, ``"mean"`` or ``"mean_expression"`` (None: the checkpoint's
+            ``decode_mode``); see :class:`~agents.vla.decoding.Sampler`.
         max_context_frames: with the cache, keep at most this many past frames in it (None: the checkpoint's
             ``max_context_frames``, set by SFT on crops; 0: the whole episode).
         num_threads: torch CPU threads while acting (restored after). A frame is two or three tokens at batch
@@ -70,6 +69,7 @@ class VLAAgent:
         self.sampler = Sampler(
             temperature=float(config.decode_temperature if temperature is None else temperature), greedy=greedy,
             generator=self.generator, mode=config.decode_mode if mode is None else mode,
+            expression_dim=config.expression_dim,
         )  # fmt: skip
         self.last_log_prob: float | None = None
         self.reset()

@@ -6,6 +6,8 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+from agents.vla.decoding import DECODE_MODES
+
 DECODING_MODES = ("parallel", "autoregressive")
 SPEAKER_INPUTS = ("motion", "features")
 
@@ -63,8 +65,8 @@ class VLAConfig(PretrainedConfig):
         fps: frame rate the model was trained at (words are placed at the frame in which they end).
         max_context_frames: past frames a cached ``VLAAgent`` keeps attending to (0: all); SFT on crops sets
             it to the crop length so the closed loop never looks further back than training did.
-        decode_mode, decode_temperature: the decoding a ``VLAAgent`` uses unless told otherwise (``"sample"``,
-            ``"greedy"`` or ``"mean"``; sampling temperature).
+        decode_mode, decode_temperature: the decoding a ``VLAAgent`` uses unless told otherwise (one of
+            :data:`~agents.vla.decoding.DECODE_MODES`; sampling temperature).
     """
 
     model_type = "dyadic_vla"
@@ -145,9 +147,9 @@ class VLAConfig(PretrainedConfig):
             raise ValueError(f"expression_dim must be in (0, {self.action_dim}], found {self.expression_dim}")
         if "model_type" not in self.backbone or "hidden_size" not in self.backbone:
             raise ValueError("backbone: expected a config dict with at least 'model_type' and 'hidden_size'")
-        if self.decode_mode not in ("sample", "greedy", "mean") or not self.decode_temperature > 0:
+        if self.decode_mode not in DECODE_MODES or not self.decode_temperature > 0:
             raise ValueError(
-                f"decode_mode/decode_temperature: expected sample, greedy or mean and a positive temperature, "
+                f"decode_mode/decode_temperature: expected one of {DECODE_MODES} and a positive temperature, "
                 f"found {self.decode_mode!r}, {self.decode_temperature}"
             )
         if not 1 <= self.head_groups <= self.action_dim:

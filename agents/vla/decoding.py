@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-DECODE_MODES = ("sample", "greedy", "mean")
+DECODE_MODES = ("sample", "greedy", "mean", "mean_expression")
 
 
 @dataclass
@@ -40,15 +40,22 @@ class DecodeState:
 class Sampler:
     """How tokens are drawn from logits.
 
-    ``mode`` is ``"sample"`` (at ``temperature``), ``"greedy"`` (the most likely bin of each dimension) or
+    ``mode`` is ``"sample"`` (at ``temperature``), ``"greedy"`` (the most likely bin of each dimension),
     ``"mean"`` (the bin nearest the expected value, i.e. the rounded expected bin index: the soft-decoded
-    action of eq. 8, deterministic and smooth). ``greedy=True`` is shorthand for ``mode="greedy"``.
+    action of eq. 8, deterministic and smooth) or ``"mean_expression"`` (the first ``expression_dim``
+    dimensions by their expected value, the head pose sampled at ``temperature``). ``greedy=True`` is
+    shorthand for ``mode="greedy"``.
+
+    Why ``mean_expression``: a sampled listener commits to one of the responses its data shows for the whole
+    clip, so L2 and per-clip FD pay the unpredictable part twice (its own and the truth's); the expected
+    expression pays it once. Sampling the head keeps it alive (a head decoded by its mean freezes).
     """
 
     temperature: float = 1.0
     greedy: bool = False
     generator: torch.Generator | None = None
     mode: str = "sample"
+    expression_dim: int = 50
 
     def __post_init__(self) -> None:
         if self.greedy:
@@ -56,14 +63,21 @@ class Sampler:
         if self.mode not in DECODE_MODES:
             raise ValueError(f"mode: expected one of {DECODE_MODES}, found {self.mode!r}")
         self.greedy = self.mode == "greedy"
-        if self.mode == "sample" and not self.temperature > 0:
+        if self.mode in ("sample", "mean_expression") and not self.temperature > 0:
             raise ValueError(f"temperature must be positive (or use greedy=True), found {self.temperature}")
 
-    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
-        """Tokens (...,) from logits (..., bins)."""
-        if self.mode == "greedy":
+    def __call__(self, logits: torch.Tensor, dims: Any = None) -> torch.Tensor:
+        """Tokens (..., D) from logits (..., D, bins) of the action dimensions ``dims`` (default 0..D-1)."""
+        if self.mode != "mean_expression":
+            return self._draw(logits, self.mode)
+        index = torch.arange(logits.shape[-2]) if dims is None else torch.as_tensor(dims).reshape(-1)
+        expression = (index < self.expression_dim).to(logits.device)
+        return torch.where(expression, self._draw(logits, "mean"), self._draw(logits, "sample"))
+
+    def _draw(self, logits: torch.Tensor, mode: str) -> torch.Tensor:
+        if mode == "greedy":
             return logits.argmax(-1)
-        if self.mode == "mean":
+        if mode == "mean":
             probs = torch.softmax(logits.float(), dim=-1)
             index = torch.arange(logits.shape[-1], dtype=probs.dtype, device=probs.device)
             return (probs * index).sum(-1).round().long()
@@ -125,7 +139,7 @@ def decode_frames(
     logps: list[torch.Tensor] = []
     for dim in range(vla.config.action_dim):
         logits = vla.action_step(hidden, prev_tokens[:, dim], dim)
-        token = sampler(logits)
+        token = sampler(logits[:, None], dims=[dim])[:, 0]
         picked.append(token)
         logps.append(_logprob(logits, token))
         hidden, mask, positions = vla.feed_action(

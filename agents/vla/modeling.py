@@ -423,7 +423,7 @@ class VLAModel(nn.Module):
         logits = up_h.new_zeros(*tokens.shape, self.config.num_bins)
         for dims in head.groups:
             logits[:, dims] = head.group_logits(up_h, prev_tokens, current, dims)
-            tokens[:, dims] = sampler(logits[:, dims])
+            tokens[:, dims] = sampler(logits[:, dims], dims=dims)
             current[:, dims] = self._normalized_state(self.decode_actions(tokens))[:, dims]
         return tokens, logits
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from experiments.pipelines.alignment import FeedbackConfig, Log
+from experiments.pipelines.evaluation import check_eval_decoding
 from experiments.pipelines.stages import run_stage
 
 VARIANTS = ("dpo", "random_prefer", "sft_preferred", "iterated_dpo", "ppo")
@@ -64,6 +65,8 @@ class AblationConfig:
     """Rounds of the ``iterated_dpo`` variant (its preference labels are split over the rounds)."""
     eval_temperature: float = 0.7
     """Sampling temperature of every policy at evaluation (``sft_small`` decodes at 0.7 when deployed)."""
+    eval_mode: str = "sample"
+    """Decoding of every policy at evaluation (:data:`agents.vla.decoding.DECODE_MODES`)."""
     eval_samples: int = 8
     """Samples per test clip (the oracle's scores average over them; with 2 the evaluation noise of a seed's
     difference to SFT was about as large as DPO's effect)."""
@@ -81,6 +84,7 @@ class AblationConfig:
             raise ValueError(f"seeds: expected distinct seeds, found {self.seeds}")
         if self.iterated_rounds < 1 or self.eval_samples < 1:
             raise ValueError("iterated_rounds and eval_samples must be >= 1")
+        check_eval_decoding(self.eval_mode, self.eval_temperature)
         for seed in self.seeds:  # validate every stage config up front
             self.feedback_config(seed)
             self.dpo_config(seed)
@@ -195,7 +199,7 @@ def _run_seed(config: AblationConfig, sft: Path, seed: int, root: Path, log: Log
 
         results = evaluate_quickstart(
             config.dataset, policies, baselines=(), seed=seed, max_clips=config.max_eval_clips,
-            temperature=config.eval_temperature, samples=config.eval_samples, log=log,
+            temperature=config.eval_temperature, samples=config.eval_samples, mode=config.eval_mode, log=log,
         )  # fmt: skip
         results["timings"] = timings
         tmp.write_text(json.dumps(results, indent=1))
@@ -210,12 +214,12 @@ def _drop_stale_evaluation(path: Path, policies: dict[str, Path], config: Ablati
         return
     previous = json.loads(path.read_text())
     missing = sorted(set(policies) - set(previous.get("rows", {})))
-    settings = (previous.get("temperature"), previous.get("samples"))
-    wanted = (config.eval_temperature, config.eval_samples)
+    settings = (previous.get("temperature"), previous.get("samples"), previous.get("mode", "sample"))
+    wanted = (config.eval_temperature, config.eval_samples, config.eval_mode)
     if missing:
         reason = f"has no rows for {missing}"
     elif settings != wanted:
-        reason = f"sampled (temperature, samples per clip) = {settings}, the config asks for {wanted}"
+        reason = f"sampled (temperature, samples per clip, mode) = {settings}, the config asks for {wanted}"
     else:
         return
     log(f"[{path.parent.name}: eval] {path} {reason}: evaluating again")

@@ -17,18 +17,35 @@ from typing import Any
 import numpy as np
 
 
+def check_eval_decoding(mode: str, temperature: float) -> None:
+    """Raise a ValueError naming ``eval_mode``/``eval_temperature`` unless they describe a decoding."""
+    from agents.vla.decoding import DECODE_MODES
+
+    if mode not in DECODE_MODES:
+        raise ValueError(f"eval_mode: expected one of {DECODE_MODES}, found {mode!r}")
+    if not temperature >= 0:
+        raise ValueError(f"eval_temperature: expected a number >= 0 (0: greedy), found {temperature}")
+
+
 def vla_trajectories(
-    policy: str | Path, clips: Sequence[Any], *, temperature: float = 1.0, seed: int = 0, samples: int = 1
+    policy: str | Path,
+    clips: Sequence[Any],
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    samples: int = 1,
+    mode: str = "sample",
 ) -> list[list[np.ndarray]]:
-    """Decoded closed-loop frames ``(T, 56)`` of a checkpoint: ``samples`` per clip."""
+    """Decoded closed-loop frames ``(T, 56)`` of a checkpoint: ``samples`` per clip.
+
+    ``mode`` is a :class:`~agents.vla.decoding.Sampler` mode; temperature 0 means greedy.
+    """
     from agents.alignment.sampling import sample_trajectories
     from agents.vla import VLAForListening
 
     model = VLAForListening.from_pretrained(policy).eval()
-    greedy = temperature == 0
-    tokens = sample_trajectories(
-        model, clips, samples, temperature=temperature or 1.0, greedy=greedy, seed=seed
-    )
+    mode = "greedy" if temperature == 0 else mode
+    tokens = sample_trajectories(model, clips, samples, temperature=temperature or 1.0, mode=mode, seed=seed)
     decode = model.processor.action_tokenizer.decode
     return [[decode(t) for t in per_clip] for per_clip in tokens]
 
@@ -43,10 +60,12 @@ def evaluate_quickstart(
     max_clips: int | None = None,
     temperature: float = 1.0,
     samples: int = 1,
+    mode: str = "sample",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Rows for the baselines and every checkpoint on ``split``, as :func:`evaluate_agents` returns them.
 
+    Checkpoints decode with ``mode`` at ``temperature`` (:func:`vla_trajectories`).
     With ``samples`` > 1 each checkpoint is sampled that many times per clip: the paper's metrics use the
     first sample, the oracle's criteria average over all (``per_clip`` keeps the per-clip averages).
     """
@@ -67,7 +86,7 @@ def evaluate_quickstart(
     for name, path in policies.items():
         started = time.perf_counter()
         trajectories[name] = vla_trajectories(
-            path, clips, temperature=temperature, seed=seed, samples=samples
+            path, clips, temperature=temperature, seed=seed, samples=samples, mode=mode
         )
         seconds[name] = time.perf_counter() - started
         log(f"  [eval] {name}: {len(clips)} clips x {samples} in {seconds[name]:.1f} s")
@@ -92,5 +111,5 @@ def evaluate_quickstart(
     per_clip.update(scored["per_clip"])
     return {
         **scored, "rows": rows, "table": metrics_table(rows), "per_clip": per_clip, "seconds": seconds,
-        "temperature": temperature, "samples": samples,
+        "temperature": temperature, "samples": samples, "mode": mode,
     }  # fmt: skip

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.pipelines.alignment import FeedbackConfig, Log
+from experiments.pipelines.evaluation import check_eval_decoding
 from experiments.pipelines.stages import run_stage
 
 BASELINES = ("random", "nn")
@@ -59,6 +60,8 @@ class QuickstartConfig:
     """:class:`~experiments.pipelines.trainers.PPORunConfig` fields."""
     eval_temperature: float = 0.7
     """Sampling temperature of the VLA policies at evaluation (``sft_small`` decodes at 0.7 when deployed)."""
+    eval_mode: str = "sample"
+    """Decoding of the VLA policies at evaluation (:data:`agents.vla.decoding.DECODE_MODES`)."""
     skip_ppo: bool = False
     """Leave out the reward model and PPO stages."""
     render: bool = True
@@ -74,6 +77,7 @@ class QuickstartConfig:
             raise ValueError(f"preset: expected one of {sorted(PRESETS)}, found {self.preset!r}")
         if self.max_eval_clips is not None and self.max_eval_clips < 1:
             raise ValueError(f"max_eval_clips must be >= 1 or None, found {self.max_eval_clips}")
+        check_eval_decoding(self.eval_mode, self.eval_temperature)
         # Validate the stage configs now, not twenty minutes in.
         self.feedback_config()
         self.dpo_config()
@@ -242,6 +246,6 @@ def _evaluate(
 
     results = evaluate_quickstart(
         data_dir, policies, baselines=BASELINES, seed=config.seed, max_clips=config.max_eval_clips,
-        temperature=config.eval_temperature, log=log,
+        temperature=config.eval_temperature, mode=config.eval_mode, log=log,
     )  # fmt: skip
     tmp.write_text(json.dumps(results, indent=1))

@@ -67,8 +67,9 @@ def write_quickstart_report(
         "# Quickstart report",
         "",
         f"Synthetic benchmark `{config.preset}` (seed {config.seed}), `{results['split']}` split: "
-        f"{results['num_clips']} clips, {results['num_frames']} frames, closed-loop rollouts. VLA policies sample "
-        f"at temperature {results.get('temperature', 1.0)} with common random numbers; the oracle columns are the "
+        f"{results['num_clips']} clips, {results['num_frames']} frames, closed-loop rollouts. VLA policies decode "
+        f"({results.get('mode', 'sample')}) at temperature {results.get('temperature', 1.0)} with common random "
+        "numbers; the oracle columns are the "
         "hidden oracle's criteria (1-5) and its weighted score (paper eq. 10), which never fed training except "
         "through the simulated annotators' ratings.",
         "",
@@ -227,9 +228,8 @@ def _sample_video(
 
         data = load_dataset(out / "data")
         clip = data.clip(results["per_clip"]["clip_ids"][0])
-        frames = vla_trajectories(
-            policy, [clip], temperature=results.get("temperature", 1.0), seed=config.seed
-        )[0][0]
+        decoding = {"temperature": results.get("temperature", 1.0), "mode": results.get("mode", "sample")}
+        frames = vla_trajectories(policy, [clip], seed=config.seed, **decoding)[0][0]
         words = sorted(clip.speaker_words, key=lambda w: w[1])
         captions = [
             " ".join(w[2] for w in words if t / clip.fps - 3.0 < w[1] <= t / clip.fps)[-40:]

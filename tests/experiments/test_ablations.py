@@ -40,6 +40,8 @@ def test_config_names_unknown_variants_and_fields() -> None:
         AblationConfig.from_dict({"seedz": [0]})
     with pytest.raises(ValueError, match="test"):
         AblationConfig(feedback={"split": "test"})
+    with pytest.raises(ValueError, match=r"eval_mode: expected one of .*mean_expression"):
+        AblationConfig(eval_mode="expected")
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
         "dpo": {"num_epochs": 1, "batch_size": 2}, "sft_preferred": {"num_epochs": 1, "batch_size": 2},
         "rm": {"epochs": 2, "ensemble_size": 2, "hidden_sizes": [16], "val_fraction": 0.0},
         "ppo": {"total_timesteps": 32, "n_envs": 1, "n_steps": 32, "batch_size": 32, "n_epochs": 1},
+        "eval_mode": "mean_expression",
     }  # fmt: skip
     path = tmp_path / "quickstart.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
@@ -36,6 +37,7 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
     for row in ("GT", "random", "nn", "SFT", "SFT+DPO", "Random-Prefer", "SFT-Preferred", "SFT+PPO"):
         assert row in results["rows"], row
     assert 1.0 <= results["rows"]["SFT+DPO"]["weighted"] <= 5.0
+    assert results["mode"] == "mean_expression" and "decode (mean_expression) at temperature 0.7" in report
     summary = json.loads((out / "feedback" / "summary.json").read_text())
     assert summary["groups"] == 4 and summary["pairs"] >= 1
     for stage in ("dpo", "random_prefer", "sft_preferred", "rm", "ppo"):
@@ -52,8 +54,9 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
     assert "done already" in log and "running" not in log
 
 
-def test_quickstart_rejects_bad_config(tmp_path, capsys) -> None:
+@pytest.mark.parametrize("line, field", [("dpo: {beta: -1}", "beta"), ("eval_mode: expected", "eval_mode")])
+def test_quickstart_rejects_bad_config(tmp_path, capsys, line, field) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("dpo: {beta: -1}\n")
+    path.write_text(line + "\n")
     assert main(["quickstart", "--config", str(path), "--out", str(tmp_path / "x")]) == 2
-    assert "beta" in capsys.readouterr().err
+    assert field in capsys.readouterr().err

@@ -8,6 +8,7 @@ from agents import Agent
 from agents.rollout import rollout
 from agents.vla import VLAAgent
 from agents.vla.agent import resolve_checkpoint
+from agents.vla.decoding import Sampler
 from agents.vla.text import new_words
 
 
@@ -133,3 +134,32 @@ def test_a_context_window_evicts_the_oldest_frames_from_the_cache(checkpoint, en
     kept = sum(state.frame_tokens)
     assert state.past_key_values.get_seq_length() == kept == state.attention_mask.shape[1]
     assert int(state.positions[0]) > kept  # positions keep counting: the kept keys stay where they were
+
+
+def test_mean_expression_takes_the_expected_expression_and_samples_the_pose(any_checkpoint, env):
+    observation, _ = env.reset(seed=0, options={"clip_index": 1})
+
+    def first_action(mode, seed):
+        return VLAAgent.from_pretrained(any_checkpoint, mode=mode, seed=seed).act(observation)
+
+    mean, sampled = first_action("mean", 0), first_action("sample", 0)
+    mixed = [first_action("mean_expression", seed) for seed in (0, 1)]
+    assert all(np.array_equal(m[:50], mean[:50]) for m in mixed)
+    assert not np.array_equal(mixed[0][50:], mixed[1][50:])
+    if not VLAAgent.from_pretrained(any_checkpoint).model.vla.autoregressive:  # same draws: same pose
+        assert np.array_equal(mixed[0][50:], sampled[50:])
+
+
+def test_sampler_knows_which_dimensions_it_draws():
+    logits = torch.randn(3, 4, 16)
+    mean = Sampler(mode="mean")(logits)
+
+    def draw(mode, dims=None):
+        return Sampler(mode=mode, expression_dim=2, generator=torch.Generator().manual_seed(0))(logits, dims)
+
+    assert torch.equal(draw("mean_expression")[:, :2], mean[:, :2])
+    assert torch.equal(draw("mean_expression")[:, 2:], draw("sample")[:, 2:])
+    assert torch.equal(draw("mean_expression", dims=[0, 1, 0, 1]), mean)  # all four are expression dims
+    assert torch.equal(draw("mean_expression", dims=[2, 3, 4, 5]), draw("sample"))
+    with pytest.raises(ValueError, match="mean_expression"):
+        Sampler(mode="expected")
