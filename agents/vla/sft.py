@@ -15,10 +15,12 @@ can resume from after a kill (model, optimizer, scheduler, RNG and step). All da
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,8 +28,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from agents.vla.decoding import DECODE_MODES
+
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE = "trainer_state.json"
+EMA_STATE = "ema.pt"
 FINAL_DIR = "final"
 
 
@@ -138,8 +143,8 @@ class SFTConfig:
     init_from: str | None = None
     """Start from this VLA checkpoint instead of a fresh model."""
     decode_mode: str = "sample"
-    """Decoding stored with the policy for ``VLAAgent`` defaults (e.g. ``dyadic eval --policy``): sample, greedy
-    or mean."""
+    """Decoding stored with the policy for ``VLAAgent`` defaults (e.g. ``dyadic eval --policy``): one of
+    :data:`~agents.vla.decoding.DECODE_MODES`."""
     decode_temperature: float = 1.0
     """Sampling temperature stored with the policy."""
 
@@ -198,6 +203,11 @@ class SFTConfig:
     """Train on random crops of at most this many frames (0: whole clips)."""
     grad_clip: float = 1.0
     """Clip the gradient norm to this (0: no clipping)."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of the trainable weights (Polyak averaging) with this decay per step
+    and write it as the final policy (0: off, the last weights). Its window is ``1 / (1 - ema_decay)`` steps;
+    the decay ramps up as ``(1 + step) / (10 + step)`` so the start is not averaged with the initialisation.
+    Checkpoints keep the raw weights (to resume from) and the average (``ema.pt``)."""
 
     seed: int = 0
     """Seeds the initialisation, the batch order and the crops."""
@@ -234,13 +244,13 @@ class SFTConfig:
             (self.lora_r == 0 or self.backbone_path is not None, "lora_r", "0 unless backbone_path is set",
              self.lora_r),
             (self.grad_clip >= 0, "grad_clip", "a number >= 0", self.grad_clip),
+            (0 <= self.ema_decay < 1, "ema_decay", "in [0, 1) (0: off)", self.ema_decay),
             (min(self.state_noise, self.state_offset, self.pose_state_noise or 0.0) >= 0,
              "state_noise/pose_state_noise/state_offset", "numbers >= 0",
              (self.state_noise, self.pose_state_noise, self.state_offset)),
             (0 <= self.state_dropout < 1, "state_dropout", "in [0, 1)", self.state_dropout),
             (0 <= self.self_states <= 1, "self_states", "in [0, 1]", self.self_states),
-            (self.decode_mode in ("sample", "greedy", "mean"), "decode_mode", "sample, greedy or mean",
-             self.decode_mode),
+            (self.decode_mode in DECODE_MODES, "decode_mode", f"one of {DECODE_MODES}", self.decode_mode),
             (self.decode_temperature > 0, "decode_temperature", "a positive number", self.decode_temperature),
             (0 < self.loss_frames <= 1, "loss_frames", "in (0, 1]", self.loss_frames),
             (self.keep_checkpoints >= 1, "keep_checkpoints", "at least 1", self.keep_checkpoints),
@@ -343,6 +353,9 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
         step = _load_trainer_state(resume_dir, optimizer, scheduler)
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
+    average = WeightAverage(unwrapped, config.ema_decay) if config.ema_decay else None
+    if average is not None and resume_dir is not None:
+        average.load_state_dict(torch.load(resume_dir / EMA_STATE, weights_only=True))
     batcher = ClipBatcher(dataset.split(config.train_split), processor, config,
                           accelerator.process_index, accelerator.num_processes)  # fmt: skip
     val = None
@@ -383,6 +396,8 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
                      else torch.tensor(0.0))  # fmt: skip
         optimizer.step()
         scheduler.step()
+        if average is not None:
+            average.update(step)
         step += 1
         frames_seen += int(batch["frame_mask"].sum())
         bar.update(1)
@@ -401,7 +416,7 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
         if (config.save_every and step % config.save_every == 0) or out_of_time:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                save_checkpoint(out, step, unwrapped, optimizer, scheduler, config)
+                save_checkpoint(out, step, unwrapped, optimizer, scheduler, config, average)
         if out_of_time:
             print(f"sft: stopping after {config.max_minutes} minutes at step {step}")
             break
@@ -409,12 +424,13 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
     accelerator.wait_for_everyone()
     final = out / FINAL_DIR
     if accelerator.is_main_process:
-        if val is not None and writer is not None:
-            _log_validation(writer, step, unwrapped, val, config, accelerator.device)
         last = latest_checkpoint(out)
         if last is None or _checkpoint_step(last) != step:
-            save_checkpoint(out, step, unwrapped, optimizer, scheduler, config)
-        _save_atomically(final, lambda d: unwrapped.save_pretrained(d))
+            save_checkpoint(out, step, unwrapped, optimizer, scheduler, config, average)
+        with average.applied() if average is not None else contextlib.nullcontext():
+            if val is not None and writer is not None:
+                _log_validation(writer, step, unwrapped, val, config, accelerator.device)
+            _save_atomically(final, lambda d: unwrapped.save_pretrained(d))
         if writer is not None:
             writer.close()
     return final
@@ -577,12 +593,21 @@ def _log_validation(
 
 # --- checkpoints -----------------------------------------------------------------------------------------------
 def save_checkpoint(
-    out: Path, step: int, model: Any, optimizer: Any, scheduler: Any, config: SFTConfig
+    out: Path,
+    step: int,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    config: SFTConfig,
+    average: WeightAverage | None = None,
 ) -> Path:
-    """Write ``out/checkpoint-STEP`` atomically (model, tokenizers, optimizer, scheduler, RNG, step)."""
+    """Write ``out/checkpoint-STEP`` atomically (model, tokenizers, optimizer, scheduler, RNG, step and the
+    weight average if there is one)."""
 
     def write(d: Path) -> None:
         model.save_pretrained(d)
+        if average is not None:
+            torch.save(average.state_dict(), d / EMA_STATE)
         torch.save(optimizer.state_dict(), d / "optimizer.pt")
         torch.save(scheduler.state_dict(), d / "scheduler.pt")
         torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state()}, d / "rng.pt")
@@ -593,6 +618,43 @@ def save_checkpoint(
     for stale in old:
         shutil.rmtree(stale, ignore_errors=True)
     return path
+
+
+class WeightAverage:
+    """An exponential moving average of a model's trainable weights (``SFTConfig.ema_decay``)."""
+
+    def __init__(self, model: Any, decay: float) -> None:
+        self.decay = decay
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        """Move the average toward the current weights after optimizer step ``step`` (0-based)."""
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for average, param in zip(self.shadow, self.params):
+            average.lerp_(param.detach(), 1.0 - decay)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["shadow"]) != len(self.shadow):
+            raise ValueError(f"{EMA_STATE}: {len(state['shadow'])} tensors, the model has {len(self.shadow)}")
+        for average, saved in zip(self.shadow, state["shadow"]):
+            average.copy_(saved)
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """The model holds the averaged weights inside the block and its own weights again after it."""
+        own = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, self.shadow)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, own)
 
 
 def _save_atomically(path: Path, write: Any) -> Path:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from agents.vla.sft import SFTConfig, latest_checkpoint, sft_loss, train_sft
+from agents.vla.sft import SFTConfig, WeightAverage, latest_checkpoint, sft_loss, train_sft
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -47,6 +47,10 @@ def test_sft_config_validates_fields():
         SFTConfig.from_dict({"max_step": 3})
     with pytest.raises(ValueError, match="lora_r must be 0 unless backbone_path is set"):
         SFTConfig(lora_r=4)
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        SFTConfig(ema_decay=1.0)
+    with pytest.raises(ValueError, match=r"decode_mode must be one of .*mean_expression"):
+        SFTConfig(decode_mode="expected")
 
 
 def test_state_offset_shifts_each_clips_expression_states_by_one_constant(dataset, make_tiny_model):
@@ -142,14 +146,14 @@ def _config(data: Path, out: Path, **kw) -> SFTConfig:
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_state(random_dataset, tmp_path):
     killed = tmp_path / "killed"
-    config = _config(random_dataset, killed)
+    config = _config(random_dataset, killed, ema_decay=0.8)  # the weight average must resume too
     overrides = [f"{k}={json.dumps(v)}" for k, v in config.__dict__.items() if v is not None]
     proc = subprocess.Popen(
         [sys.executable, "-m", "experiments.cli", "train", "sft", "--no-progress", *overrides],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     # The uninterrupted run goes while the subprocess imports torch.
-    straight = train_sft(_config(random_dataset, tmp_path / "straight"), progress=False)
+    straight = train_sft(_config(random_dataset, tmp_path / "straight", ema_decay=0.8), progress=False)
     deadline = time.monotonic() + 120
     while latest_checkpoint(killed) is None and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -168,6 +172,41 @@ def test_killed_run_resumes_to_the_same_state(random_dataset, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-5, msg=key)
     state = json.loads((latest_checkpoint(killed) / "trainer_state.json").read_text())
     assert state["step"] == config.max_steps
+
+
+def test_weight_average_follows_the_weights_and_swaps_in_and_out():
+    layer = torch.nn.Linear(2, 1)
+    start = layer.weight.detach().clone()
+    average = WeightAverage(layer, decay=0.9)
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    average.update(step=0)  # the ramp: decay min(0.9, 1/10) = 0.1
+    expected = 0.1 * start + 0.9 * (start + 1.0)
+    torch.testing.assert_close(average.shadow[0], expected)
+    average.update(step=100)  # decay 0.9 now
+    expected = 0.9 * expected + 0.1 * (start + 1.0)
+    torch.testing.assert_close(average.shadow[0], expected)
+    with average.applied():
+        torch.testing.assert_close(layer.weight.detach(), expected)
+    torch.testing.assert_close(layer.weight.detach(), start + 1.0)
+    other = WeightAverage(layer, decay=0.9)
+    other.load_state_dict(average.state_dict())
+    torch.testing.assert_close(other.shadow[0], expected)
+
+
+def test_final_policy_is_the_weight_average(random_dataset, tmp_path):
+    from agents.vla import VLAForListening
+
+    final = train_sft(_config(random_dataset, tmp_path / "run", max_steps=3, save_every=0, ema_decay=0.5),
+                      progress=False)  # fmt: skip
+    last = latest_checkpoint(tmp_path / "run")
+    shadow = torch.load(last / "ema.pt", weights_only=True)["shadow"]
+    averaged = [p for p in VLAForListening.from_pretrained(final).parameters() if p.requires_grad]
+    raw = [p for p in VLAForListening.from_pretrained(last).parameters() if p.requires_grad]
+    assert len(shadow) == len(averaged) == len(raw)
+    for a, b in zip(averaged, shadow):
+        torch.testing.assert_close(a.detach(), b)
+    assert any(not torch.equal(a, b) for a, b in zip(averaged, raw))
 
 
 def test_train_sft_writes_a_loadable_policy_and_tensorboard(random_dataset, tmp_path):
