@@ -115,7 +115,8 @@ def load_policy(spec: PolicySpec, dataset: Any, *, seed: int, temperature: float
     if Path(spec.source).is_dir():
         from agents.vla import VLAAgent
 
-        return VLAAgent.from_pretrained(spec.source, temperature=temperature, seed=seed)
+        # Candidates are samples of the policy (DESIGN.md), whatever decoding the checkpoint deploys with.
+        return VLAAgent.from_pretrained(spec.source, temperature=temperature, seed=seed, mode="sample")
     from agents.baselines import agent_names, make_agent
 
     if spec.source not in agent_names():

@@ -176,7 +176,9 @@ def test_a_vla_checkpoint_is_sampled_with_temperature(store, walk, tmp_path):
                      "num_key_value_heads": 2},
         "head_hidden": 32, "projector_hidden": 32, "context_frames": 8,
     }  # fmt: skip
-    model_for_dataset(load_dataset(walk), seed=0, **tiny).save_pretrained(tmp_path / "vla")
+    model = model_for_dataset(load_dataset(walk), seed=0, **tiny)
+    model.config.decode_mode = "greedy"  # how it deploys; candidates are samples all the same
+    model.save_pretrained(tmp_path / "vla")
     config = CollectConfig(
         policies=[PolicySpec.parse(f"sft={tmp_path / 'vla'}")],
         dataset=walk,
