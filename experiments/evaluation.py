@@ -41,6 +41,8 @@ class EvalConfig:
     """Baseline names (see ``agents.agent_names()``), evaluated in this order."""
     policy: str | None = None
     """A VLA checkpoint directory, evaluated as the row ``vla``."""
+    policy_mode: str | None = None
+    """How ``policy`` decodes (:data:`agents.vla.decoding.DECODE_MODES`); None: the checkpoint's ``decode_mode``."""
     split: str = "test"
     """The split whose every clip is rolled out."""
     seed: int = 0
@@ -67,6 +69,13 @@ class EvalConfig:
             )
         if self.context_frames < 1 or not self.words_window_s > 0:
             raise ValueError("context_frames must be >= 1 and words_window_s > 0")
+        if self.policy_mode is not None:  # a policy needs torch anyway
+            from agents.vla.decoding import DECODE_MODES
+
+            if self.policy_mode not in DECODE_MODES:
+                raise ValueError(
+                    f"policy_mode (--decode): expected one of {DECODE_MODES}, found {self.policy_mode!r}"
+                )
 
 
 def agent_tokenizer(agent: Agent) -> ActionTokenizer | None:

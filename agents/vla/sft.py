@@ -207,7 +207,9 @@ class SFTConfig:
     """Keep an exponential moving average of the trainable weights (Polyak averaging) with this decay per step
     and write it as the final policy (0: off, the last weights). Its window is ``1 / (1 - ema_decay)`` steps;
     the decay ramps up as ``(1 + step) / (10 + step)`` so the start is not averaged with the initialisation.
-    Checkpoints keep the raw weights (to resume from) and the average (``ema.pt``)."""
+    Checkpoints keep the raw weights (to resume from) and the average (``ema.pt``). With ``sft_small`` and
+    ``lambda_speaker=1``, 0.99 narrowed the oracle's spread over 3 training seeds under ``mean_expression``
+    decoding (3.19/3.12/3.16 vs 3.12/2.97/3.14) and left sampled decoding as it was (3.06-3.09 vs 3.04-3.14)."""
 
     seed: int = 0
     """Seeds the initialisation, the batch order and the crops."""

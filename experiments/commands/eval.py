@@ -23,6 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dataset", default=None, help="dataset directory or synthetic:PRESET (e.g. synthetic:small)"
     )
+    parser.add_argument(
+        "--decode",
+        default=None,
+        help="how --policy decodes: sample, greedy, mean or mean_expression (default: the checkpoint's)",
+    )
     parser.add_argument("--split", default=None, help="split to evaluate on (default: test)")
     parser.add_argument(
         "--seed", type=int, default=None, help="seeds the agents and Diversity sampling (default: 0)"
@@ -57,8 +62,9 @@ def build_config(args: argparse.Namespace):  # -> EvalConfig
             raise UserError(
                 f"--config {args.config}: expected a mapping of EvalConfig fields, found {type(fields).__name__}"
             )
-    flags = {"agents": args.agent or None, "policy": args.policy, "dataset": args.dataset, "split": args.split,
-             "seed": args.seed, "max_clips": args.max_clips, "run_dir": args.run_dir}  # fmt: skip
+    flags = {"agents": args.agent or None, "policy": args.policy, "policy_mode": args.decode,
+             "dataset": args.dataset, "split": args.split, "seed": args.seed, "max_clips": args.max_clips,
+             "run_dir": args.run_dir}  # fmt: skip
     fields.update({k: v for k, v in flags.items() if v is not None})
     if not fields.get("dataset"):
         raise UserError(
@@ -91,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         for name in config.agents
     }
     if config.policy:
-        agents["vla"] = load_policy(config.policy)
+        agents["vla"] = load_policy(config.policy, config.policy_mode)
     env_kwargs = {"context_frames": config.context_frames, "words_window_s": config.words_window_s}
     results = evaluate_agents(
         agents, dataset, config.split, config.seed, max_clips=config.max_clips, env_kwargs=env_kwargs
@@ -103,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_policy(path: str):  # -> Agent
+def load_policy(path: str, mode: str | None = None):  # -> Agent
     from experiments.cli import UserError
 
     if not Path(path).exists():
@@ -114,4 +120,4 @@ def load_policy(path: str):  # -> Agent
         raise UserError(
             f"--policy needs the VLA agent (agents.vla.VLAAgent), which failed to import: {e}"
         ) from None
-    return VLAAgent.from_pretrained(path)
+    return VLAAgent.from_pretrained(path, mode=mode)

@@ -90,6 +90,7 @@ def test_cli_eval_from_yaml_config(data_path, tmp_path):
         (["--agent", "nn", "--split", "val"], "--split 'val'"),
         (["--policy", "/no/such/ckpt"], "--policy /no/such/ckpt: no such checkpoint"),
         ([], "give at least one agent"),
+        (["--agent", "nn", "--decode", "expected"], "policy_mode (--decode): expected one of"),
     ],
 )
 def test_cli_eval_user_errors(data_path, tmp_path, capsys, argv, message):
@@ -126,10 +127,14 @@ def test_cli_eval_policy_checkpoint(data_path, tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
     run_dir = tmp_path / "run"
     argv = ["eval", "--policy", str(tmp_path / "ckpt"), "--agent", "neutral", "--dataset", str(data_path),
-            "--max-clips", "1", "--run-dir", str(run_dir)]  # fmt: skip
+            "--max-clips", "1", "--run-dir", str(run_dir), "--decode", "mean_expression"]  # fmt: skip
     assert main(argv) == 0
     rows = json.loads((run_dir / "results.json").read_text())["rows"]
     assert list(rows) == ["GT", "neutral", "vla"] and np.isfinite(rows["vla"]["L2"])
+    from experiments.commands.eval import load_policy
+
+    assert load_policy(str(tmp_path / "ckpt"), "mean_expression").sampler.mode == "mean_expression"
+    assert load_policy(str(tmp_path / "ckpt")).sampler.mode == model.config.decode_mode
 
 
 def test_shipped_eval_config_parses():
