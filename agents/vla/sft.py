@@ -357,6 +357,9 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
     unwrapped = accelerator.unwrap_model(model)
     average = WeightAverage(unwrapped, config.ema_decay) if config.ema_decay else None
     if average is not None and resume_dir is not None:
+        if not (resume_dir / EMA_STATE).exists():
+            raise ValueError(f"ema_decay: {resume_dir} was trained without it (no {EMA_STATE}); resume with "
+                             f"ema_decay=0 or train into a new output_dir")  # fmt: skip
         average.load_state_dict(torch.load(resume_dir / EMA_STATE, weights_only=True))
     batcher = ClipBatcher(dataset.split(config.train_split), processor, config,
                           accelerator.process_index, accelerator.num_processes)  # fmt: skip
@@ -650,13 +653,16 @@ class WeightAverage:
     def applied(self) -> Iterator[None]:
         """The model holds the averaged weights inside the block and its own weights again after it."""
         own = [p.detach().clone() for p in self.params]
-        with torch.no_grad():
-            torch._foreach_copy_(self.params, self.shadow)
+        self._load(self.shadow)
         try:
             yield
         finally:
-            with torch.no_grad():
-                torch._foreach_copy_(self.params, own)
+            self._load(own)
+
+    @torch.no_grad()
+    def _load(self, values: list[torch.Tensor]) -> None:
+        for param, value in zip(self.params, values):
+            param.copy_(value)
 
 
 def _save_atomically(path: Path, write: Any) -> Path:

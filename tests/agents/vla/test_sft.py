@@ -207,6 +207,12 @@ def test_final_policy_is_the_weight_average(random_dataset, tmp_path):
     for a, b in zip(averaged, shadow):
         torch.testing.assert_close(a.detach(), b)
     assert any(not torch.equal(a, b) for a, b in zip(averaged, raw))
+    # Resuming a run that kept no average with one asked for says so instead of a bare missing-file error.
+    plain = _config(random_dataset, tmp_path / "plain", max_steps=2, save_every=2)
+    train_sft(plain, progress=False)
+    with pytest.raises(ValueError, match=r"ema_decay: .* was trained without it"):
+        train_sft(_config(random_dataset, tmp_path / "plain", max_steps=4, save_every=2, ema_decay=0.5),
+                  progress=False)  # fmt: skip
 
 
 def test_train_sft_writes_a_loadable_policy_and_tensorboard(random_dataset, tmp_path):
