@@ -73,6 +73,7 @@ class Sampler:
             return self._draw(logits, self.mode)
         index = torch.arange(logits.shape[-2]) if dims is None else torch.as_tensor(dims).reshape(-1)
         expression = (index < self.expression_dim).to(logits.device)
+        # Drawing every dimension keeps the pose's random draws those of mode "sample" (common random numbers).
         return torch.where(expression, self._draw(logits, "mean"), self._draw(logits, "sample"))
 
     def _draw(self, logits: torch.Tensor, mode: str) -> torch.Tensor:
