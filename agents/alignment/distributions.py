@@ -8,6 +8,7 @@ distribution: log-probabilities and entropies are sums over dimensions.
 
 from __future__ import annotations
 
+import math
 from typing import TypeVar
 
 import torch
@@ -79,4 +80,87 @@ class BatchedCategorical(Distribution):
 
     def log_prob_from_params(self, action_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         actions = self.actions_from_params(action_logits)
+        return actions, self.log_prob(actions)
+
+
+class NodGestureCategorical(Distribution):
+    """The action of a VLA with nod gestures: whether a nod starts, then the frame's tokens given that choice.
+
+    An action is ``(B, num_dims + 1)``: the tokens, then the nod decision (1: a nod starts). The decision is a
+    Bernoulli, forced to 0 where a nod is under way (``allowed`` False); the tokens are independent
+    categoricals whose logits depend on it (``(B, 2, num_dims, num_bins)``: without, with a new nod). So the
+    log-probability is the decision's plus the chosen branch's, as :class:`~agents.vla.VLAAgent` factorises
+    its closed loop.
+    """
+
+    def __init__(self, num_dims: int, num_bins: int) -> None:
+        super().__init__()
+        self.num_dims, self.num_bins = num_dims, num_bins
+        self.decision: torch.Tensor | None = None  # (B, 2) log-probabilities of no nod / a nod
+        self.tokens: torch.Tensor | None = None  # (B, 2, D, bins) token log-probabilities per decision
+
+    def proba_distribution_net(self, latent_dim: int) -> nn.Module:  # pragma: no cover - the VLA gives logits
+        return nn.Linear(latent_dim, 2 * self.num_dims * self.num_bins + 1)
+
+    def proba_distribution(  # type: ignore[override]
+        self, onset_logits: torch.Tensor, allowed: torch.Tensor, token_logits: torch.Tensor
+    ) -> NodGestureCategorical:
+        logit = onset_logits.float()
+        decision = torch.stack([F.logsigmoid(-logit), F.logsigmoid(logit)], dim=-1)
+        forced = torch.tensor([0.0, -math.inf], device=logit.device).expand_as(decision)
+        self.decision = torch.where(allowed.bool()[:, None], decision, forced)
+        self.tokens = F.log_softmax(token_logits.float(), dim=-1)
+        return self
+
+    def _require(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.decision is None or self.tokens is None:
+            raise RuntimeError("NodGestureCategorical: call proba_distribution(...) first")
+        return self.decision, self.tokens
+
+    def _branch(self, choice: torch.Tensor) -> torch.Tensor:
+        """(B, D, bins) token log-probabilities of each row's chosen branch."""
+        _, tokens = self._require()
+        return tokens[torch.arange(tokens.shape[0], device=tokens.device), choice.long()]
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        decision, _ = self._require()
+        actions = actions.reshape(-1, self.num_dims + 1).long()
+        choice = actions[:, -1]
+        tokens = self._branch(choice).gather(-1, actions[:, :-1, None]).squeeze(-1).sum(-1)
+        return decision.gather(-1, choice[:, None]).squeeze(-1) + tokens
+
+    def entropy(self) -> torch.Tensor:
+        decision, tokens = self._require()
+        p = decision.exp()
+        branch = -(tokens.exp() * tokens).sum(dim=(-1, -2))  # (B, 2)
+        return -(p * decision.clamp(min=-1e4)).sum(-1) + (p * branch).sum(-1)
+
+    def kl_divergence(self, other: NodGestureCategorical) -> torch.Tensor:
+        """Exact KL(self || other) ``(B,)``: the decisions' KL plus each branch's, weighted by its probability."""
+        decision, tokens = self._require()
+        other_decision, other_tokens = other._require()
+        p = decision.exp()
+        diff = (decision - other_decision).nan_to_num(0.0)  # 0 * (-inf - -inf): a branch neither can take
+        branch = (tokens.exp() * (tokens - other_tokens)).sum(dim=(-1, -2))
+        return (p * diff).sum(-1) + (p * branch).sum(-1)
+
+    def sample(self) -> torch.Tensor:
+        decision, _ = self._require()
+        choice = torch.multinomial(decision.exp(), 1).squeeze(-1)
+        tokens = self._branch(choice)
+        uniform = torch.rand_like(tokens).clamp_(1e-10, 1.0 - 1e-7)
+        picked = (tokens - torch.log(-torch.log(uniform))).argmax(-1)
+        return torch.cat([picked, choice[:, None]], dim=-1)
+
+    def mode(self) -> torch.Tensor:
+        decision, _ = self._require()
+        choice = decision.argmax(-1)
+        return torch.cat([self._branch(choice).argmax(-1), choice[:, None]], dim=-1)
+
+    def actions_from_params(self, *params: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        self.proba_distribution(*params)
+        return self.get_actions(deterministic=deterministic)
+
+    def log_prob_from_params(self, *params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        actions = self.actions_from_params(*params)
         return actions, self.log_prob(actions)

@@ -29,7 +29,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.policies import ActorCriticPolicy
@@ -37,7 +36,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from torch import nn
 
-from agents.alignment.distributions import BatchedCategorical
+from agents.alignment.distributions import BatchedCategorical, NodGestureCategorical
 from agents.alignment.ppo_config import PPOConfig
 
 WORDS_PAD = -1
@@ -72,6 +71,44 @@ class VLAWordIds(gym.ObservationWrapper):
 
     def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
         return {**observation, "words": self.encode(str(observation["words"]))}
+
+
+class NodDecisionWrapper(gym.Wrapper):
+    """For a VLA with nod gestures: the action gains the nod decision, the observation the last frame's phase.
+
+    The policy's action is the frame's tokens then 1 if a nod starts (ignored while one is under way); the env
+    below gets the tokens. ``observation["gesture_phase"]`` ``(1,)`` is the phase of the frame placed last, so
+    a windowed policy knows where in a nod it is (what :class:`~agents.vla.VLAAgent` keeps in its cache).
+    """
+
+    def __init__(self, env: gym.Env, gesture_frames: int) -> None:
+        super().__init__(env)
+        from agents.vla.gestures import next_phase
+
+        self._next_phase = next_phase
+        self.gesture_frames = int(gesture_frames)
+        nvec = np.asarray(env.action_space.nvec).reshape(-1)  # type: ignore[attr-defined]
+        self.action_space = spaces.MultiDiscrete(np.concatenate([nvec, [2]]))
+        phase = spaces.Box(0, self.gesture_frames, (1,), np.int64)
+        self.observation_space = spaces.Dict({**env.observation_space.spaces, "gesture_phase": phase})  # type: ignore[attr-defined]
+        self.phase = 0
+
+    def _observe(self, observation: dict[str, Any]) -> dict[str, Any]:
+        return {**observation, "gesture_phase": np.array([self.phase], np.int64)}
+
+    def reset(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        observation, info = self.env.reset(**kwargs)
+        self.phase = 0
+        return self._observe(observation), info
+
+    def step(self, action: Any) -> tuple[dict[str, Any], Any, bool, bool, dict[str, Any]]:
+        action = np.asarray(action).reshape(-1)
+        phase = torch.tensor([self.phase])
+        allowed = bool((phase == 0) | (phase >= self.gesture_frames))
+        onset = torch.tensor([bool(action[-1]) and allowed])
+        self.phase = int(self._next_phase(phase, onset, self.gesture_frames)[0])
+        observation, reward, terminated, truncated, info = self.env.step(action[:-1])
+        return self._observe(observation), reward, terminated, truncated, info
 
 
 def window_batch(obs: dict[str, torch.Tensor], speaker_key: str, pad_id: int) -> dict[str, torch.Tensor]:
@@ -158,10 +195,16 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
                 f"gives all 56 logits); this one decodes {cfg.decoding!r} with head_groups={cfg.head_groups}"
             )
         nvec = np.asarray(self.action_space.nvec).reshape(-1)
-        if len(nvec) != cfg.action_dim or int(nvec.max()) != cfg.num_bins:
+        tokens = nvec[:-1] if cfg.gesture_frames else nvec
+        if (
+            len(tokens) != cfg.action_dim
+            or int(tokens.max()) != cfg.num_bins
+            or (cfg.gesture_frames and int(nvec[-1]) != 2)
+        ):
             raise ValueError(
-                f"env actions {len(nvec)} x {int(nvec.max())} tokens do not match the VLA's {cfg.action_dim} x "
+                f"env actions {len(tokens)} x {int(tokens.max())} tokens do not match the VLA's {cfg.action_dim} x "
                 f"{cfg.num_bins}"
+                + (" plus a nod decision (wrap the env in NodDecisionWrapper)" if cfg.gesture_frames else "")
             )
         if self.vla.processor is None:
             raise ValueError(f"{self.vla_path}: the checkpoint has no processor (text and action tokenizers)")
@@ -175,7 +218,10 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
         self.value_net: nn.Module = nn.Sequential(  # type: ignore[assignment]
             nn.Linear(cfg.hidden_size, self.value_hidden), nn.Tanh(), nn.Linear(self.value_hidden, 1)
         )
-        self.action_dist = BatchedCategorical(cfg.action_dim, cfg.num_bins)
+        self.action_dist = (
+            NodGestureCategorical(cfg.action_dim, cfg.num_bins) if cfg.gesture_frames
+            else BatchedCategorical(cfg.action_dim, cfg.num_bins)
+        )  # fmt: skip
         self.last_kl: np.ndarray | None = None
         groups = [
             {"params": [p for p in self.vla.parameters() if p.requires_grad], "lr_scale": 1.0},
@@ -194,12 +240,16 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
         return data
 
     # --- the network -----------------------------------------------------------------------------------------
-    def _window(self, obs: dict[str, torch.Tensor], model: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits ``(B, 56, bins)`` of each window's current frame and its hidden state ``(B, H)``.
+    def _window(
+        self, obs: dict[str, torch.Tensor], model: Any
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """The action distribution's parameters at each window's current frame and its hidden state ``(B, H)``.
 
-        The same as ``model.window_logits``, but the action head runs on the current frame only (``head_mask``):
-        PPO evaluates windows at every rollout step and in every minibatch, and the head over all K frames
-        would be most of the cost.
+        The parameters are the logits ``(B, 56, bins)``; with nod gestures, the onset logit ``(B,)``, whether a
+        nod may start ``(B,)`` and the logits without and with a new nod ``(B, 2, 56, bins)``. The same as
+        ``model.window_logits``, but the action head runs on the current frame only (``head_mask``): PPO
+        evaluates windows at every rollout step and in every minibatch, and the head over all K frames would
+        be most of the cost.
         """
         batch = window_batch(obs, self.speaker_key, self.pad_id)
         head_mask = torch.zeros_like(batch["frame_mask"])
@@ -208,21 +258,45 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
             batch["speaker_inputs"], batch["prev_listener"], batch["word_ids"], batch["word_mask"],
             batch["frame_mask"], head_mask=head_mask,
         )  # fmt: skip
-        return model.get_output_embeddings()(out.action_hidden), out.frame_hidden[:, -1]
+        hidden = out.frame_hidden[:, -1]
+        if not model.vla.gestures:
+            return (model.get_output_embeddings()(out.action_hidden),), hidden
+        return self._nod_branches(model, obs, batch, hidden), hidden
+
+    def _nod_branches(
+        self, model: Any, obs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """Onset logit, whether a nod may start and the token logits without and with a new nod."""
+        from agents.vla.gestures import next_phase
+
+        vla, length = model.vla, model.vla.gestures
+        prev_phase = obs["gesture_phase"].reshape(-1).long()
+        allowed = (prev_phase == 0) | (prev_phase >= length)
+        prev = batch["prev_listener"]
+        prev2 = prev[:, -2] if prev.shape[1] > 1 else None
+        branches = [
+            vla.gesture_head_features(hidden, prev[:, -1], prev2, next_phase(prev_phase, onset, length), prev_phase)
+            for onset in (torch.zeros_like(allowed), allowed)
+        ]  # fmt: skip
+        logits = model.get_output_embeddings()(torch.stack(branches, dim=1))
+        return vla.gesture_logits(hidden), allowed, logits
 
     def _value(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.value_net(hidden.detach() if self.detach_value else hidden)
 
-    def _distribution(self, logits: torch.Tensor) -> BatchedCategorical:
-        dist = self.action_dist
-        assert isinstance(dist, BatchedCategorical)
-        return dist.proba_distribution(logits / self.temperature)
+    def _distribution(self, params: tuple[torch.Tensor, ...], fresh: bool = False) -> Any:
+        """The action distribution at the tempered logits (a nod's onset is drawn at temperature 1)."""
+        dist: Any = self.action_dist
+        if fresh:
+            dist = type(dist)(dist.num_dims, dist.num_bins)
+        *rest, logits = params
+        return dist.proba_distribution(*rest, logits / self.temperature)
 
     def forward(
         self, obs: Any, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits, hidden = self._window(obs, self.vla)
-        dist = self._distribution(logits)
+        params, hidden = self._window(obs, self.vla)
+        dist = self._distribution(params)
         actions = dist.get_actions(deterministic=deterministic)
         log_prob = dist.log_prob(actions)
         # Rollouts run under no_grad: measure the drift from the SFT policy here, for KLPenaltyVecEnv.
@@ -231,21 +305,23 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
         return actions, self._value(hidden), log_prob
 
     @torch.no_grad()
-    def kl_to_reference(self, obs: Any, dist: BatchedCategorical | None = None) -> torch.Tensor:
+    def kl_to_reference(self, obs: Any, dist: Any = None) -> torch.Tensor:
         """Exact KL(pi || pi_SFT) ``(B,)`` at each observation, summed over the 56 dimensions."""
         if dist is None:
             dist = self._distribution(self._window(obs, self.vla)[0])
-        ref_logits, _ = self._window(obs, self.__dict__["reference"])
-        return dist.kl_divergence(F.log_softmax(ref_logits.float() / self.temperature, dim=-1))
+        reference = self._distribution(self._window(obs, self.__dict__["reference"])[0], fresh=True)
+        if isinstance(dist, NodGestureCategorical):
+            return dist.kl_divergence(reference)
+        return dist.kl_divergence(reference._require())
 
     def evaluate_actions(
         self, obs: Any, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits, hidden = self._window(obs, self.vla)
-        dist = self._distribution(logits)
+        params, hidden = self._window(obs, self.vla)
+        dist = self._distribution(params)
         return self._value(hidden), dist.log_prob(actions), dist.entropy()
 
-    def get_distribution(self, obs: Any) -> BatchedCategorical:  # type: ignore[override]
+    def get_distribution(self, obs: Any) -> Any:  # type: ignore[override]
         return self._distribution(self._window(obs, self.vla)[0])
 
     def predict_values(self, obs: Any) -> torch.Tensor:
@@ -303,10 +379,16 @@ def make_ppo(
     """An SB3 PPO whose policy is the VLA at ``vla_path``, on envs from ``env_fns`` (numeric ``words``).
 
     Each env must give the raw listener observation with ``words`` turned into VLA ids (wrap with
-    :class:`VLAWordIds`); the KL penalty wraps the vector env.
+    :class:`VLAWordIds`); the KL penalty wraps the vector env. For a VLA with nod gestures each env is also
+    wrapped in :class:`NodDecisionWrapper`.
     """
     from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
+    from agents.vla import VLAConfig
+
+    gestures = VLAConfig.from_pretrained(vla_path).gesture_frames
+    if gestures:
+        env_fns = [_with_nod_decisions(make, gestures) for make in env_fns]
     venv = KLPenaltyVecEnv(VecMonitor(DummyVecEnv(list(env_fns))), None, config.kl_coef)
     model = _ScaledLRPPO(
         VLAActorCriticPolicy, venv, learning_rate=config.learning_rate, n_steps=config.n_steps,
@@ -325,6 +407,10 @@ def make_ppo(
 
         model.set_logger(Logger(None, [HumanOutputFormat(sys.stdout)] if verbose else []))
     return model
+
+
+def _with_nod_decisions(make: Callable[[], gym.Env], gesture_frames: int) -> Callable[[], gym.Env]:
+    return lambda: NodDecisionWrapper(make(), gesture_frames)
 
 
 def train_ppo(

@@ -57,6 +57,17 @@ class VLAConfig(PretrainedConfig):
         head_velocity: ``v > 0`` also hands the action head each dimension's last step (the token change
             between the two previous frames, clipped to +-v bins), so it can carry a movement on (a nod under
             way); 0: off. Parallel decoding with one head group only.
+        gesture_frames: ``k > 0`` makes head nods discrete gestures (:mod:`agents.vla.gestures`): the network
+            predicts at each frame whether a nod starts, and the action head reads the frame's phase in the nod
+            (1..k, 0 outside one); decoding samples the onset and carries the phase. 0: off.
+        gesture_dim: the action dimension the nods move (head pitch, positive down; default: the first pose
+            dimension, ``expression_dim``).
+        gesture_threshold: how far (in that dimension's units) a bump must rise above the frames ``k // 2``
+            either side of its peak to count as a nod in the data.
+        gesture_profile: the data's mean nod (``k`` values: the change of ``gesture_dim`` since the frame
+            before the onset, at each frame of the nod), fitted by ``model_for_dataset``. During a nod the
+            action head continues from the previous token moved along this profile, so it only has to learn
+            to follow it (None: zeros).
         projector_hidden: width of the visual projector's hidden layer.
         speaker_prediction: add a linear head that predicts the speaker's next input frame from each frame's
             hidden state (an auxiliary SFT task: ``SFTConfig.lambda_speaker``).
@@ -90,6 +101,10 @@ class VLAConfig(PretrainedConfig):
         head_state: bool = True,
         head_groups: int = 1,
         head_velocity: int = 0,
+        gesture_frames: int = 0,
+        gesture_dim: int | None = None,
+        gesture_threshold: float = 0.02,
+        gesture_profile: list[float] | None = None,
         projector_hidden: int = 256,
         speaker_prediction: bool = False,
         text_pad_id: int = 0,
@@ -118,6 +133,12 @@ class VLAConfig(PretrainedConfig):
         self.head_state = bool(head_state)
         self.head_groups = int(head_groups)
         self.head_velocity = int(head_velocity)
+        self.gesture_frames = int(gesture_frames)
+        self.gesture_dim = int(expression_dim if gesture_dim is None else gesture_dim)
+        self.gesture_threshold = float(gesture_threshold)
+        self.gesture_profile = (
+            [float(v) for v in gesture_profile] if gesture_profile else [0.0] * self.gesture_frames
+        )
         self.projector_hidden = int(projector_hidden)
         self.speaker_prediction = bool(speaker_prediction)
         self.text_pad_id = int(text_pad_id)
@@ -164,6 +185,19 @@ class VLAConfig(PretrainedConfig):
             raise ValueError(
                 f"head_velocity must be >= 0 and needs parallel decoding with head_groups=1, found "
                 f"{self.head_velocity} ({self.decoding}, head_groups={self.head_groups})"
+            )
+        if self.gesture_frames and (
+            self.gesture_frames < 2 or self.decoding != "parallel" or self.head_groups > 1
+            or not 0 <= self.gesture_dim < self.action_dim or not self.gesture_threshold > 0
+            or len(self.gesture_profile) != self.gesture_frames
+        ):  # fmt: skip
+            raise ValueError(
+                "gesture_frames must be 0 or >= 2 and needs parallel decoding with head_groups=1, a "
+                f"gesture_dim in [0, {self.action_dim}), a positive gesture_threshold and one gesture_profile "
+                f"value per frame; found gesture_frames={self.gesture_frames}, {self.decoding}, "
+                f"head_groups={self.head_groups}, gesture_dim="
+                f"{self.gesture_dim}, gesture_threshold={self.gesture_threshold}, "
+                f"{len(self.gesture_profile)} gesture_profile values"
             )
         if min(self.speaker_std) <= 0:
             raise ValueError("speaker_std: every value must be positive")

@@ -18,6 +18,7 @@ class DecodeState:
     attention_mask: torch.Tensor | None = None
     positions: torch.Tensor | None = None
     frame_tokens: list[int] | None = None  # cache slots taken by each decoded frame, oldest first
+    gesture_phase: torch.Tensor | None = None  # (B,) each row's phase in a nod (gesture models)
 
     def keep_last_frames(self, frames: int) -> None:
         """Evict the oldest frames' cache slots so at most ``frames`` frames stay.
@@ -76,6 +77,13 @@ class Sampler:
         # Drawing every dimension keeps the pose's random draws those of mode "sample" (common random numbers).
         return torch.where(expression, self._draw(logits, "mean"), self._draw(logits, "sample"))
 
+    def onsets(self, logits: torch.Tensor) -> torch.Tensor:
+        """Whether a nod starts (bool, same shape as ``logits``): drawn at temperature 1 when sampling (sharpening
+        a rare event's probability would all but remove it), or where it is more likely than not."""
+        if self.mode in ("greedy", "mean"):
+            return logits > 0
+        return torch.bernoulli(torch.sigmoid(logits.float()), generator=self.generator).bool()
+
     def _draw(self, logits: torch.Tensor, mode: str) -> torch.Tensor:
         if mode == "greedy":
             return logits.argmax(-1)
@@ -125,7 +133,19 @@ def decode_frames(
     new_state = DecodeState(out.past_key_values, out.attention_mask, out.positions)
     head = model.get_output_embeddings()
     if not vla.autoregressive:
-        if out.action_hidden is None:  # grouped head: group by group
+        onset_logp: torch.Tensor | float = 0.0
+        if vla.gestures:
+            if t > 1:
+                raise ValueError(
+                    "a model with gestures decodes one frame at a time with the cache (its nod phase is "
+                    "carried in the decode state); it has no windowed policy"
+                )
+            action_hidden, onset_logp, new_state.gesture_phase = _gesture_step(
+                vla, out.frame_hidden[:, -1], inputs, state, sampler
+            )
+            logits = head(action_hidden)
+            tokens = sampler(logits)
+        elif out.action_hidden is None:  # grouped head: group by group
             tokens, logits = vla.sample_grouped(
                 out.frame_hidden[:, -1], inputs["prev_listener"][:, -1], sampler
             )
@@ -133,7 +153,7 @@ def decode_frames(
             logits = head(out.action_hidden[:, -1])  # (B, 56, bins)
             tokens = sampler(logits)
         new_state.frame_tokens = [*(state.frame_tokens or []), out.attention_mask.shape[1] - before]
-        return tokens, _logprob(logits, tokens).sum(-1), new_state
+        return tokens, _logprob(logits, tokens).sum(-1) + onset_logp, new_state
     # RT-2 style: dimension 0 from the STATE token, each next one from the token just fed.
     hidden = out.frame_hidden[:, -1]
     prev_tokens = vla.encode_actions(inputs["prev_listener"][:, -1])
@@ -150,6 +170,38 @@ def decode_frames(
         new_state = DecodeState(new_state.past_key_values, mask, positions)
     new_state.frame_tokens = [*(state.frame_tokens or []), mask.shape[1] - before]
     return torch.stack(picked, -1), torch.stack(logps, -1).sum(-1), new_state
+
+
+def _gesture_step(
+    vla: Any,
+    frame_hidden: torch.Tensor,
+    inputs: dict[str, torch.Tensor],
+    state: DecodeState,
+    sampler: Sampler,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Draw whether a nod starts, advance the phase; returns the action head features (B, 56, hidden), the
+    log-probability of the nod decision (B,) (0 where a nod is under way) and the new phase (B,)."""
+    import torch.nn.functional as F
+
+    from agents.vla.gestures import next_phase
+
+    logits = vla.gesture_logits(frame_hidden).float()
+    phase = state.gesture_phase
+    if phase is None:
+        phase = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    allowed = (phase == 0) | (phase >= vla.gestures)
+    onset = sampler.onsets(logits) & allowed
+    logp = torch.where(onset, F.logsigmoid(logits), F.logsigmoid(-logits)) * allowed.to(logits.dtype)
+    prev_phase, phase = phase, next_phase(phase, onset, vla.gestures)
+    prev2 = inputs.get("prev2_listener")
+    features = vla.gesture_head_features(
+        frame_hidden,
+        inputs["prev_listener"][:, -1],
+        None if prev2 is None else prev2[:, -1],
+        phase,
+        prev_phase,
+    )
+    return features, logp, phase
 
 
 @torch.no_grad()

@@ -141,7 +141,22 @@ def model_for_dataset(
     action_tokenizer = dataset.tokenizer() or fit_action_tokenizer(clips)
     text_tokenizer = train_word_tokenizer(w.text for c in clips for w in c.speaker_words)
     mean, std = speaker_statistics(clips, speaker_input)
+    if kwargs.get("gesture_frames") and kwargs.get("gesture_profile") is None:
+        kwargs["gesture_profile"] = _nod_profile(clips, kwargs)
     return build_model(
         action_tokenizer=action_tokenizer, text_tokenizer=text_tokenizer, speaker_input=speaker_input,
         speaker_mean=mean, speaker_std=std, fps=dataset.fps, **kwargs,
+    )  # fmt: skip
+
+
+def _nod_profile(clips: Sequence[Clip], fields: dict[str, Any]) -> list[float]:
+    """The training data's mean nod for a gesture model (``VLAConfig.gesture_profile``)."""
+    from agents.vla.gestures import fit_nod_profile
+
+    defaults = VLAConfig()
+    dim = fields.get("gesture_dim")
+    return fit_nod_profile(
+        (c.listener_motion for c in clips), int(fields["gesture_frames"]),
+        int(defaults.expression_dim if dim is None else dim),
+        float(fields.get("gesture_threshold", defaults.gesture_threshold)),
     )  # fmt: skip

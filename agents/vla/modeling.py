@@ -67,12 +67,16 @@ class ActionHead(nn.Module):
 
     def __init__(
         self, hidden: int, head_hidden: int, action_dim: int, num_bins: int, head_state: bool = True,
-        groups: int = 1, velocity: int = 0,
+        groups: int = 1, velocity: int = 0, gesture_frames: int = 0,
     ) -> None:  # fmt: skip
         super().__init__()
         self.velocity = velocity
         # One table per dimension: expression steps tend to reverse (noise), head steps to carry on (a nod).
         self.step_embed = nn.Embedding(action_dim * (2 * velocity + 1), head_hidden) if velocity else None
+        # One table per dimension too: frame k of a nod moves the pitch one way and may raise the brows.
+        self.phase_embed = (
+            nn.Embedding(action_dim * (gesture_frames + 1), head_hidden) if gesture_frames else None
+        )
         self.up = nn.Linear(hidden, head_hidden)
         self.query = nn.Parameter(torch.zeros(action_dim, head_hidden))
         self.prev_embed = nn.Embedding(num_bins, head_hidden) if head_state else None
@@ -112,12 +116,14 @@ class ActionHead(nn.Module):
         per_dim: bool = False,
         current: torch.Tensor | None = None,
         last_steps: torch.Tensor | None = None,
+        phases: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``h`` (..., H) -> (..., 56, head_hidden); with ``per_dim``, ``h`` is already (..., 56, H).
 
         ``prev_tokens`` (..., 56) are the tokens of the listener's previous frame; ``current`` (..., 56) the
         normalised values of the frame being scored (teacher forcing; a grouped head needs them);
-        ``last_steps`` (..., 56) the token change between the two previous frames (``velocity`` > 0).
+        ``last_steps`` (..., 56) the token change between the two previous frames (``velocity`` > 0);
+        ``phases`` (...) the frame's phase in a nod (``gesture_frames`` > 0).
         """
         u = self.up(h) if per_dim else self.up(h).unsqueeze(-2)
         u = u + self.query
@@ -129,6 +135,12 @@ class ActionHead(nn.Module):
             v = self.velocity
             table = torch.arange(last_steps.shape[-1], device=last_steps.device) * (2 * v + 1) + v
             u = u + self.step_embed(last_steps.clamp(-v, v) + table)
+        if self.phase_embed is not None:
+            if phases is None:
+                raise ValueError("an action head with gestures needs each frame's phase in a nod")
+            dims = prev_tokens.shape[-1]
+            rows = phases[..., None] * dims + torch.arange(dims, device=phases.device)
+            u = u + self.phase_embed(rows)
         if self.couple is not None:
             if current is None:
                 raise ValueError(
@@ -200,6 +212,7 @@ class VLAModel(nn.Module):
     bin_centers: torch.Tensor
     speaker_mean: torch.Tensor
     speaker_std: torch.Tensor
+    gesture_offsets: torch.Tensor
 
     def __init__(self, config: VLAConfig) -> None:
         super().__init__()
@@ -212,8 +225,9 @@ class VLAModel(nn.Module):
         self.state_encoder = MLP(n, config.projector_hidden, h)
         self.action_head = ActionHead(
             h, config.head_hidden, n, config.num_bins, config.head_state, config.head_groups,
-            config.head_velocity,
+            config.head_velocity, config.gesture_frames,
         )  # fmt: skip
+        self.gesture_head = nn.Linear(h, 1) if config.gesture_frames else None
         self.autoregressive = config.decoding == "autoregressive"
         self.speaker_head = nn.Linear(h, config.speaker_dim) if config.speaker_prediction else None
         if self.autoregressive:
@@ -221,7 +235,8 @@ class VLAModel(nn.Module):
             self.dim_embed = nn.Embedding(n, h)
         # Derived from the config, so not saved with the weights (see reset_buffers).
         for name, shape in (("action_low", (n,)), ("action_width", (n,)), ("bin_centers", (n, config.num_bins)),
-                            ("speaker_mean", (config.speaker_dim,)), ("speaker_std", (config.speaker_dim,))):  # fmt: skip
+                            ("speaker_mean", (config.speaker_dim,)), ("speaker_std", (config.speaker_dim,)),
+                            ("gesture_offsets", (config.gesture_frames + 1,))):  # fmt: skip
             self.register_buffer(name, torch.zeros(shape), persistent=False)
         self.reset_buffers()
 
@@ -239,6 +254,7 @@ class VLAModel(nn.Module):
         )
         self.speaker_mean.copy_(torch.tensor(config.speaker_mean, dtype=torch.float32))
         self.speaker_std.copy_(torch.tensor(config.speaker_std, dtype=torch.float32))
+        self.gesture_offsets.copy_(torch.tensor([0.0, *config.gesture_profile], dtype=torch.float32))
 
     # --- action tokens <-> continuous frames, inside the graph -------------------------------------------------
     def decode_actions(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -266,6 +282,52 @@ class VLAModel(nn.Module):
         error = (self.speaker_head(frame_hidden[:, :-1]) - target).pow(2).mean(-1)
         return (error * pairs).sum() / pairs.sum().clamp(min=1)
 
+    @property
+    def gestures(self) -> int:
+        """Frames of a nod gesture (0: the model has no gestures)."""
+        return self.config.gesture_frames
+
+    def gesture_logits(self, frame_hidden: torch.Tensor) -> torch.Tensor:
+        """(B, T) logit that a nod starts at each frame, from the frames' hidden states."""
+        if self.gesture_head is None:
+            raise ValueError("this model has no gestures; build it with gesture_frames > 0")
+        return self.gesture_head(frame_hidden).squeeze(-1)
+
+    def gesture_targets(
+        self, actions: torch.Tensor, frame_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Nod onsets (B, T) bool and phases (B, T) long found in action tokens (B, T, 56) (teacher forcing)."""
+        from agents.vla.gestures import nod_onsets, phases_from_onsets
+
+        config = self.config
+        mask = torch.ones(actions.shape[:2], dtype=torch.bool, device=actions.device)
+        if frame_mask is not None:
+            mask = frame_mask.bool()
+        pitch = self.decode_actions(actions)[..., config.gesture_dim]
+        onsets = nod_onsets(pitch, mask, config.gesture_frames // 2, config.gesture_threshold)
+        return onsets, phases_from_onsets(onsets, config.gesture_frames)
+
+    def gesture_hint(
+        self, prev_listener: torch.Tensor, phases: torch.Tensor, prev_phases: torch.Tensor
+    ) -> torch.Tensor:
+        """Tokens (..., 56) the action head continues from: the previous frame's, with the nod dimension moved
+        along the data's mean nod from the previous frame's phase to this one's (``gesture_profile``)."""
+        step = self.gesture_offsets[phases] - self.gesture_offsets[prev_phases]
+        moved = prev_listener.clone()
+        moved[..., self.config.gesture_dim] = moved[..., self.config.gesture_dim] + step.to(moved.dtype)
+        return self.encode_actions(moved)
+
+    def gesture_logprobs(
+        self, frame_hidden: torch.Tensor, actions: torch.Tensor, frame_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, T) log-probability of each frame's nod decision (start one or not) where one may start, else 0."""
+        from agents.vla.gestures import onset_allowed
+
+        onsets, phases = self.gesture_targets(actions, frame_mask)
+        logits = self.gesture_logits(frame_hidden).float()
+        logp = torch.where(onsets, F.logsigmoid(logits), F.logsigmoid(-logits))
+        return logp * onset_allowed(phases, self.gestures).to(logp.dtype)
+
     def previous_states(self, actions: torch.Tensor) -> torch.Tensor:
         """Teacher-forced states: frame t sees the decoded frame t-1 (zeros at t = 0, as the env does)."""
         frames = self.decode_actions(actions)
@@ -292,6 +354,8 @@ class VLAModel(nn.Module):
         use_cache: bool = False,
         head_mask: torch.Tensor | None = None,
         prev2_listener: torch.Tensor | None = None,
+        gesture_phases: torch.Tensor | None = None,
+        gesture_prev_phase: torch.Tensor | None = None,
     ) -> FrameOutput:
         """Run frames (B, T) through the network, optionally continuing a cache.
 
@@ -311,6 +375,9 @@ class VLAModel(nn.Module):
                 step between them). Default: the previous row of ``prev_listener`` (teacher forcing over a
                 block of frames); the first frame of the block then gets a zero step, so a cached caller that
                 feeds one frame at a time must pass it.
+            gesture_phases: (B, T) each frame's phase in a nod (gesture models). Default: found in ``actions``
+                (teacher forcing); with neither, ``action_hidden`` is None and the decoder samples the phase.
+            gesture_prev_phase: (B,) the phase of the frame before the block (default 0).
         """
         b, t = speaker_inputs.shape[:2]
         device = speaker_inputs.device
@@ -387,13 +454,26 @@ class VLAModel(nn.Module):
             action_hidden = self.action_head.features(select(src_hidden), select(prev_tokens), per_dim=True)
         elif self.action_head.grouped and actions is None:
             action_hidden = None  # decoded group by group (sample_grouped)
+        elif self.gestures and gesture_phases is None and actions is None:
+            action_hidden = None  # the decoder samples the nod phase first (decode_frames)
         else:
+            head_tokens = prev_tokens
+            if self.gestures:
+                if gesture_phases is None:
+                    assert actions is not None  # the branch above took the case with neither
+                    gesture_phases = self.gesture_targets(actions, frame_mask)[1]
+                first = (
+                    gesture_phases[:, :1] * 0 if gesture_prev_phase is None else gesture_prev_phase[:, None]
+                )
+                prev_phases = torch.cat([first, gesture_phases[:, :-1]], dim=1)
+                head_tokens = self.gesture_hint(prev_listener, gesture_phases, prev_phases)
             current = None if actions is None else self._normalized_state(self.decode_actions(actions))
             action_hidden = self.action_head.features(
                 select(frame_hidden),
-                select(prev_tokens),
+                select(head_tokens),
                 current=None if current is None else select(current),
                 last_steps=None if last_steps is None else select(last_steps),
+                phases=None if gesture_phases is None else select(gesture_phases),
             )
         return FrameOutput(
             action_hidden=action_hidden, frame_hidden=frame_hidden,
@@ -410,6 +490,23 @@ class VLAModel(nn.Module):
         if prev2_listener is None:
             prev2_listener = torch.cat([prev_listener[:, :1], prev_listener[:, :-1]], dim=1)
         return prev_tokens - self.encode_actions(prev2_listener)
+
+    def gesture_head_features(
+        self, frame_hidden: torch.Tensor, prev_listener: torch.Tensor, prev2_listener: torch.Tensor | None,
+        phase: torch.Tensor, prev_phase: torch.Tensor,
+    ) -> torch.Tensor:  # fmt: skip
+        """Action head features (B, 56, head_hidden) of one frame given its sampled nod phase (B,) and the
+        previous frame's (B,)."""
+        prev_tokens = self.encode_actions(prev_listener)
+        steps = self.last_steps(
+            prev_listener[:, None],
+            None if prev2_listener is None else prev2_listener[:, None],
+            prev_tokens[:, None],
+        )
+        return self.action_head.features(
+            frame_hidden, self.gesture_hint(prev_listener, phase, prev_phase),
+            last_steps=None if steps is None else steps[:, 0], phases=phase,
+        )  # fmt: skip
 
     def sample_grouped(
         self, frame_hidden: torch.Tensor, prev_listener: torch.Tensor, sampler: Any
@@ -687,9 +784,14 @@ class VLAForListening(PreTrainedModel):
         """
         if actions is not None:
             batch = {**batch, "actions": actions}
-        logits = self.action_logits(batch)
-        logp = torch.log_softmax(logits.float(), -1).gather(-1, batch["actions"][..., None]).squeeze(-1)
-        return logp.sum(-1) * batch["frame_mask"].to(logp.dtype)
+        out = self(**_frame_keys(batch))
+        logp = torch.log_softmax(out.logits.float(), -1).gather(-1, batch["actions"][..., None]).squeeze(-1)
+        per_frame = logp.sum(-1)
+        if self.vla.gestures:
+            per_frame = per_frame + self.vla.gesture_logprobs(
+                out.frame_hidden, batch["actions"], batch["frame_mask"]
+            )
+        return per_frame * batch["frame_mask"].to(logp.dtype)
 
     def sequence_logprobs(
         self, batch: dict[str, torch.Tensor], actions: torch.Tensor | None = None
@@ -705,6 +807,11 @@ class VLAForListening(PreTrainedModel):
         ``current_actions`` (B, 56): the logits are then teacher-forced on them (use :meth:`sample_window` to
         sample).
         """
+        if self.vla.gestures:
+            raise ValueError(
+                "window_logits: a model with gestures (gesture_frames > 0) decodes with the cache only (VLAAgent "
+                "with use_cache=True); its nod phase is not part of a window observation"
+            )
         out = self(**_window_keys(window, self.vla.autoregressive or self.vla.action_head.grouped))
         return out.logits[:, -1], out.frame_hidden[:, -1]
 

@@ -44,6 +44,7 @@ class SFTLoss(NamedTuple):
     ce_pose: torch.Tensor
     temporal: torch.Tensor
     speaker: torch.Tensor  # the auxiliary speaker prediction error (lambda_speaker; 0 when off)
+    gesture: torch.Tensor  # the nod-onset cross-entropy (gesture models; 0 otherwise)
 
 
 def soft_actions(logits: torch.Tensor, bin_centers: torch.Tensor) -> torch.Tensor:
@@ -94,7 +95,7 @@ def sft_loss(
     else:
         temporal = ce.new_zeros(())
     total = lambda_exp * ce_exp + lambda_pose * ce_pose + lambda_temp * temporal
-    return SFTLoss(total, ce_exp, ce_pose, temporal, ce.new_zeros(()))
+    return SFTLoss(total, ce_exp, ce_pose, temporal, ce.new_zeros(()), ce.new_zeros(()))
 
 
 @dataclass
@@ -138,6 +139,12 @@ class SFTConfig:
     (``pose_state_noise=0``), 8 bins taught the policy momentum (`dyadic diagnose` head-pitch slope +0.31-0.37 vs
     -0.01; data +0.58) and, teacher forced, to carry a nod on after a phrase end; in closed loop it still does
     not start nods there and the oracle did not move (3.00-3.11 over 3 seeds vs 3.04-3.14 without)."""
+    gesture_frames: int = 0
+    """> 0: head nods become discrete gestures of this many frames: the network learns when a nod starts (a
+    binary cross-entropy on the onsets found in the data, weighted by ``lambda_gesture``) and its action head
+    reads the phase of the nod under way; decoding draws the onset (see ``VLAConfig.gesture_frames``). 0: off."""
+    lambda_gesture: float = 1.0
+    """Weight of the nod-onset cross-entropy (gesture models)."""
     projector_hidden: int = 256
     """Width of the visual projector's hidden layer."""
     init_from: str | None = None
@@ -240,8 +247,10 @@ class SFTConfig:
             (self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate),
             (self.warmup_steps >= 0, "warmup_steps", "an integer >= 0", self.warmup_steps),
             (self.max_frames >= 0, "max_frames", "an integer >= 0 (0: whole clips)", self.max_frames),
-            (min(self.lambda_exp, self.lambda_pose, self.lambda_temp, self.lambda_speaker) >= 0, "lambda_*",
-             "weights >= 0", (self.lambda_exp, self.lambda_pose, self.lambda_temp, self.lambda_speaker)),
+            (min(self.lambda_exp, self.lambda_pose, self.lambda_temp, self.lambda_speaker, self.lambda_gesture) >= 0,
+             "lambda_*", "weights >= 0",
+             (self.lambda_exp, self.lambda_pose, self.lambda_temp, self.lambda_speaker, self.lambda_gesture)),
+            (self.gesture_frames >= 0, "gesture_frames", "an integer >= 0 (0: off)", self.gesture_frames),
             (self.lora_r >= 0, "lora_r", "an integer >= 0", self.lora_r),
             (self.lora_r == 0 or self.backbone_path is not None, "lora_r", "0 unless backbone_path is set",
              self.lora_r),
@@ -395,6 +404,8 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
         )  # fmt: skip
         if config.lambda_speaker:
             loss = _with_speaker_loss(loss, unwrapped, frame_hidden, batch, config.lambda_speaker)
+        if unwrapped.vla.gestures:
+            loss = _with_gesture_loss(loss, unwrapped, frame_hidden, batch, config.lambda_gesture)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss.total)
         grad_norm = (accelerator.clip_grad_norm_(model.parameters(), config.grad_clip) if config.grad_clip
@@ -460,7 +471,7 @@ def _make_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any
         dataset, config.train_split, speaker_input=config.speaker_input, backbone=config.backbone,
         backbone_path=config.backbone_path, lora=lora, decoding=config.decoding, head_hidden=config.head_hidden,
         head_state=config.head_state, head_groups=config.head_groups,
-        head_velocity=config.head_velocity, decode_mode=config.decode_mode,
+        head_velocity=config.head_velocity, gesture_frames=config.gesture_frames, decode_mode=config.decode_mode,
         decode_temperature=config.decode_temperature,
         max_context_frames=config.max_frames, projector_hidden=config.projector_hidden,
         speaker_prediction=config.lambda_speaker > 0, seed=config.seed,
@@ -491,6 +502,19 @@ def _with_speaker_loss(
         frame_hidden, batch["speaker_inputs"], batch["frame_mask"].bool()
     )
     return loss._replace(total=loss.total + weight * error, speaker=error)
+
+
+def _with_gesture_loss(
+    loss: SFTLoss, model: Any, frame_hidden: torch.Tensor, batch: dict[str, torch.Tensor], weight: float
+) -> SFTLoss:
+    """Add the mean negative log-likelihood of the data's nod decisions (start or not, where one may start)."""
+    from agents.vla.gestures import onset_allowed
+
+    logp = model.vla.gesture_logprobs(frame_hidden, batch["actions"], batch["frame_mask"])
+    _, phases = model.vla.gesture_targets(batch["actions"], batch["frame_mask"])
+    scored = (onset_allowed(phases, model.vla.gestures) & batch["frame_mask"].bool()).to(logp.dtype)
+    error = -(logp * scored).sum() / scored.sum().clamp(min=1)
+    return loss._replace(total=loss.total + weight * error, gesture=error)
 
 
 def _pair_mask(frame_mask: torch.Tensor, fraction: float, rng: np.random.Generator) -> torch.Tensor:
@@ -584,6 +608,8 @@ def evaluate_loss(
                         lambda_temp=config.lambda_temp, expression_dim=model.config.expression_dim)  # fmt: skip
         if config.lambda_speaker:
             loss = _with_speaker_loss(loss, model, out.frame_hidden, batch, config.lambda_speaker)
+        if model.vla.gestures:
+            loss = _with_gesture_loss(loss, model, out.frame_hidden, batch, config.lambda_gesture)
         parts.append(loss)
     model.train(was_training)
     return SFTLoss(*(torch.stack([getattr(p, f) for p in parts]).mean() for f in SFTLoss._fields))

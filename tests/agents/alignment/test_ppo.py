@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -132,3 +134,91 @@ def test_ppo_refuses_a_vla_with_coupled_dimensions(
             [_env_fn(walk_dataset_path, model.processor)],
             PPOConfig(n_envs=1, n_steps=8, batch_size=8),
         )
+
+
+@pytest.fixture(scope="module")
+def nod_vla_path(tmp_path_factory, walk_dataset_path, tiny_vla_kwargs) -> Path:
+    """A tiny VLA with nod gestures of 4 frames whose onset head says 50:50 and whose phase matters."""
+    from agents.vla.factory import model_for_dataset
+
+    torch.manual_seed(0)
+    model = model_for_dataset(load_dataset(walk_dataset_path), seed=0, gesture_frames=4, **tiny_vla_kwargs)
+    with torch.no_grad():
+        model.vla.gesture_head.weight.zero_()
+        model.vla.gesture_head.bias.zero_()
+        model.vla.action_head.phase_embed.weight.normal_(0.0, 1.0)
+    path = tmp_path_factory.mktemp("align") / "nod_vla"
+    model.save_pretrained(path)
+    return path
+
+
+def test_ppo_on_a_gesture_vla_decides_nods_and_scores_them_as_the_agent_does(
+    walk_dataset_path, nod_vla_path
+) -> None:
+    """The action gains the nod decision; its log-prob is the decision's plus the tokens' given the phase."""
+    vla = VLAForListening.from_pretrained(nod_vla_path).eval()
+    ppo = make_ppo(
+        nod_vla_path,
+        [_env_fn(walk_dataset_path, vla.processor)],
+        PPOConfig(n_envs=1, n_steps=8, batch_size=8),
+    )
+    venv = ppo.get_env()
+    assert venv.action_space.nvec.tolist() == [256] * 56 + [2]
+    obs = venv.reset()
+    phases, decisions = [], []
+    for _ in range(12):
+        tensors = ppo.policy.obs_to_tensor(obs)[0]
+        with torch.no_grad():
+            actions, _, log_prob = ppo.policy(tensors)
+        prev_phase = int(obs["gesture_phase"][0, 0])
+        # Rebuild the log-prob from the VLA's own pieces, as the cached agent computes it.
+        batch = window_batch(tensors, "speaker_motion", vla.processor.words.pad_id)
+        with torch.no_grad():
+            out = vla.vla.frames(batch["speaker_inputs"], batch["prev_listener"], batch["word_ids"],
+                                 batch["word_mask"], batch["frame_mask"])  # fmt: skip
+            allowed = prev_phase in (0, 4)
+            onset = bool(actions[0, -1]) and allowed
+            phase = 1 if onset else (prev_phase + 1 if 0 < prev_phase < 4 else 0)
+            features = vla.vla.gesture_head_features(
+                out.frame_hidden[:, -1], batch["prev_listener"][:, -1], batch["prev_listener"][:, -2],
+                torch.tensor([phase]), torch.tensor([prev_phase]),
+            )  # fmt: skip
+            tokens = torch.log_softmax(vla.get_output_embeddings()(features), -1)
+        expected = tokens[0].gather(-1, actions[0, :56, None].long()).sum() + (
+            np.log(0.5) if allowed else 0.0
+        )
+        assert float(log_prob[0]) == pytest.approx(float(expected), rel=1e-4, abs=1e-3)
+        obs, *_ = venv.step(actions.numpy())
+        assert int(obs["gesture_phase"][0, 0]) == phase
+        phases.append(phase)
+        decisions.append(onset)
+    assert any(decisions) and not all(decisions) and 2 in phases  # nods start at random and run on
+    ppo.learn(16)  # a rollout and an update run end to end
+
+
+def test_nod_decisions_have_an_exact_kl_and_entropy() -> None:
+    from agents.alignment.distributions import NodGestureCategorical
+
+    torch.manual_seed(0)
+    onset, allowed = torch.tensor([0.3, 2.0]), torch.tensor([True, False])
+    logits = torch.randn(2, 2, 3, 4)
+    dist = NodGestureCategorical(3, 4).proba_distribution(onset, allowed, logits)
+    assert torch.isfinite(dist.entropy()).all()
+    assert (
+        dist.kl_divergence(NodGestureCategorical(3, 4).proba_distribution(onset, allowed, logits)).abs().max()
+        < 1e-6
+    )
+    other = NodGestureCategorical(3, 4).proba_distribution(
+        onset - 1.0, allowed, logits + torch.randn_like(logits)
+    )
+    # Monte Carlo check of KL(dist || other) from sampled actions.
+    many = NodGestureCategorical(3, 4).proba_distribution(
+        onset.repeat(20000), allowed.repeat(20000), logits.repeat(20000, 1, 1, 1)
+    )
+    actions = many.sample()
+    assert not bool(actions[1::2, -1].any())  # a nod under way: no new one
+    many_other = NodGestureCategorical(3, 4).proba_distribution(
+        (onset - 1.0).repeat(20000), allowed.repeat(20000), other.tokens.repeat(20000, 1, 1, 1)
+    )
+    estimate = (many.log_prob(actions) - many_other.log_prob(actions)).view(20000, 2).mean(0)
+    torch.testing.assert_close(estimate, dist.kl_divergence(other), atol=0.05, rtol=0.05)

@@ -1,0 +1,87 @@
+"""Head nods as discrete gestures: found in data for teacher forcing, carried as a phase when decoding.
+
+A listener's nod is one decision (start now) followed by about half a second of motion. Drawn frame by frame
+from 256-bin pitch distributions, the decision is spread thin: the policy shifts each frame's distribution by a
+bin or two, so sampling noise starts nods anywhere and the speaker's pauses barely move them (issue 5 notes).
+With gestures on (``VLAConfig.gesture_frames > 0``) the network instead predicts, at each frame, the
+probability that a nod starts (``gesture_logits``), and its action head reads the nod's *phase*: 0 when
+no nod is under way, ``k`` on its ``k``-th frame. Teacher forcing takes onsets and phases from the data's head
+pitch (:func:`nod_onsets`); closed-loop decoding samples the onset and carries the phase (:func:`next_phase`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def fill_padding(values: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) values with each padded frame replaced by the last valid one before it (the first, if none)."""
+    t = torch.arange(values.shape[1], device=values.device).expand_as(values)
+    last_valid = torch.where(frame_mask, t, torch.zeros_like(t)).cummax(dim=1).values
+    return values.gather(1, last_valid)
+
+
+def nod_onsets(
+    pitch: torch.Tensor, frame_mask: torch.Tensor, half_width: int, threshold: float
+) -> torch.Tensor:
+    """(B, T) bool: the frames where a nod starts in head pitch ``pitch`` (B, T) (positive = down).
+
+    A nod is a bump: at its peak the pitch stands at least ``threshold`` above both frames ``half_width`` away,
+    and the peak is the highest bump within ``half_width`` frames. It starts at the last frame of lowest pitch
+    in the ``half_width`` frames before the peak. Looks at the whole clip (not causal): for training targets only.
+    """
+    x = fill_padding(pitch.float(), frame_mask)
+    h = half_width
+    padded = torch.cat([x[:, :1].expand(-1, h), x, x[:, -1:].expand(-1, h)], dim=1)
+    bump = x - torch.maximum(padded[:, : x.shape[1]], padded[:, 2 * h :])
+    local_max = F.max_pool1d(bump[:, None], 2 * h + 1, stride=1, padding=h)[:, 0]
+    peaks = (bump >= threshold) & (bump >= local_max) & frame_mask
+    # The onset: the last frame at the lowest pitch in [peak - h, peak] (where the rise begins).
+    before = padded[:, : x.shape[1] + h].unfold(1, h + 1, 1)  # (B, T, h + 1): frames t - h .. t
+    offset = -before.flip(-1).argmin(-1)  # <= 0
+    start = (torch.arange(x.shape[1], device=x.device) + offset).clamp(min=0)
+    onsets = torch.zeros_like(peaks)
+    rows = torch.arange(x.shape[0], device=x.device)[:, None].expand_as(start)
+    onsets[rows[peaks], start[peaks]] = True
+    return onsets & frame_mask
+
+
+def phases_from_onsets(onsets: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, T) long phase of every frame: ``k`` on the ``k``-th frame of a nod (``k <= length``), else 0."""
+    t = torch.arange(onsets.shape[1], device=onsets.device).expand_as(onsets)
+    last = torch.where(onsets, t, torch.full_like(t, -(length + 1))).cummax(dim=1).values
+    since = t - last
+    return torch.where(since < length, since + 1, torch.zeros_like(since))
+
+
+def onset_allowed(phases: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, T) bool: frames where a new nod may start (none under way the frame before, or it just ended)."""
+    before = torch.cat([torch.zeros_like(phases[:, :1]), phases[:, :-1]], dim=1)
+    return (before == 0) | (before >= length)
+
+
+def next_phase(phase: torch.Tensor, onset: torch.Tensor, length: int) -> torch.Tensor:
+    """The phase (B,) after one frame: 1 on an onset, else one frame further into a nod or 0 once it ends."""
+    carried = torch.where((phase > 0) & (phase < length), phase + 1, torch.zeros_like(phase))
+    return torch.where(onset, torch.ones_like(phase), carried)
+
+
+def fit_nod_profile(
+    listener_motions: Iterable[np.ndarray], length: int, dim: int, threshold: float
+) -> list[float]:
+    """The data's mean nod: the change of dimension ``dim`` since the frame before each onset, at each of the
+    ``length`` frames of a nod (zeros when the data holds no nods)."""
+    paths = []
+    for motion in listener_motions:
+        pitch = torch.tensor(np.asarray(motion)[:, dim], dtype=torch.float32)[None]
+        onsets = nod_onsets(pitch, torch.ones_like(pitch, dtype=torch.bool), length // 2, threshold)[0]
+        for t in torch.nonzero(onsets).flatten().tolist():
+            if t >= 1 and t + length <= pitch.shape[1]:
+                paths.append((pitch[0, t : t + length] - pitch[0, t - 1]).numpy())
+    if not paths:
+        return [0.0] * length
+    return [round(float(v), 6) for v in np.mean(paths, axis=0)]
