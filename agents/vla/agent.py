@@ -150,7 +150,10 @@ class VLAAgent:
     def log_probs(self, clip: Clip, tokens: np.ndarray) -> np.ndarray:
         """Per-step log pi(a_t | s_1..t, a_1..t-1) (T,) of a closed-loop trajectory ``tokens`` (T, 56).
 
-        The cached agent's sampling distribution (temperature 1) factorises exactly into these terms.
+        The cached agent's sampling distribution (temperature 1) factorises exactly into these terms. With
+        nod gestures (``gesture_frames > 0``) each step also holds the nod decision's log-probability, with
+        the nods found in ``tokens`` (:func:`agents.vla.gestures.nod_onsets`) standing in for the ones the
+        agent drew; the two agree where the detector recovers the drawn nods.
         """
         batch = {k: v.to(self.device) for k, v in self.processor.clips_batch([clip], [tokens]).items()}
         return self.model.step_logprobs(batch)[0].cpu().numpy()

@@ -559,7 +559,9 @@ class VLAModel(nn.Module):
         frames (B, T)). Returns ``last_hidden_state`` (B, L, H) whose position ``p - 1`` holds the action head
         features that ``get_output_embeddings()`` turns into the logits of the action token at ``p``; other
         positions are zeros. So ``log_softmax(lm_head(h[:, :-1]))`` scored at ``input_ids[:, 1:]`` is exactly
-        the policy's log-probability of every action token.
+        the policy's log-probability of every action token. With nod gestures the tokens are scored given the
+        nods found in them (:meth:`gesture_targets`); the nod decisions' own log-probabilities are not in this
+        view, so trl's DPO tunes the tokens given the nods and leaves when to nod to SFT.
         """
         if speaker_inputs is None:
             raise ValueError(

@@ -142,7 +142,12 @@ class SFTConfig:
     gesture_frames: int = 0
     """> 0: head nods become discrete gestures of this many frames: the network learns when a nod starts (a
     binary cross-entropy on the onsets found in the data, weighted by ``lambda_gesture``) and its action head
-    reads the phase of the nod under way; decoding draws the onset (see ``VLAConfig.gesture_frames``). 0: off."""
+    reads the phase of the nod under way, continuing from the last frame moved along the data's mean nod;
+    decoding draws the onset (see ``VLAConfig.gesture_frames``). 0: off. With ``sft_small`` and
+    ``lambda_speaker=1``, 16 frames raised the oracle on ``small``'s test split from 3.04-3.14 to 3.32-3.40
+    (sampled, 3 training seeds; engagement 2.1-2.2 vs 1.3-1.4): the policy now nods after the speaker's phrases.
+    Without the mean nod to continue from, the head followed the phase only teacher forced (closed loop: the
+    pitch rose to half a nod and stayed; oracle 3.24-3.33)."""
     lambda_gesture: float = 1.0
     """Weight of the nod-onset cross-entropy (gesture models)."""
     projector_hidden: int = 256

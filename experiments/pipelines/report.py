@@ -69,8 +69,9 @@ def write_quickstart_report(
         f"Synthetic benchmark `{config.preset}` (seed {config.seed}), `{results['split']}` split: "
         f"{results['num_clips']} clips, {results['num_frames']} frames, closed-loop rollouts. VLA policies decode "
         f"({results.get('mode', 'sample')}) at temperature {results.get('temperature', 1.0)} with common random "
-        "numbers; the oracle columns are the hidden oracle's criteria (1-5) and its weighted score (paper eq. 10), "
-        "which never fed training except through the simulated annotators' ratings.",
+        f"numbers, {results.get('samples', 1)} samples a clip (the paper's metrics score the first; the oracle's "
+        "averages all); the oracle columns are the hidden oracle's criteria (1-5) and its weighted score (paper "
+        "eq. 10), which never fed training except through the simulated annotators' ratings.",
         "",
         "## Comparison (shaped like paper Table II)",
         "",

@@ -24,7 +24,7 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
         "dpo": {"num_epochs": 1, "batch_size": 2}, "sft_preferred": {"num_epochs": 1, "batch_size": 2},
         "rm": {"epochs": 2, "ensemble_size": 2, "hidden_sizes": [16], "val_fraction": 0.0},
         "ppo": {"total_timesteps": 32, "n_envs": 1, "n_steps": 32, "batch_size": 32, "n_epochs": 1},
-        "eval_mode": "mean_expression",
+        "eval_mode": "mean_expression", "eval_samples": 2,
     }  # fmt: skip
     path = tmp_path / "quickstart.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
@@ -38,6 +38,7 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
         assert row in results["rows"], row
     assert 1.0 <= results["rows"]["SFT+DPO"]["weighted"] <= 5.0
     assert results["mode"] == "mean_expression" and "decode (mean_expression) at temperature 0.7" in report
+    assert results["samples"] == 2 and "2 samples a clip" in report
     summary = json.loads((out / "feedback" / "summary.json").read_text())
     assert summary["groups"] == 4 and summary["pairs"] >= 1
     for stage in ("dpo", "random_prefer", "sft_preferred", "rm", "ppo"):
@@ -54,7 +55,10 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
     assert "done already" in log and "running" not in log
 
 
-@pytest.mark.parametrize("line, field", [("dpo: {beta: -1}", "beta"), ("eval_mode: expected", "eval_mode")])
+@pytest.mark.parametrize(
+    "line, field",
+    [("dpo: {beta: -1}", "beta"), ("eval_mode: expected", "eval_mode"), ("eval_samples: 0", "eval_samples")],
+)
 def test_quickstart_rejects_bad_config(tmp_path, capsys, line, field) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(line + "\n")

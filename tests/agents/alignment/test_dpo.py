@@ -190,3 +190,49 @@ def test_dpo_on_trajectory_prefixes_scores_exactly_the_prefix(
         (logp["pi", "chosen"] - logp["ref", "chosen"]) - (logp["pi", "rejected"] - logp["ref", "rejected"])
     )
     assert trl_loss == pytest.approx(float(np.mean([-_log_sigmoid(x) for x in d])), rel=2e-4, abs=1e-5)
+
+
+def test_dpo_on_a_gesture_vla_scores_the_tokens_given_the_nods_found(
+    tmp_path, walk_dataset_path, tiny_vla_kwargs
+) -> None:
+    """trl's flat view of a VLA with nod gestures: eq. 11 on the tokens' log-probabilities given the nods
+    found in each trajectory (the nod decisions stay with SFT); training runs and keeps the gestures."""
+    from agents.vla.factory import model_for_dataset
+
+    dataset = load_dataset(walk_dataset_path)
+    torch.manual_seed(0)
+    policy = model_for_dataset(dataset, seed=0, gesture_frames=4, **tiny_vla_kwargs).eval()
+    with torch.no_grad():
+        policy.vla.action_head.phase_embed.weight.normal_(0.0, 1.0)
+    policy.save_pretrained(tmp_path / "sft")
+    reference = VLAForListening.from_pretrained(tmp_path / "sft").eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    pairs = _pairs(dataset)
+    trainer = make_dpo_trainer(
+        policy, pairs, dataset.clip, DPOTrainingConfig(beta=BETA), tmp_path / "trl", reference=reference
+    )
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
+    clips = [dataset.clip(p.clip_id) for p in pairs]
+    keys = ("speaker_inputs", "prev_listener", "word_ids", "word_mask", "frame_mask", "actions")
+    with torch.no_grad():
+        trl_loss = float(trainer.compute_loss(trainer.model, batch))
+        logp = {}
+        for name, model in (("pi", policy), ("ref", reference)):
+            for side in ("chosen", "rejected"):
+                frames = model.processor.clips_batch(clips, [getattr(p, f"{side}_tokens") for p in pairs])
+                out = model(**{k: frames[k] for k in keys})
+                tokens = (
+                    torch.log_softmax(out.logits, -1).gather(-1, frames["actions"][..., None]).squeeze(-1)
+                )
+                logp[name, side] = (tokens.sum(-1) * frames["frame_mask"]).sum(-1).double().numpy()
+        assert bool(model.vla.gesture_targets(frames["actions"], frames["frame_mask"])[0].any())
+    d = BETA * (
+        (logp["pi", "chosen"] - logp["ref", "chosen"]) - (logp["pi", "rejected"] - logp["ref", "rejected"])
+    )
+    assert trl_loss == pytest.approx(float(np.mean([-_log_sigmoid(x) for x in d])), rel=2e-4, abs=1e-5)
+    out, _ = train_dpo(
+        tmp_path / "sft", pairs, dataset.clip, DPOTrainingConfig(batch_size=4), tmp_path / "dpo"
+    )
+    assert VLAForListening.from_pretrained(out).config.gesture_frames == 4
