@@ -399,18 +399,7 @@ def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
             batch["prev_listener"] = _self_states(model, batch, unwrapped, config, step)
         if config.state_noise or config.pose_state_noise or config.state_offset or config.state_dropout:
             batch["prev_listener"] = _noisy_states(batch["prev_listener"], unwrapped, config, step)
-        logits, actions, mask, frame_hidden = _scored_frames(
-            model, batch, config, step, unwrapped.vla.autoregressive
-        )
-        loss = sft_loss(
-            logits, actions, mask, unwrapped.vla.bin_centers,
-            lambda_exp=config.lambda_exp, lambda_pose=config.lambda_pose, lambda_temp=config.lambda_temp,
-            expression_dim=unwrapped.config.expression_dim,
-        )  # fmt: skip
-        if config.lambda_speaker:
-            loss = _with_speaker_loss(loss, unwrapped, frame_hidden, batch, config.lambda_speaker)
-        if unwrapped.vla.gestures:
-            loss = _with_gesture_loss(loss, unwrapped, frame_hidden, batch, config.lambda_gesture)
+        loss, logits, actions, mask = training_loss(model, unwrapped, batch, config, step)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss.total)
         grad_norm = (accelerator.clip_grad_norm_(model.parameters(), config.grad_clip) if config.grad_clip
@@ -481,6 +470,26 @@ def _make_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any
         max_context_frames=config.max_frames, projector_hidden=config.projector_hidden,
         speaker_prediction=config.lambda_speaker > 0, seed=config.seed,
     )  # fmt: skip
+
+
+def training_loss(
+    model: Any, unwrapped: Any, batch: dict[str, torch.Tensor], config: SFTConfig, step: int
+) -> tuple[SFTLoss, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step's objective (eqs. 7-9 plus the speaker and nod-onset terms when on), with the scored logits,
+    target tokens and mask. ``model`` may be wrapped (accelerate); ``unwrapped`` is the VLA itself."""
+    logits, actions, mask, frame_hidden = _scored_frames(
+        model, batch, config, step, unwrapped.vla.autoregressive
+    )
+    loss = sft_loss(
+        logits, actions, mask, unwrapped.vla.bin_centers,
+        lambda_exp=config.lambda_exp, lambda_pose=config.lambda_pose, lambda_temp=config.lambda_temp,
+        expression_dim=unwrapped.config.expression_dim,
+    )  # fmt: skip
+    if config.lambda_speaker:
+        loss = _with_speaker_loss(loss, unwrapped, frame_hidden, batch, config.lambda_speaker)
+    if unwrapped.vla.gestures:
+        loss = _with_gesture_loss(loss, unwrapped, frame_hidden, batch, config.lambda_gesture)
+    return loss, logits, actions, mask
 
 
 def _scored_frames(

@@ -268,3 +268,18 @@ def test_cli_reports_bad_config_fields(tmp_path, capsys):
     code = main(["train", "sft", "--config", str(REPO / "experiments/configs/sft_tiny.yaml"), "batch_size=0"])
     assert code == 2 and "batch_size must be a positive integer, found 0" in capsys.readouterr().err
     assert main(["train", "sft", "max_steps"]) == 2
+
+
+def test_training_loss_adds_the_speaker_and_nod_onset_terms(random_dataset):
+    from agents.vla.sft import ClipBatcher, _make_model, training_loss
+    from dyadic_env.data import load_dataset
+
+    config = _config(random_dataset, Path("unused"), lambda_speaker=0.5, gesture_frames=4, lambda_gesture=2.0)
+    dataset = load_dataset(random_dataset)
+    model = _make_model(config, dataset, None)
+    batch = ClipBatcher(dataset.split("train"), model.processor, config).batch(0)
+    loss, logits, actions, mask = training_loss(model, model, batch, config, 0)
+    assert logits.shape[:-1] == actions.shape and mask.shape == actions.shape[:2]
+    assert loss.speaker > 0 and loss.gesture > 0
+    parts = loss.ce_expression + loss.ce_pose + 0.01 * loss.temporal + 0.5 * loss.speaker + 2.0 * loss.gesture
+    torch.testing.assert_close(loss.total, parts)
