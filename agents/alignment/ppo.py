@@ -38,6 +38,7 @@ from torch import nn
 
 from agents.alignment.distributions import BatchedCategorical, NodGestureCategorical
 from agents.alignment.ppo_config import PPOConfig
+from agents.vla.gestures import may_start, next_phase
 
 WORDS_PAD = -1
 
@@ -83,9 +84,6 @@ class NodDecisionWrapper(gym.Wrapper):
 
     def __init__(self, env: gym.Env, gesture_frames: int) -> None:
         super().__init__(env)
-        from agents.vla.gestures import next_phase
-
-        self._next_phase = next_phase
         self.gesture_frames = int(gesture_frames)
         nvec = np.asarray(env.action_space.nvec).reshape(-1)  # type: ignore[attr-defined]
         self.action_space = spaces.MultiDiscrete(np.concatenate([nvec, [2]]))
@@ -104,9 +102,8 @@ class NodDecisionWrapper(gym.Wrapper):
     def step(self, action: Any) -> tuple[dict[str, Any], Any, bool, bool, dict[str, Any]]:
         action = np.asarray(action).reshape(-1)
         phase = torch.tensor([self.phase])
-        allowed = bool((phase == 0) | (phase >= self.gesture_frames))
-        onset = torch.tensor([bool(action[-1]) and allowed])
-        self.phase = int(self._next_phase(phase, onset, self.gesture_frames)[0])
+        onset = torch.tensor([bool(action[-1])]) & may_start(phase, self.gesture_frames)
+        self.phase = int(next_phase(phase, onset, self.gesture_frames)[0])
         observation, reward, terminated, truncated, info = self.env.step(action[:-1])
         return self._observe(observation), reward, terminated, truncated, info
 
@@ -267,11 +264,9 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
         self, model: Any, obs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], hidden: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         """Onset logit, whether a nod may start and the token logits without and with a new nod."""
-        from agents.vla.gestures import next_phase
-
         vla, length = model.vla, model.vla.gestures
         prev_phase = obs["gesture_phase"].reshape(-1).long()
-        allowed = (prev_phase == 0) | (prev_phase >= length)
+        allowed = may_start(prev_phase, length)
         prev = batch["prev_listener"]
         prev2 = prev[:, -2] if prev.shape[1] > 1 else None
         branches = [

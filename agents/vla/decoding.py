@@ -183,13 +183,13 @@ def _gesture_step(
     log-probability of the nod decision (B,) (0 where a nod is under way) and the new phase (B,)."""
     import torch.nn.functional as F
 
-    from agents.vla.gestures import next_phase
+    from agents.vla.gestures import may_start, next_phase
 
     logits = vla.gesture_logits(frame_hidden).float()
     phase = state.gesture_phase
     if phase is None:
         phase = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    allowed = (phase == 0) | (phase >= vla.gestures)
+    allowed = may_start(phase, vla.gestures)
     onset = sampler.onsets(logits) & allowed
     logp = torch.where(onset, F.logsigmoid(logits), F.logsigmoid(-logits)) * allowed.to(logits.dtype)
     prev_phase, phase = phase, next_phase(phase, onset, vla.gestures)

@@ -58,10 +58,14 @@ def phases_from_onsets(onsets: torch.Tensor, length: int) -> torch.Tensor:
     return torch.where(since < length, since + 1, torch.zeros_like(since))
 
 
+def may_start(prev_phase: torch.Tensor, length: int) -> torch.Tensor:
+    """Whether a nod may start after a frame of phase ``prev_phase``: none under way, or it just ended."""
+    return (prev_phase == 0) | (prev_phase >= length)
+
+
 def onset_allowed(phases: torch.Tensor, length: int) -> torch.Tensor:
-    """(B, T) bool: frames where a new nod may start (none under way the frame before, or it just ended)."""
-    before = torch.cat([torch.zeros_like(phases[:, :1]), phases[:, :-1]], dim=1)
-    return (before == 0) | (before >= length)
+    """(B, T) bool: the frames of a phase track where a new nod may start (:func:`may_start`)."""
+    return may_start(torch.cat([torch.zeros_like(phases[:, :1]), phases[:, :-1]], dim=1), length)
 
 
 def next_phase(phase: torch.Tensor, onset: torch.Tensor, length: int) -> torch.Tensor:

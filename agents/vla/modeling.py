@@ -318,12 +318,14 @@ class VLAModel(nn.Module):
         return self.encode_actions(moved)
 
     def gesture_logprobs(
-        self, frame_hidden: torch.Tensor, actions: torch.Tensor, frame_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """(B, T) log-probability of each frame's nod decision (start one or not) where one may start, else 0."""
+        self, frame_hidden: torch.Tensor, actions: torch.Tensor, frame_mask: torch.Tensor,
+        targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """(B, T) log-probability of each frame's nod decision (start one or not) where one may start, else 0.
+        ``targets``: the :meth:`gesture_targets` of ``actions`` when the caller has them already."""
         from agents.vla.gestures import onset_allowed
 
-        onsets, phases = self.gesture_targets(actions, frame_mask)
+        onsets, phases = self.gesture_targets(actions, frame_mask) if targets is None else targets
         logits = self.gesture_logits(frame_hidden).float()
         logp = torch.where(onsets, F.logsigmoid(logits), F.logsigmoid(-logits))
         return logp * onset_allowed(phases, self.gestures).to(logp.dtype)
@@ -355,7 +357,6 @@ class VLAModel(nn.Module):
         head_mask: torch.Tensor | None = None,
         prev2_listener: torch.Tensor | None = None,
         gesture_phases: torch.Tensor | None = None,
-        gesture_prev_phase: torch.Tensor | None = None,
     ) -> FrameOutput:
         """Run frames (B, T) through the network, optionally continuing a cache.
 
@@ -377,7 +378,7 @@ class VLAModel(nn.Module):
                 feeds one frame at a time must pass it.
             gesture_phases: (B, T) each frame's phase in a nod (gesture models). Default: found in ``actions``
                 (teacher forcing); with neither, ``action_hidden`` is None and the decoder samples the phase.
-            gesture_prev_phase: (B,) the phase of the frame before the block (default 0).
+                The frame before the block counts as phase 0.
         """
         b, t = speaker_inputs.shape[:2]
         device = speaker_inputs.device
@@ -462,9 +463,7 @@ class VLAModel(nn.Module):
                 if gesture_phases is None:
                     assert actions is not None  # the branch above took the case with neither
                     gesture_phases = self.gesture_targets(actions, frame_mask)[1]
-                first = (
-                    gesture_phases[:, :1] * 0 if gesture_prev_phase is None else gesture_prev_phase[:, None]
-                )
+                first = torch.zeros_like(gesture_phases[:, :1])
                 prev_phases = torch.cat([first, gesture_phases[:, :-1]], dim=1)
                 head_tokens = self.gesture_hint(prev_listener, gesture_phases, prev_phases)
             current = None if actions is None else self._normalized_state(self.decode_actions(actions))

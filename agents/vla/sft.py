@@ -524,8 +524,9 @@ def _with_gesture_loss(
     """Add the mean negative log-likelihood of the data's nod decisions (start or not, where one may start)."""
     from agents.vla.gestures import onset_allowed
 
-    logp = model.vla.gesture_logprobs(frame_hidden, batch["actions"], batch["frame_mask"])
-    _, phases = model.vla.gesture_targets(batch["actions"], batch["frame_mask"])
+    targets = model.vla.gesture_targets(batch["actions"], batch["frame_mask"])
+    logp = model.vla.gesture_logprobs(frame_hidden, batch["actions"], batch["frame_mask"], targets)
+    phases = targets[1]
     scored = (onset_allowed(phases, model.vla.gestures) & batch["frame_mask"].bool()).to(logp.dtype)
     error = -(logp * scored).sum() / scored.sum().clamp(min=1)
     return loss._replace(total=loss.total + weight * error, gesture=error)
