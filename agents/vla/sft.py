@@ -145,7 +145,7 @@ class SFTConfig:
     reads the phase of the nod under way, continuing from the last frame moved along the data's mean nod;
     decoding draws the onset (see ``VLAConfig.gesture_frames``). 0: off. With ``sft_small`` and
     ``lambda_speaker=1``, 16 frames raised the oracle on ``small``'s test split from 3.04-3.14 to 3.32-3.40
-    (sampled, 3 training seeds; engagement 2.1-2.2 vs 1.3-1.4): the policy now nods after the speaker's phrases.
+    (sampled, 3 training seeds; engagement 2.06-2.13 vs 1.33-1.42): the policy now nods after the speaker's phrases.
     Without the mean nod to continue from, the head followed the phase only teacher forced (closed loop: the
     pitch rose to half a nod and stayed; oracle 3.24-3.33)."""
     lambda_gesture: float = 1.0
