@@ -181,9 +181,7 @@ def _gesture_step(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw whether a nod starts, advance the phase; returns the action head features (B, 56, hidden), the
     log-probability of the nod decision (B,) (0 where a nod is under way) and the new phase (B,)."""
-    import torch.nn.functional as F
-
-    from agents.vla.gestures import may_start, next_phase
+    from agents.vla.gestures import decision_logprob, may_start, next_phase
 
     logits = vla.gesture_logits(frame_hidden).float()
     phase = state.gesture_phase
@@ -191,7 +189,7 @@ def _gesture_step(
         phase = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
     allowed = may_start(phase, vla.gestures)
     onset = sampler.onsets(logits) & allowed
-    logp = torch.where(onset, F.logsigmoid(logits), F.logsigmoid(-logits)) * allowed.to(logits.dtype)
+    logp = decision_logprob(logits, onset, allowed)
     prev_phase, phase = phase, next_phase(phase, onset, vla.gestures)
     prev2 = inputs.get("prev2_listener")
     features = vla.gesture_head_features(

@@ -68,6 +68,13 @@ def onset_allowed(phases: torch.Tensor, length: int) -> torch.Tensor:
     return may_start(torch.cat([torch.zeros_like(phases[:, :1]), phases[:, :-1]], dim=1), length)
 
 
+def decision_logprob(logits: torch.Tensor, onsets: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Log-probability of each nod decision (start or not) under its onset logit; 0 where none may start."""
+    logits = logits.float()
+    logp = torch.where(onsets, F.logsigmoid(logits), F.logsigmoid(-logits))
+    return logp * allowed.to(logp.dtype)
+
+
 def next_phase(phase: torch.Tensor, onset: torch.Tensor, length: int) -> torch.Tensor:
     """The phase (B,) after one frame: 1 on an onset, else one frame further into a nod or 0 once it ends."""
     carried = torch.where((phase > 0) & (phase < length), phase + 1, torch.zeros_like(phase))

@@ -323,12 +323,12 @@ class VLAModel(nn.Module):
     ) -> torch.Tensor:  # fmt: skip
         """(B, T) log-probability of each frame's nod decision (start one or not) where one may start, else 0.
         ``targets``: the :meth:`gesture_targets` of ``actions`` when the caller has them already."""
-        from agents.vla.gestures import onset_allowed
+        from agents.vla.gestures import decision_logprob, onset_allowed
 
         onsets, phases = self.gesture_targets(actions, frame_mask) if targets is None else targets
-        logits = self.gesture_logits(frame_hidden).float()
-        logp = torch.where(onsets, F.logsigmoid(logits), F.logsigmoid(-logits))
-        return logp * onset_allowed(phases, self.gestures).to(logp.dtype)
+        return decision_logprob(
+            self.gesture_logits(frame_hidden), onsets, onset_allowed(phases, self.gestures)
+        )
 
     def previous_states(self, actions: torch.Tensor) -> torch.Tensor:
         """Teacher-forced states: frame t sees the decoded frame t-1 (zeros at t = 0, as the env does)."""

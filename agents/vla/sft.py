@@ -480,16 +480,24 @@ def training_loss(
     logits, actions, mask, frame_hidden = _scored_frames(
         model, batch, config, step, unwrapped.vla.autoregressive
     )
+    return _objective(unwrapped, logits, actions, mask, frame_hidden, batch, config), logits, actions, mask
+
+
+def _objective(
+    model: Any, logits: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor, frame_hidden: torch.Tensor,
+    batch: dict[str, torch.Tensor], config: SFTConfig,
+) -> SFTLoss:  # fmt: skip
+    """Eqs. 7-9 on the scored frames, plus the speaker and nod-onset terms (on all frames) when on."""
     loss = sft_loss(
-        logits, actions, mask, unwrapped.vla.bin_centers,
+        logits, actions, mask, model.vla.bin_centers,
         lambda_exp=config.lambda_exp, lambda_pose=config.lambda_pose, lambda_temp=config.lambda_temp,
-        expression_dim=unwrapped.config.expression_dim,
+        expression_dim=model.config.expression_dim,
     )  # fmt: skip
     if config.lambda_speaker:
-        loss = _with_speaker_loss(loss, unwrapped, frame_hidden, batch, config.lambda_speaker)
-    if unwrapped.vla.gestures:
-        loss = _with_gesture_loss(loss, unwrapped, frame_hidden, batch, config.lambda_gesture)
-    return loss, logits, actions, mask
+        loss = _with_speaker_loss(loss, model, frame_hidden, batch, config.lambda_speaker)
+    if model.vla.gestures:
+        loss = _with_gesture_loss(loss, model, frame_hidden, batch, config.lambda_gesture)
+    return loss
 
 
 def _scored_frames(
@@ -618,14 +626,11 @@ def evaluate_loss(
     for batch in batches:
         batch = {k: v.to(device) for k, v in batch.items()}
         out = model(**batch)
-        loss = sft_loss(out.logits, batch["actions"], batch["frame_mask"], model.vla.bin_centers,
-                        lambda_exp=config.lambda_exp, lambda_pose=config.lambda_pose,
-                        lambda_temp=config.lambda_temp, expression_dim=model.config.expression_dim)  # fmt: skip
-        if config.lambda_speaker:
-            loss = _with_speaker_loss(loss, model, out.frame_hidden, batch, config.lambda_speaker)
-        if model.vla.gestures:
-            loss = _with_gesture_loss(loss, model, out.frame_hidden, batch, config.lambda_gesture)
-        parts.append(loss)
+        parts.append(
+            _objective(
+                model, out.logits, batch["actions"], batch["frame_mask"], out.frame_hidden, batch, config
+            )
+        )
     model.train(was_training)
     return SFTLoss(*(torch.stack([getattr(p, f) for p in parts]).mean() for f in SFTLoss._fields))
 
