@@ -2,6 +2,7 @@
 
 from agents.base import Agent, FrameAgent
 from agents.baselines import (
+    MeanAgent,
     MirrorAgent,
     NearestNeighborAgent,
     NeutralAgent,
@@ -14,6 +15,6 @@ from agents.baselines import (
 from agents.rollout import Trajectory, rollout
 
 __all__ = [
-    "Agent", "FrameAgent", "MirrorAgent", "NearestNeighborAgent", "NeutralAgent", "RandomAgent",
+    "Agent", "FrameAgent", "MeanAgent", "MirrorAgent", "NearestNeighborAgent", "NeutralAgent", "RandomAgent",
     "RandomTrainAgent", "Trajectory", "agent_names", "make_agent", "register_agent", "rollout",
 ]  # fmt: skip

@@ -5,7 +5,9 @@
   Random row, after Learning-to-Listen and LM-listener);
 - ``nn``: the listener response of the training context closest to the current speaker context (recent
   speaker motion and a bag of the recent words);
-- ``neutral``: the tokens of the all-zero (neutral) frame; ``mirror``: copies the speaker's current frame.
+- ``neutral``: the tokens of the all-zero (neutral) frame; ``mirror``: copies the speaker's current frame;
+- ``mean``: the training listeners' mean frame, whatever the speaker does. A floor for the distribution
+  metrics: per-clip FD is mostly the distance between mean levels, which the average listener keeps small.
 """
 
 from __future__ import annotations
@@ -106,6 +108,27 @@ class NeutralAgent(FrameAgent):
         if not hasattr(self, "_tokens"):
             self._tokens = super().act(observation)
         return self._tokens.copy()
+
+
+class MeanAgent(FrameAgent):
+    """Always the mean frame of the ``split``'s listeners (every frame of every clip weighs the same).
+
+    It ignores the speaker, so a method that does not beat it on a metric has not shown that it reads the
+    speaker on that metric.
+    """
+
+    def __init__(
+        self, dataset: DyadicDataset, tokenizer: ActionTokenizer, *, split: str = "train", chunk_size: int = 1
+    ) -> None:
+        super().__init__(tokenizer, chunk_size=chunk_size)
+        clips = dataset.split(split)
+        if len(clips) == 0:
+            raise ValueError(f"{dataset.path}: split {split!r} has no listeners to average")
+        total = sum(np.asarray(c.listener_motion, np.float64).sum(axis=0) for c in clips)
+        self.frame = total / sum(c.num_frames for c in clips)
+
+    def act_frames(self, observation: Observation) -> np.ndarray:
+        return np.repeat(self.frame[None], self.chunk_size, axis=0)
 
 
 class MirrorAgent(FrameAgent):
@@ -292,6 +315,7 @@ _REGISTRY: dict[str, AgentFactory] = {
     "nn": lambda d, seed, tokenizer, **kw: NearestNeighborAgent(d, tokenizer=tokenizer, **kw),
     "neutral": lambda d, seed, tokenizer, **kw: NeutralAgent(tokenizer, **kw),
     "mirror": lambda d, seed, tokenizer, **kw: MirrorAgent(tokenizer, **kw),
+    "mean": lambda d, seed, tokenizer, **kw: MeanAgent(d, tokenizer, **kw),
 }
 
 
@@ -310,7 +334,8 @@ def make_agent(
     name: str, dataset: DyadicDataset | str | os.PathLike, seed: int = 0, *,
     tokenizer: ActionTokenizer | None = None, **kwargs: Any,
 ) -> Agent:  # fmt: skip
-    """Build a registered baseline by name (``random``, ``random-train``, ``nn``, ``neutral``, ``mirror``).
+    """Build a registered baseline by name (``random``, ``random-train``, ``nn``, ``neutral``, ``mirror``,
+    ``mean``).
 
     ``kwargs`` (e.g. ``chunk_size``) go to the agent's constructor.
     """

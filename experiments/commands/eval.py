@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--agent",
         default="",
-        help="baseline agents, comma-separated: random, random-train, nn, neutral, mirror",
+        help="baseline agents, comma-separated: random, random-train, nn, neutral, mirror, mean",
     )
     parser.add_argument(
         "--policy", default=None, help="a VLA checkpoint directory to evaluate as the row 'vla'"

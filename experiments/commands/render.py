@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--agent",
         default=None,
-        help="listeners to roll out, comma-separated: baselines (random, random-train, nn, neutral, mirror) and "
+        help="listeners to roll out, comma-separated: baselines (random, random-train, nn, neutral, mirror, mean) and "
         f"'{GROUND_TRUTH}' for the ground truth (default: {GROUND_TRUTH})",
     )
     parser.add_argument(

@@ -11,7 +11,7 @@ stage whose output exists, see :mod:`experiments.pipelines.stages`):
 4. ``dpo``: SFT+DPO on those pairs (paper eq. 11, trl);
 5. ``random_prefer`` and ``sft_preferred``: the ablations of paper Table IV;
 6. ``rm`` and ``ppo``: a reward-model ensemble on the same pairs, then PPO (SB3) on it from the same SFT network;
-7. ``eval``: closed-loop evaluation on the test split of Random, NN, SFT and all aligned policies;
+7. ``eval``: closed-loop evaluation on the test split of Random, NN, Mean, SFT and all aligned policies;
 8. ``report``: ``report.md`` (tables shaped like the paper's II and IV, the oracle's criteria, DPO vs PPO at
    the same number of preference labels), plots and a rendered sample video.
 """
@@ -28,7 +28,7 @@ from experiments.pipelines.alignment import FeedbackConfig, Log
 from experiments.pipelines.evaluation import check_eval_decoding
 from experiments.pipelines.stages import run_stage
 
-BASELINES = ("random", "nn")
+BASELINES = ("random", "nn", "mean")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 

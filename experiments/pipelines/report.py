@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-TABLE_II = ("GT", "random", "nn", "SFT", "SFT+DPO", "SFT+PPO")
+TABLE_II = ("GT", "random", "nn", "mean", "SFT", "SFT+DPO", "SFT+PPO")
 TABLE_IV = (("Full (SFT+DPO)", "SFT+DPO"), ("Random-Prefer", "Random-Prefer"), ("SFT-Preferred", "SFT-Preferred"),
             ("SFT-Only", "SFT"))  # fmt: skip
 PAPER_II = (("L2 ↓", "L2", 1.0), ("FD ↓", "FD", 1.0), ("Variation", "Variation", 1.0),
@@ -22,7 +22,13 @@ PAPER_IV = (
 )
 ORACLE = (("Emp. ↑", "empathy", 1.0), ("App. ↑", "appropriateness", 1.0), ("Eng. ↑", "engagement", 1.0),
           ("Nat. ↑", "naturalness", 1.0), ("Oracle ↑", "weighted", 1.0))  # fmt: skip
-NAMES = {"random": "Random", "nn": "NN"}
+NAMES = {"random": "Random", "nn": "NN", "mean": "Mean"}
+_MEAN_NOTE = (
+    "Mean plays the training listeners' mean frame whatever the speaker does. L2, FD and P-FD compare each clip "
+    "with its one recorded listener, so they reward a listener that hedges between the responses people give; "
+    "a policy shows that it reads the speaker by beating Mean there while the oracle scores it far higher.",
+    "",
+)
 
 
 def table(
@@ -77,6 +83,7 @@ def write_quickstart_report(
         "",
         table(rows, [(NAMES.get(k, k), k) for k in TABLE_II], PAPER_II),
         "",
+        *_MEAN_NOTE * ("mean" in rows),
         "## Ablation (shaped like paper Table IV)",
         "",
         table(rows, TABLE_IV, PAPER_IV),

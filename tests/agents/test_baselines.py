@@ -9,6 +9,7 @@ import pytest
 import dyadic_env  # noqa: F401
 from agents import (
     Agent,
+    MeanAgent,
     MirrorAgent,
     NearestNeighborAgent,
     NeutralAgent,
@@ -39,7 +40,7 @@ def make_env(data_path, split="test", **kwargs):
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3])
-@pytest.mark.parametrize("name", ["random", "random-train", "nn", "neutral", "mirror"])
+@pytest.mark.parametrize("name", ["random", "random-train", "nn", "neutral", "mirror", "mean"])
 def test_every_baseline_follows_the_protocol(data_path, dataset, name, chunk_size):
     agent = make_agent(name, dataset, seed=0, chunk_size=chunk_size)
     assert isinstance(agent, Agent)
@@ -56,7 +57,7 @@ def test_every_baseline_follows_the_protocol(data_path, dataset, name, chunk_siz
 
 
 def test_registry(dataset):
-    assert agent_names() == ["random", "random-train", "nn", "neutral", "mirror"]
+    assert agent_names() == ["random", "random-train", "nn", "neutral", "mirror", "mean"]
     with pytest.raises(ValueError, match="agent: expected one of"):
         make_agent("oracle", dataset)
 
@@ -79,6 +80,16 @@ def test_floors(dataset):
     )
     chunk = MirrorAgent(tokenizer, chunk_size=2).act({"speaker_motion": speaker})
     np.testing.assert_array_equal(chunk, tokenizer.encode(speaker[[-1, -1]]))
+
+
+def test_mean_agent_plays_the_training_listeners_mean_frame(data_path, dataset):
+    train = np.concatenate([c.listener_motion for c in dataset.split("train")]).astype(np.float64)
+    agent = make_agent("mean", dataset, chunk_size=2)
+    np.testing.assert_allclose(agent.frame, train.mean(axis=0), atol=1e-9)
+    tokens = rollout(make_env(data_path, chunk_size=2), agent, seed=0).tokens
+    assert (tokens == dataset.tokenizer().encode(train.mean(axis=0))).all()  # whatever the speaker does
+    with pytest.raises(KeyError, match="no split 'nope'"):
+        MeanAgent(dataset, dataset.tokenizer(), split="nope")
 
 
 def test_random_train_replays_training_listeners(data_path, dataset):

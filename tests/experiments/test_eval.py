@@ -152,4 +152,5 @@ def test_shipped_eval_config_parses():
         "nn",
         "neutral",
         "mirror",
+        "mean",
     ]

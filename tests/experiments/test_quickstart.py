@@ -34,7 +34,7 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
     for heading in ("Table II", "Table IV", "oracle's criteria", "same preference labels"):
         assert heading in report
     results = json.loads((out / "eval.json").read_text())
-    for row in ("GT", "random", "nn", "SFT", "SFT+DPO", "Random-Prefer", "SFT-Preferred", "SFT+PPO"):
+    for row in ("GT", "random", "nn", "mean", "SFT", "SFT+DPO", "Random-Prefer", "SFT-Preferred", "SFT+PPO"):
         assert row in results["rows"], row
     assert 1.0 <= results["rows"]["SFT+DPO"]["weighted"] <= 5.0
     assert results["mode"] == "mean_expression" and "decode (mean_expression) at temperature 0.7" in report
