@@ -68,6 +68,10 @@ class VLAConfig(PretrainedConfig):
             before the onset, at each frame of the nod), fitted by ``model_for_dataset``. During a nod the
             action head continues from the previous token moved along this profile, so it only has to learn
             to follow it (None: zeros).
+        expression_state: whether the listener's own previous expression is part of the state. False: the
+            network sees only its previous head and jaw pose, so its expression must come from the speaker's
+            face and words, and the closed loop cannot lock onto a response it happened to start (the main
+            per-clip FD error of a policy that sees it; see ``experiments/configs/sft_small.yaml``).
         projector_hidden: width of the visual projector's hidden layer.
         speaker_prediction: add a linear head that predicts the speaker's next input frame from each frame's
             hidden state (an auxiliary SFT task: ``SFTConfig.lambda_speaker``).
@@ -105,6 +109,7 @@ class VLAConfig(PretrainedConfig):
         gesture_dim: int | None = None,
         gesture_threshold: float = 0.02,
         gesture_profile: list[float] | None = None,
+        expression_state: bool = True,
         projector_hidden: int = 256,
         speaker_prediction: bool = False,
         text_pad_id: int = 0,
@@ -139,6 +144,7 @@ class VLAConfig(PretrainedConfig):
         self.gesture_profile = (
             [float(v) for v in gesture_profile] if gesture_profile else [0.0] * self.gesture_frames
         )
+        self.expression_state = bool(expression_state)
         self.projector_hidden = int(projector_hidden)
         self.speaker_prediction = bool(speaker_prediction)
         self.text_pad_id = int(text_pad_id)

@@ -113,6 +113,10 @@ def decode_frames(
     """
     vla = model.vla
     b, t = inputs["speaker_inputs"].shape[:2]
+    inputs = {
+        **inputs,
+        **{k: vla.observed_states(inputs[k]) for k in ("prev_listener", "prev2_listener") if k in inputs},
+    }
     action_inputs = None
     if vla.autoregressive:
         action_inputs = torch.ones(b, t, dtype=torch.bool, device=inputs["speaker_inputs"].device)

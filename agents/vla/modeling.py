@@ -335,6 +335,14 @@ class VLAModel(nn.Module):
         frames = self.decode_actions(actions)
         return torch.cat([torch.zeros_like(frames[:, :1]), frames[:, :-1]], dim=1)
 
+    def observed_states(self, states: torch.Tensor) -> torch.Tensor:
+        """The part of previous frames (..., 56) the network sees: all, or (``expression_state=False``) only the
+        pose, the expression zeroed as in a frame before the episode starts."""
+        if self.config.expression_state:
+            return states
+        pose = torch.arange(states.shape[-1], device=states.device) >= self.config.expression_dim
+        return states * pose.to(states.dtype)
+
     def _normalized_state(self, states: torch.Tensor) -> torch.Tensor:
         # Scale each dimension by the tokenizer's range so expression (about +-4) and rotations (about +-0.3 rad)
         # reach the encoder on the same footing.
@@ -382,6 +390,9 @@ class VLAModel(nn.Module):
         """
         b, t = speaker_inputs.shape[:2]
         device = speaker_inputs.device
+        prev_listener = self.observed_states(prev_listener)
+        if prev2_listener is not None:
+            prev2_listener = self.observed_states(prev2_listener)
         if frame_mask is None:
             frame_mask = torch.ones(b, t, dtype=torch.bool, device=device)
         frame_mask = frame_mask.bool()
@@ -496,6 +507,9 @@ class VLAModel(nn.Module):
     ) -> torch.Tensor:  # fmt: skip
         """Action head features (B, 56, head_hidden) of one frame given its sampled nod phase (B,) and the
         previous frame's (B,)."""
+        prev_listener = self.observed_states(prev_listener)
+        if prev2_listener is not None:
+            prev2_listener = self.observed_states(prev2_listener)
         prev_tokens = self.encode_actions(prev_listener)
         steps = self.last_steps(
             prev_listener[:, None],

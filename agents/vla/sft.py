@@ -139,6 +139,9 @@ class SFTConfig:
     (``pose_state_noise=0``), 8 bins taught the policy momentum (`dyadic diagnose` head-pitch slope +0.31-0.37 vs
     -0.01; data +0.58) and, teacher forced, to carry a nod on after a phrase end; in closed loop it still does
     not start nods there and the oracle did not move (3.00-3.11 over 3 seeds vs 3.04-3.14 without)."""
+    expression_state: bool = True
+    """False: the network never sees its own previous expression, only its previous head and jaw pose (see
+    ``VLAConfig.expression_state``)."""
     gesture_frames: int = 0
     """> 0: head nods become discrete gestures of this many frames: the network learns when a nod starts (a
     binary cross-entropy on the onsets found in the data, weighted by ``lambda_gesture``) and its action head
@@ -466,6 +469,7 @@ def _make_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any
         backbone_path=config.backbone_path, lora=lora, decoding=config.decoding, head_hidden=config.head_hidden,
         head_state=config.head_state, head_groups=config.head_groups,
         head_velocity=config.head_velocity, gesture_frames=config.gesture_frames, decode_mode=config.decode_mode,
+        expression_state=config.expression_state,
         decode_temperature=config.decode_temperature,
         max_context_frames=config.max_frames, projector_hidden=config.projector_hidden,
         speaker_prediction=config.lambda_speaker > 0, seed=config.seed,

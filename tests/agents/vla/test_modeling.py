@@ -253,3 +253,30 @@ def test_velocity_head_learns_to_carry_a_movement_on():
 
     assert accuracy(4) > 0.9
     assert accuracy(0) < 0.3
+
+
+@pytest.mark.parametrize("gesture_frames", [0, 4])
+def test_without_expression_state_only_the_previous_pose_is_seen(
+    dataset, make_tiny_model, tmp_path, gesture_frames
+):
+    torch.manual_seed(0)
+    model = make_tiny_model(dataset, expression_state=False, gesture_frames=gesture_frames)
+    batch = model.processor.clips_batch([dataset.split("train")[0]])
+    expression = torch.arange(56) < model.config.expression_dim
+    other_face = batch["prev_listener"] + 0.3 * expression
+    other_head = batch["prev_listener"] + 0.1 * ~expression
+    with torch.no_grad():
+        logits = model(**{**batch, "prev_listener": batch["prev_listener"]}).logits
+        torch.testing.assert_close(model(**{**batch, "prev_listener": other_face}).logits, logits)
+        assert not torch.allclose(model(**{**batch, "prev_listener": other_head}).logits, logits)
+
+    def decode(prev):
+        inputs = {k: batch[k][:, 3:4] for k in FRAME_KEYS} | {"prev_listener": prev[:, 3:4]}
+        sampler = Sampler(temperature=1.0, generator=torch.Generator().manual_seed(0))
+        return decode_frames(model, inputs, DecodeState(), sampler)[:2]
+
+    for same, again in zip(decode(batch["prev_listener"]), decode(other_face)):
+        torch.testing.assert_close(same, again)
+    model.save_pretrained(tmp_path)
+    assert VLAForListening.from_pretrained(tmp_path).config.expression_state is False
+    assert make_tiny_model(dataset).config.expression_state  # seen by default
