@@ -40,17 +40,16 @@ def load_config_fields(config: Path | None, overrides: list[str]) -> dict[str, A
     import yaml
 
     from experiments.cli import UserError
+    from experiments.configs import read_config
 
     fields: dict[str, Any] = {}
     if config is not None:
         if not config.exists():
             raise UserError(f"--config {config}: no such file (configs live in experiments/configs/)")
         try:
-            fields = yaml.safe_load(config.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"--config {config}: not valid YAML ({e})") from None
-        if not isinstance(fields, dict):
-            raise UserError(f"--config {config}: expected a mapping of fields, found {type(fields).__name__}")
+            fields = read_config(config)
+        except ValueError as e:
+            raise UserError(f"--config {config}: {e}") from None
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -62,13 +61,11 @@ def load_config_fields(config: Path | None, overrides: list[str]) -> dict[str, A
     return fields
 
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
 def build_config(cls: Any, config: Path | None, default: str, overrides: list[str], **flags: Any) -> Any:
     """``cls.from_dict`` of the YAML file (``experiments/configs/DEFAULT`` when none is given, from any working
     directory), then ``key=value`` overrides, then the command's flags that were set (not None)."""
     from experiments.cli import UserError
+    from experiments.configs import CONFIGS
 
     values = load_config_fields(config if config is not None else CONFIGS / default, overrides)
     values.update({key: value for key, value in flags.items() if value is not None})

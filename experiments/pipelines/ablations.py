@@ -32,7 +32,6 @@ from experiments.pipelines.stages import run_stage
 VARIANTS = ("dpo", "random_prefer", "sft_preferred", "iterated_dpo", "ppo")
 ROW = {"dpo": "SFT+DPO", "random_prefer": "Random-Prefer", "sft_preferred": "SFT-Preferred",
        "iterated_dpo": "Iterated DPO", "ppo": "SFT+PPO"}  # fmt: skip
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass
@@ -142,15 +141,13 @@ def run_ablations(config: AblationConfig, log: Log = print) -> dict[str, Any]:
 
 
 def _train_sft(config: AblationConfig, run_dir: Path, log: Log) -> Path:
-    import yaml
-
     from agents.vla.sft import FINAL_DIR, SFTConfig, train_sft
+    from experiments.configs import read_config
 
     final = run_dir / FINAL_DIR
     if final.exists():
         return final
-    path = Path(config.sft_config)
-    values = yaml.safe_load((path if path.exists() else CONFIGS / path).read_text()) or {}
+    values = read_config(config.sft_config)
     values.update(dataset=config.dataset, output_dir=str(run_dir))
     log("[sft] running")
     return train_sft(SFTConfig.from_dict(values), progress=False)

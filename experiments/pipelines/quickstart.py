@@ -29,7 +29,6 @@ from experiments.pipelines.evaluation import check_eval_decoding
 from experiments.pipelines.stages import run_stage
 
 BASELINES = ("random", "nn", "mean")
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass
@@ -180,17 +179,14 @@ def _sft(
     config: QuickstartConfig, data_dir: Path, run_dir: Path, log: Log, timings: dict[str, float]
 ) -> Path:
     """SFT into ``run_dir`` (the trainer resumes from its checkpoints and writes ``final/`` atomically)."""
-    import yaml
-
     from agents.vla.sft import FINAL_DIR, SFTConfig, train_sft
+    from experiments.configs import read_config
 
     final = run_dir / FINAL_DIR
     if final.exists():
         log(f"[sft] done already: {final} (delete it to redo the stage)")
         return final
-    path = Path(config.sft_config)
-    path = path if path.exists() else CONFIGS / path
-    values = yaml.safe_load(path.read_text()) or {}
+    values = read_config(config.sft_config)
     values.update(dataset=str(data_dir), output_dir=str(run_dir), seed=config.seed, **config.sft_overrides)
     if config.num_threads:
         values.setdefault("num_threads", config.num_threads)

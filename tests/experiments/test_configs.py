@@ -1,0 +1,49 @@
+"""Reading YAML configs: ``base`` chains, overrides and the errors a user can make."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.configs import CONFIGS, read_config
+
+
+def test_a_config_overrides_its_base(tmp_path):
+    (tmp_path / "a.yaml").write_text("x: 1\ny: 2\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yaml").write_text("base: ../a.yaml\ny: 3\n")
+    (tmp_path / "c.yaml").write_text("base: sub/b.yaml\nz: 4\n")
+    assert read_config(tmp_path / "c.yaml") == {"x": 1, "y": 3, "z": 4}
+
+
+@pytest.mark.parametrize(
+    ("files", "match"),
+    [
+        ({"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"}, "form a cycle"),
+        ({"a.yaml": "base: missing.yaml\n"}, r"missing.yaml \(the base of .*a.yaml\): no such config"),
+        ({"a.yaml": "- 1\n- 2\n"}, "expected a mapping of fields, found list"),
+        ({"a.yaml": "x: [1\n"}, "not valid YAML"),
+        ({"a.yaml": "base: 3\n"}, "'base' must name a YAML file"),
+    ],
+)
+def test_bad_configs_name_the_file_at_fault(tmp_path, files, match):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_config(tmp_path / "a.yaml")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("sft_*.yaml")))
+def test_every_shipped_sft_config_builds(name):
+    from agents.vla.sft import SFTConfig
+
+    config = SFTConfig.from_dict(read_config(name))  # a shipped config's name is enough
+    assert config.max_steps > 0
+
+
+def test_train_names_the_config_at_fault(tmp_path):
+    from experiments.cli import UserError
+    from experiments.commands.train import load_config_fields
+
+    (tmp_path / "a.yaml").write_text("base: nope.yaml\n")
+    with pytest.raises(UserError, match=r"--config .*a.yaml: .*nope.yaml .*no such config"):
+        load_config_fields(tmp_path / "a.yaml", [])
