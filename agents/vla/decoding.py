@@ -113,6 +113,7 @@ def decode_frames(
     """
     vla = model.vla
     b, t = inputs["speaker_inputs"].shape[:2]
+    # The grouped and autoregressive paths below read the previous frame directly, not through vla.frames.
     inputs = {
         **inputs,
         **{k: vla.observed_states(inputs[k]) for k in ("prev_listener", "prev2_listener") if k in inputs},

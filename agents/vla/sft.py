@@ -142,8 +142,8 @@ class SFTConfig:
     expression_state: bool = True
     """False: the network never sees its own previous expression, only its previous head and jaw pose (see
     ``VLAConfig.expression_state``), so the face comes from the speaker's face and words. On ``small``'s test
-    split (``sft_small_context.yaml``, ``mean_expression``, training seeds 0-1) FD fell from 0.40-0.43 to 0.30-0.32
-    and L2 from 0.0078-0.0081 to 0.0064-0.0068, below the Mean baseline's 0.41 and 0.0073, with the oracle at
+    split (``sft_small_context.yaml``, ``mean_expression``, training seeds 0-2) FD fell from 0.40-0.43 to 0.30-0.33
+    and L2 from 0.0078-0.0081 to 0.0064-0.0071, below the Mean baseline's 0.41 and 0.0073, with the oracle at
     3.24-3.28. Its sampled faces flicker, so it suits ``mean_expression`` decoding."""
     gesture_frames: int = 0
     """> 0: head nods become discrete gestures of this many frames: the network learns when a nod starts (a
