@@ -16,18 +16,14 @@ import numpy as np
 
 from experiments.bench import Figures, benchmark
 
-SFT_CONFIG = "experiments/configs/sft_small.yaml"
+SFT_CONFIG = "sft_small.yaml"  # a shipped config (experiments/configs/)
 
 
 def _model(decoding: str, dataset: Any, gestures: bool = False) -> Any:
-    from pathlib import Path
-
-    import yaml
-
     from agents.vla.factory import model_for_dataset
+    from experiments.configs import read_config
 
-    path = Path(__file__).resolve().parents[2] / SFT_CONFIG
-    fields = yaml.safe_load(path.read_text()) if path.exists() else {}
+    fields = read_config(SFT_CONFIG)
     keys = ("backbone", "head_hidden", "projector_hidden") + (("gesture_frames",) if gestures else ())
     return model_for_dataset(dataset, decoding=decoding, **{k: fields[k] for k in keys if k in fields}).eval()
 
@@ -63,15 +59,14 @@ def _latency(model: Any, dataset: Any, *, use_cache: bool, frames: int) -> dict[
 
 
 def _training_fps(steps: int) -> tuple[float, int]:
-    from pathlib import Path
 
     import torch
-    import yaml
 
     from agents.vla.sft import ClipBatcher, SFTConfig, _make_model, training_loss
     from dyadic_env.data import load_dataset
+    from experiments.configs import read_config
 
-    fields = yaml.safe_load((Path(__file__).resolve().parents[2] / SFT_CONFIG).read_text())
+    fields = read_config(SFT_CONFIG)
     config = SFTConfig.from_dict({**fields, "output_dir": "/tmp/unused"})
     dataset = load_dataset(config.dataset)
     model = _make_model(config, dataset, None).train()

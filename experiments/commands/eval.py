@@ -48,20 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace):  # -> EvalConfig
     """EvalConfig from the YAML file (if any) overridden by the flags given."""
-    import yaml
-
     from experiments.cli import UserError
+    from experiments.commands.train import load_config_fields
     from experiments.evaluation import EvalConfig
 
-    fields: dict = {}
-    if args.config is not None:
-        if not args.config.exists():
-            raise UserError(f"--config {args.config}: no such file")
-        fields = yaml.safe_load(args.config.read_text()) or {}
-        if not isinstance(fields, dict):
-            raise UserError(
-                f"--config {args.config}: expected a mapping of EvalConfig fields, found {type(fields).__name__}"
-            )
+    fields = load_config_fields(args.config, [])
     flags = {"agents": args.agent or None, "policy": args.policy, "policy_mode": args.decode,
              "dataset": args.dataset, "split": args.split, "seed": args.seed, "max_clips": args.max_clips,
              "run_dir": args.run_dir}  # fmt: skip

@@ -315,18 +315,11 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def _collect_config(args: argparse.Namespace, policies: list[str], *, study: bool) -> Any:
-    import yaml
-
     from experiments.cli import UserError
+    from experiments.commands.train import load_config_fields
     from human_feedback.candidates import CollectConfig, PolicySpec
 
-    fields: dict[str, Any] = {}
-    if args.config is not None:
-        if not args.config.is_file():
-            raise UserError(f"--config {args.config}: no such file")
-        fields = yaml.safe_load(args.config.read_text()) or {}
-        if not isinstance(fields, dict):
-            raise UserError(f"--config {args.config}: expected a mapping of CollectConfig fields")
+    fields = load_config_fields(args.config, [])
     flags = {
         "dataset": args.dataset, "split": args.split, "clips": args.clips, "samples": args.samples,
         "render": args.render, "video_size": args.video_size, "temperature": args.temperature,

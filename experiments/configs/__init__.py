@@ -1,7 +1,8 @@
 """The shipped YAML configs, and how a config file is read.
 
-A config may start from another with ``base: other.yaml`` (a path relative to the file's folder): the base's
-fields are read first and the file's own fields override them, so a variant states only what differs.
+A config may start from another with ``base: other.yaml`` (a path relative to the file's folder, else a
+shipped config's name): the base's fields are read first and the file's own fields override them, so a
+variant states only what differs.
 """
 
 from __future__ import annotations
@@ -43,4 +44,6 @@ def _read(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         return fields
     if not isinstance(base, str):
         raise ValueError(f"{path}: 'base' must name a YAML file, found {base!r}")
-    return {**_read(path.parent / base, (*seen, path)), **fields}
+    near = path.parent / base
+    base_path = near if near.exists() or not (CONFIGS / base).exists() else CONFIGS / base
+    return {**_read(base_path, (*seen, path)), **fields}

@@ -40,6 +40,29 @@ def test_every_shipped_sft_config_builds(name):
     assert config.max_steps > 0
 
 
+def test_a_users_config_may_start_from_a_shipped_one(tmp_path):
+    (tmp_path / "mine.yaml").write_text("base: sft_small_context.yaml\nmax_steps: 10\n")
+    fields = read_config(tmp_path / "mine.yaml")
+    assert fields["max_steps"] == 10 and fields["expression_state"] is False  # from sft_small_context
+    assert fields["gesture_frames"] == read_config("sft_small.yaml")["gesture_frames"]  # from its base
+
+
+def test_eval_and_feedback_configs_read_the_same_way(tmp_path):
+    import argparse
+
+    from experiments.cli import UserError
+    from experiments.commands.eval import build_config
+
+    (tmp_path / "mine.yaml").write_text("base: eval.yaml\nsplit: val\n")
+    args = argparse.Namespace(config=tmp_path / "mine.yaml", agent="", policy=None, decode=None, dataset=None,
+                              split=None, seed=None, max_clips=None, run_dir=None)  # fmt: skip
+    config = build_config(args)
+    assert config.split == "val" and "mean" in config.agents and config.dataset == "synthetic:small"
+    (tmp_path / "bad.yaml").write_text("- 1\n")
+    with pytest.raises(UserError, match=r"bad\.yaml: expected a mapping of fields"):
+        build_config(argparse.Namespace(**{**vars(args), "config": tmp_path / "bad.yaml"}))
+
+
 def test_train_names_the_config_at_fault(tmp_path):
     from experiments.cli import UserError
     from experiments.commands.train import load_config_fields
