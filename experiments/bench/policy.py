@@ -59,7 +59,6 @@ def _latency(model: Any, dataset: Any, *, use_cache: bool, frames: int) -> dict[
 
 
 def _training_fps(steps: int) -> tuple[float, int]:
-
     import torch
 
     from agents.vla.sft import ClipBatcher, SFTConfig, _make_model, training_loss
