@@ -12,10 +12,7 @@ import pkgutil
 import sys
 
 import experiments.commands
-
-
-class UserError(Exception):
-    """A mistake the user can fix (bad argument, missing file); printed without a traceback."""
+from experiments.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from experiments.errors import UserError
+
 DEFAULT_CONFIG = "ablations_small.yaml"
 
 
@@ -32,7 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
     from experiments.commands.quickstart import _quiet_libraries
     from experiments.commands.train import build_config
     from experiments.pipelines.ablations import AblationConfig, run_ablations

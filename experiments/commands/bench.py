@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from experiments.errors import UserError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="run a benchmark; prints figures as JSON and Markdown")
@@ -17,7 +19,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from experiments import bench
-    from experiments.cli import UserError
 
     if args.name is None:
         for name, (_, text) in bench.registry().items():

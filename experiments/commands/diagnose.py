@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from experiments.errors import UserError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -38,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from agents.vla.agent import resolve_checkpoint
     from dyadic_env.data import load_dataset
     from experiments import diagnostics
-    from experiments.cli import UserError
 
     if args.max_clips is not None and args.max_clips < 1:
         raise UserError(f"--max-clips must be at least 1, found {args.max_clips}")

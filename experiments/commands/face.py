@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from experiments.errors import UserError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -66,7 +68,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from dyadic_env.face import FlameImportError, import_flame, registered_flame_dir
     from dyadic_env.face.paths import flame_config_path
-    from experiments.cli import UserError
 
     for flag, path in (
         ("--static-embedding", args.static_embedding),

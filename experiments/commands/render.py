@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from experiments.errors import UserError
+
 GROUND_TRUTH = "gt"
 
 
@@ -55,7 +57,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dyadic_env.data import load_dataset
-    from experiments.cli import UserError
 
     if args.output is None and args.sheet is None:
         raise UserError("nothing to write: give -o OUT.mp4 and/or --sheet OUT.png")
@@ -75,8 +76,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _find_split(data: Any, clip_id: str, split: str | None) -> str:
-    from experiments.cli import UserError
-
     if split is not None:
         if split not in data.splits:
             raise UserError(f"--split {split!r}: {data.path} has splits {list(data.splits)}")
@@ -95,8 +94,6 @@ def _find_split(data: Any, clip_id: str, split: str | None) -> str:
 def _listeners(args: argparse.Namespace, data: Any, split: str, clip: Any) -> dict[str, Any]:
     """Listener motion (T, 56) by name: the ground truth and/or closed-loop rollouts."""
     import numpy as np
-
-    from experiments.cli import UserError
 
     names = [n.strip() for n in (args.agent or "").split(",") if n.strip()]
     if not names and not args.policy:

@@ -1,34 +1,39 @@
-"""`dyadic train TRAINER`: train a listener policy (``sft``; alignment trainers add ``dpo``, ``rm``, ``ppo``).
+"""`dyadic train TRAINER`: train a listener policy or a reward model (``sft``, ``dpo``, ``rm``, ``ppo``).
 
 Every trainer reads a YAML config mapped onto its dataclass, with ``key=value`` overrides after it (values are
-parsed as YAML, so ``max_steps=100``, ``backbone={hidden_size: 64}`` and ``val_split=null`` work). Each
-trainer is one subparser whose handler imports its own module, so ``dyadic --help`` stays fast.
+parsed as YAML, so ``max_steps=100``, ``model={head_hidden: 64}`` and ``val_split=null`` work). Without
+``--config`` the alignment trainers read their shipped ``experiments/configs/*_small.yaml``, the settings the
+quickstart uses. Each handler imports its heavy dependencies (torch, trl, SB3) when it runs, so ``dyadic --help``
+stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
+
+from experiments.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a policy or reward model (sft; dpo, rm, ppo where installed)",
+        "train", help="train a policy or reward model (sft, dpo, rm, ppo)",
         description="Train listener policies: supervised fine-tuning of the VLA (sft) and alignment trainers.",
     )  # fmt: skip
     trainers = parser.add_subparsers(dest="trainer", metavar="TRAINER", required=True)
-    register_sft(trainers)
-    from experiments.pipelines.trainers import (
-        register_alignment_trainers,
-    )  # dpo, rm, ppo (alignment engineer)
-
-    register_alignment_trainers(trainers)
+    _register_sft(trainers)
+    _register_dpo(trainers)
+    _register_rm(trainers)
+    _register_ppo(trainers)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, example: str) -> None:
-    """The ``--config FILE`` and ``key=value`` override arguments every trainer shares."""
-    parser.add_argument("--config", type=Path, default=None, help=f"YAML config file, e.g. {example}")
+# --- config files and overrides, shared by the commands that read a config ------------------------------------
+def add_config_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    """The ``--config FILE`` and ``key=value`` override arguments every trainer shares (``default`` says what
+    is read without ``--config``)."""
+    parser.add_argument("--config", type=Path, default=None, help=f"YAML config file (default: {default})")
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
         help="override config fields (YAML values), e.g. max_steps=100 output_dir=runs/x",
@@ -39,7 +44,6 @@ def load_config_fields(config: Path | None, overrides: list[str]) -> dict[str, A
     """Fields from the YAML file updated with ``key=value`` overrides (raises UserError on bad input)."""
     import yaml
 
-    from experiments.cli import UserError
     from experiments.configs import read_config
 
     fields: dict[str, Any] = {}
@@ -61,13 +65,17 @@ def load_config_fields(config: Path | None, overrides: list[str]) -> dict[str, A
     return fields
 
 
-def build_config(cls: Any, config: Path | None, default: str, overrides: list[str], **flags: Any) -> Any:
+def build_config(
+    cls: Any, config: Path | None, default: str | None, overrides: list[str], **flags: Any
+) -> Any:
     """``cls.from_dict`` of the YAML file (``experiments/configs/DEFAULT`` when none is given, from any working
-    directory), then ``key=value`` overrides, then the command's flags that were set (not None)."""
-    from experiments.cli import UserError
+    directory; no file when ``default`` is None), then ``key=value`` overrides, then the command's flags that
+    were set (not None)."""
     from experiments.configs import CONFIGS
 
-    values = load_config_fields(config if config is not None else CONFIGS / default, overrides)
+    if config is None and default is not None:
+        config = CONFIGS / default
+    values = load_config_fields(config, overrides)
     values.update({key: value for key, value in flags.items() if value is not None})
     try:
         return cls.from_dict(values)
@@ -75,30 +83,143 @@ def build_config(cls: Any, config: Path | None, default: str, overrides: list[st
         raise UserError(str(e)) from None
 
 
+def _check_dir(path: Path, what: str, hint: str) -> None:
+    if not path.is_dir():
+        raise UserError(f"{what} {path}: no such directory; {hint}")
+
+
+def _preferences(path: Path, dataset_arg: str | None) -> tuple[Any, Any]:
+    """The preference dataset at ``path`` and the speaker dataset it (or ``--dataset``) names."""
+    from dyadic_env.data import load_dataset
+    from human_feedback.preferences import PreferenceDataset
+
+    _check_dir(path, "--preferences", "create one with `dyadic feedback export`")
+    try:
+        prefs = PreferenceDataset.load(path)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+    spec = dataset_arg or prefs.dataset_spec
+    if not spec:
+        raise UserError(f"--preferences {path} names no dataset; pass --dataset DIR_OR_SYNTHETIC_PRESET")
+    if not prefs.pairs:
+        raise UserError(f"--preferences {path} holds no pairs; collect more ratings or lower --min-margin")
+    return prefs, load_dataset(spec)
+
+
 # --- sft -------------------------------------------------------------------------------------------------------
-def register_sft(trainers: argparse._SubParsersAction) -> None:
+def _register_sft(trainers: argparse._SubParsersAction) -> None:
     sft = trainers.add_parser(
         "sft", help="supervised fine-tuning of the VLA listener (paper eqs. 7-9)",
         description="Train the VLA by teacher forcing on ground-truth listeners. Resumes from the latest "
         "checkpoint in output_dir after a kill; the policy lands in OUTPUT_DIR/final.",
     )  # fmt: skip
-    add_config_arguments(sft, "experiments/configs/sft_small.yaml")
+    add_config_arguments(sft, "SFTConfig's own; e.g. experiments/configs/sft_small.yaml")
     sft.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     sft.set_defaults(handler=run_sft)
 
 
 def run_sft(args: argparse.Namespace) -> int:
     from agents.vla.sft import SFTConfig, train_sft
-    from experiments.cli import UserError
 
-    fields = load_config_fields(args.config, args.overrides)
-    try:
-        config = SFTConfig.from_dict(fields)
-    except (TypeError, ValueError) as e:
-        raise UserError(str(e)) from None
+    config = build_config(SFTConfig, args.config, None, args.overrides)
     try:
         final = train_sft(config, progress=not args.no_progress)
     except (KeyError, ValueError) as e:
         raise UserError(str(e).strip("'\"")) from None
     print(f"sft: policy saved to {final} (TensorBoard: {Path(config.output_dir) / 'tb'})")
+    return 0
+
+
+# --- dpo -------------------------------------------------------------------------------------------------------
+def _register_dpo(trainers: argparse._SubParsersAction) -> None:
+    dpo = trainers.add_parser(
+        "dpo", help="DPO of a VLA checkpoint on a preference dataset (paper eq. 11, trl's DPOTrainer)",
+        description="Align an SFT checkpoint with preference pairs through trl's DPOTrainer; the reference is a "
+        "frozen copy of the checkpoint. TensorBoard logs land in OUT/tb.",
+    )  # fmt: skip
+    dpo.add_argument(
+        "--policy", type=Path, required=True, help="SFT checkpoint directory (e.g. runs/sft_small/final)"
+    )
+    dpo.add_argument(
+        "--preferences", type=Path, required=True, help="preference dataset (dyadic feedback export)"
+    )
+    dpo.add_argument("--out", type=Path, required=True, help="directory for the aligned checkpoint")
+    dpo.add_argument(
+        "--dataset", default=None, help="speaker dataset (default: the one the preferences name)"
+    )
+    add_config_arguments(dpo, "experiments/configs/dpo_small.yaml")
+    dpo.set_defaults(handler=run_dpo)
+
+
+def run_dpo(args: argparse.Namespace) -> int:
+    from agents.alignment.dpo import DPOTrainingConfig, train_dpo
+
+    config = build_config(DPOTrainingConfig, args.config, "dpo_small.yaml", args.overrides)
+    _check_dir(args.policy, "--policy", "train one with `dyadic train sft`")
+    prefs, dataset = _preferences(args.preferences, args.dataset)
+    out, metrics = train_dpo(args.policy, prefs.pairs, dataset.clip, config, args.out)
+    shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("rewards/", "loss"))}
+    print(f"dpo: {len(prefs.pairs)} pairs, last step {json.dumps(shown)}")
+    print(f"dpo: aligned policy saved to {out} (TensorBoard: {out / 'tb'})")
+    return 0
+
+
+# --- rm --------------------------------------------------------------------------------------------------------
+def _register_rm(trainers: argparse._SubParsersAction) -> None:
+    rm = trainers.add_parser(
+        "rm", help="a Bradley-Terry reward-model ensemble on a preference dataset",
+        description="Train r(observation, action) whose sums over trajectories explain the preference pairs.",
+    )  # fmt: skip
+    rm.add_argument(
+        "--preferences", type=Path, required=True, help="preference dataset (dyadic feedback export)"
+    )
+    rm.add_argument("--dataset", default=None, help="speaker dataset (default: the one the preferences name)")
+    rm.add_argument("--out", type=Path, required=True, help="directory for the reward model")
+    add_config_arguments(rm, "experiments/configs/rm_small.yaml")
+    rm.set_defaults(handler=run_rm)
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    from experiments.pipelines.trainers import RewardModelRunConfig, train_reward_model_from_preferences
+
+    config = build_config(RewardModelRunConfig, args.config, "rm_small.yaml", args.overrides)
+    prefs, dataset = _preferences(args.preferences, args.dataset)
+    figures = train_reward_model_from_preferences(prefs, dataset, config, args.out)
+    print(
+        f"rm: {int(figures['num_train_pairs'])} training pairs, train accuracy {figures['train_accuracy']:.3f}, "
+        f"held-out accuracy {figures['val_accuracy']:.3f} ({int(figures['num_val_pairs'])} pairs)"
+    )
+    print(f"rm: reward model saved to {args.out}")
+    return 0
+
+
+# --- ppo -------------------------------------------------------------------------------------------------------
+def _register_ppo(trainers: argparse._SubParsersAction) -> None:
+    ppo = trainers.add_parser(
+        "ppo", help="PPO (Stable-Baselines3) of a VLA checkpoint on a learned reward, KL-penalised to the SFT policy",
+        description="Fine-tune the VLA with PPO in dyadic_env/Listener-v0 whose reward is a learned reward model.",
+    )  # fmt: skip
+    ppo.add_argument("--policy", type=Path, required=True, help="SFT checkpoint directory")
+    ppo.add_argument(
+        "--reward-model", type=Path, required=True, help="reward model directory (dyadic train rm)"
+    )
+    ppo.add_argument(
+        "--dataset", required=True, help="dataset directory or synthetic:PRESET (episodes replay it)"
+    )
+    ppo.add_argument("--out", type=Path, required=True, help="directory for the tuned checkpoint")
+    add_config_arguments(ppo, "experiments/configs/ppo_small.yaml")
+    ppo.set_defaults(handler=run_ppo)
+
+
+def run_ppo(args: argparse.Namespace) -> int:
+    from experiments.pipelines.trainers import PPORunConfig, train_ppo_on_learned_reward
+
+    config = build_config(PPORunConfig, args.config, "ppo_small.yaml", args.overrides)
+    _check_dir(args.policy, "--policy", "train one with `dyadic train sft`")
+    _check_dir(args.reward_model, "--reward-model", "train one with `dyadic train rm`")
+    try:
+        out = train_ppo_on_learned_reward(args.policy, args.reward_model, args.dataset, config, args.out)
+    except (KeyError, ValueError) as e:
+        raise UserError(str(e).strip("'\"")) from None
+    print(f"ppo: tuned policy saved to {out} (TensorBoard: {out / 'tb'})")
     return 0

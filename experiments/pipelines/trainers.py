@@ -1,119 +1,17 @@
-"""The alignment trainers of ``dyadic train``: ``dpo``, ``rm`` and ``ppo``.
+"""The reward-model and PPO stages that ``dyadic train rm|ppo`` and the pipelines run, with their configs.
 
-``experiments/commands/train.py`` registers them beside ``sft``; each reads a YAML config mapped onto one
-dataclass (``experiments/configs/{dpo,rm,ppo}_*.yaml``) with ``key=value`` overrides, and imports its heavy
-dependencies only when it runs.
+Each config is one dataclass read from YAML (``experiments/configs/{rm,ppo}_small.yaml``); the functions import
+their heavy dependencies (torch, SB3) only when they run.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from agents.alignment.ppo_config import PPOConfig  # a plain dataclass: no torch, no SB3
-
-
-def register_alignment_trainers(trainers: argparse._SubParsersAction) -> None:
-    """Add ``dpo``, ``rm`` and ``ppo`` to the ``dyadic train`` subparsers."""
-    from experiments.commands.train import add_config_arguments
-
-    dpo = trainers.add_parser(
-        "dpo", help="DPO of a VLA checkpoint on a preference dataset (paper eq. 11, trl's DPOTrainer)",
-        description="Align an SFT checkpoint with preference pairs through trl's DPOTrainer; the reference is a "
-        "frozen copy of the checkpoint. TensorBoard logs land in OUT/tb.",
-    )  # fmt: skip
-    dpo.add_argument(
-        "--policy", type=Path, required=True, help="SFT checkpoint directory (e.g. runs/sft_small/final)"
-    )
-    dpo.add_argument(
-        "--preferences", type=Path, required=True, help="preference dataset (dyadic feedback export)"
-    )
-    dpo.add_argument("--out", type=Path, required=True, help="directory for the aligned checkpoint")
-    dpo.add_argument(
-        "--dataset", default=None, help="speaker dataset (default: the one the preferences name)"
-    )
-    add_config_arguments(dpo, "experiments/configs/dpo_small.yaml")
-    dpo.set_defaults(handler=run_dpo)
-
-    rm = trainers.add_parser(
-        "rm", help="a Bradley-Terry reward-model ensemble on a preference dataset",
-        description="Train r(observation, action) whose sums over trajectories explain the preference pairs.",
-    )  # fmt: skip
-    rm.add_argument(
-        "--preferences", type=Path, required=True, help="preference dataset (dyadic feedback export)"
-    )
-    rm.add_argument("--dataset", default=None, help="speaker dataset (default: the one the preferences name)")
-    rm.add_argument("--out", type=Path, required=True, help="directory for the reward model")
-    add_config_arguments(rm, "experiments/configs/rm_small.yaml")
-    rm.set_defaults(handler=run_rm)
-
-    ppo = trainers.add_parser(
-        "ppo", help="PPO (Stable-Baselines3) of a VLA checkpoint on a learned reward, KL-penalised to the SFT policy",
-        description="Fine-tune the VLA with PPO in dyadic_env/Listener-v0 whose reward is a learned reward model.",
-    )  # fmt: skip
-    ppo.add_argument("--policy", type=Path, required=True, help="SFT checkpoint directory")
-    ppo.add_argument(
-        "--reward-model", type=Path, required=True, help="reward model directory (dyadic train rm)"
-    )
-    ppo.add_argument(
-        "--dataset", required=True, help="dataset directory or synthetic:PRESET (episodes replay it)"
-    )
-    ppo.add_argument("--out", type=Path, required=True, help="directory for the tuned checkpoint")
-    add_config_arguments(ppo, "experiments/configs/ppo_small.yaml")
-    ppo.set_defaults(handler=run_ppo)
-
-
-def _config(cls: Any, args: argparse.Namespace) -> Any:
-    from experiments.cli import UserError
-    from experiments.commands.train import load_config_fields
-
-    values = load_config_fields(args.config, args.overrides)
-    try:
-        return cls.from_dict(values)
-    except (TypeError, ValueError) as e:
-        raise UserError(str(e)) from None
-
-
-def _check_dir(path: Path, what: str, hint: str) -> None:
-    from experiments.cli import UserError
-
-    if not path.is_dir():
-        raise UserError(f"{what} {path}: no such directory; {hint}")
-
-
-def _preferences(path: Path, dataset_arg: str | None) -> tuple[Any, Any]:
-    from dyadic_env.data import load_dataset
-    from experiments.cli import UserError
-    from human_feedback.preferences import PreferenceDataset
-
-    _check_dir(path, "--preferences", "create one with `dyadic feedback export`")
-    try:
-        prefs = PreferenceDataset.load(path)
-    except (ValueError, FileNotFoundError) as e:
-        raise UserError(str(e)) from None
-    spec = dataset_arg or prefs.dataset_spec
-    if not spec:
-        raise UserError(f"--preferences {path} names no dataset; pass --dataset DIR_OR_SYNTHETIC_PRESET")
-    if not prefs.pairs:
-        raise UserError(f"--preferences {path} holds no pairs; collect more ratings or lower --min-margin")
-    return prefs, load_dataset(spec)
-
-
-# --- dpo -------------------------------------------------------------------------------------------------------
-def run_dpo(args: argparse.Namespace) -> int:
-    from agents.alignment.dpo import DPOTrainingConfig, train_dpo
-
-    config = _config(DPOTrainingConfig, args)
-    _check_dir(args.policy, "--policy", "train one with `dyadic train sft`")
-    prefs, dataset = _preferences(args.preferences, args.dataset)
-    out, metrics = train_dpo(args.policy, prefs.pairs, dataset.clip, config, args.out)
-    shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("rewards/", "loss"))}
-    print(f"dpo: {len(prefs.pairs)} pairs, last step {json.dumps(shown)}")
-    print(f"dpo: aligned policy saved to {out} (TensorBoard: {out / 'tb'})")
-    return 0
 
 
 # --- rm --------------------------------------------------------------------------------------------------------
@@ -217,18 +115,6 @@ def train_reward_model_from_preferences(
     return figures
 
 
-def run_rm(args: argparse.Namespace) -> int:
-    config = _config(RewardModelRunConfig, args)
-    prefs, dataset = _preferences(args.preferences, args.dataset)
-    figures = train_reward_model_from_preferences(prefs, dataset, config, args.out)
-    print(
-        f"rm: {int(figures['num_train_pairs'])} training pairs, train accuracy {figures['train_accuracy']:.3f}, "
-        f"held-out accuracy {figures['val_accuracy']:.3f} ({int(figures['num_val_pairs'])} pairs)"
-    )
-    print(f"rm: reward model saved to {args.out}")
-    return 0
-
-
 # --- ppo -------------------------------------------------------------------------------------------------------
 @dataclass
 class PPORunConfig(PPOConfig):
@@ -292,17 +178,3 @@ def train_ppo_on_learned_reward(
         return VLAWordIds(env, processor)
 
     return train_ppo(policy, [make_env] * config.n_envs, config.ppo_config(), out)
-
-
-def run_ppo(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
-
-    config = _config(PPORunConfig, args)
-    _check_dir(args.policy, "--policy", "train one with `dyadic train sft`")
-    _check_dir(args.reward_model, "--reward-model", "train one with `dyadic train rm`")
-    try:
-        out = train_ppo_on_learned_reward(args.policy, args.reward_model, args.dataset, config, args.out)
-    except (KeyError, ValueError) as e:
-        raise UserError(str(e).strip("'\"")) from None
-    print(f"ppo: tuned policy saved to {out} (TensorBoard: {out / 'tb'})")
-    return 0

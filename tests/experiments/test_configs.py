@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from experiments.configs import CONFIGS, read_config
+from experiments.errors import UserError
 
 
 def test_a_config_overrides_its_base(tmp_path):
@@ -50,7 +53,6 @@ def test_a_users_config_may_start_from_a_shipped_one(tmp_path):
 def test_eval_and_feedback_configs_read_the_same_way(tmp_path):
     import argparse
 
-    from experiments.cli import UserError
     from experiments.commands.eval import build_config
 
     (tmp_path / "mine.yaml").write_text("base: eval.yaml\nsplit: val\n")
@@ -64,9 +66,56 @@ def test_eval_and_feedback_configs_read_the_same_way(tmp_path):
 
 
 def test_train_names_the_config_at_fault(tmp_path):
-    from experiments.cli import UserError
     from experiments.commands.train import load_config_fields
 
     (tmp_path / "a.yaml").write_text("base: nope.yaml\n")
     with pytest.raises(UserError, match=r"--config .*a.yaml: .*nope.yaml .*no such config"):
         load_config_fields(tmp_path / "a.yaml", [])
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (
+            ["train", "rm", "--preferences", "{tmp}/none", "--out", "{tmp}/rm"],
+            "--preferences .*none: no such directory",
+        ),
+        (
+            ["train", "dpo", "--policy", "{tmp}/none", "--preferences", "{tmp}", "--out", "{tmp}/dpo"],
+            "--policy .*none: no such directory",
+        ),
+        (
+            [
+                "train",
+                "ppo",
+                "--policy",
+                "{tmp}",
+                "--reward-model",
+                "{tmp}/none",
+                "--dataset",
+                "synthetic:tiny",
+                "--out",
+                "{tmp}/ppo",
+            ],
+            "--reward-model .*none: no such directory",
+        ),
+        (
+            ["train", "dpo", "--policy", "{tmp}", "--preferences", "{tmp}", "--out", "{tmp}/dpo", "beta=-1"],
+            "beta must be > 0",
+        ),
+    ],
+)
+def test_alignment_trainers_name_the_bad_argument(tmp_path, capsys, argv, match):
+    from experiments.cli import main
+
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_train_dpo_without_a_config_uses_the_shipped_one():
+    from agents.alignment.dpo import DPOTrainingConfig
+    from experiments.commands.train import build_config
+
+    shipped = DPOTrainingConfig.from_dict(read_config("dpo_small.yaml"))
+    assert build_config(DPOTrainingConfig, None, "dpo_small.yaml", []) == shipped
+    assert build_config(DPOTrainingConfig, None, "dpo_small.yaml", ["beta=0.2"]).beta == 0.2
