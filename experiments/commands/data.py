@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
+    from experiments.errors import UserError
 
     try:
         from dyadic_env.synthetic import PRESETS, write_preset
@@ -102,7 +102,7 @@ def run_synth(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from dyadic_env.data.importers import import_dataset
-    from experiments.cli import UserError
+    from experiments.errors import UserError
 
     if not args.src.exists():
         raise UserError(f"{args.src}: no such file or folder to import")
@@ -134,7 +134,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     from dyadic_env.data import validate_dataset
-    from experiments.cli import UserError
+    from experiments.errors import UserError
 
     if not args.dataset.is_dir():
         raise UserError(f"{args.dataset}: no such dataset directory")
@@ -151,7 +151,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def _check_out(out: Path) -> None:
-    from experiments.cli import UserError
+    from experiments.errors import UserError
 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out}: exists and is not empty; choose a new directory or delete it")
@@ -207,7 +207,7 @@ def _duration(seconds: float) -> str:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
+    from experiments.errors import UserError
 
     if args.dino is None and args.siglip is None:
         raise UserError("give --dino and/or --siglip: local model directories of the visual encoders")

@@ -48,8 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace):  # -> EvalConfig
     """EvalConfig from the YAML file (if any) overridden by the flags given."""
-    from experiments.cli import UserError
     from experiments.commands.train import load_config_fields
+    from experiments.errors import UserError
     from experiments.evaluation import EvalConfig
 
     fields = load_config_fields(args.config, [])
@@ -72,7 +72,7 @@ def build_config(args: argparse.Namespace):  # -> EvalConfig
 def run(args: argparse.Namespace) -> int:
     from agents import agent_names, make_agent
     from dyadic_env.data import load_dataset
-    from experiments.cli import UserError
+    from experiments.errors import UserError
     from experiments.evaluation import default_run_dir, evaluate_agents, save_results
 
     config = build_config(args)
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_policy(path: str, mode: str | None = None):  # -> Agent
-    from experiments.cli import UserError
+    from experiments.errors import UserError
 
     if not Path(path).exists():
         raise UserError(f"--policy {path}: no such checkpoint directory")

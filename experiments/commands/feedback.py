@@ -240,7 +240,7 @@ def _mos(sub: Any) -> None:
 
 
 def _open(db: str, *, create: bool = False) -> Any:
-    from experiments.cli import UserError
+    from experiments.errors import UserError
     from human_feedback.store import SchemaError, Store
 
     try:
@@ -286,7 +286,7 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
 
 
 def cmd_add_annotator(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
+    from experiments.errors import UserError
     from human_feedback.auth import add_annotator, new_annotator_token
 
     store = _open(args.db)
@@ -300,7 +300,7 @@ def cmd_add_annotator(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
+    from experiments.errors import UserError
     from human_feedback.auth import revoke_tokens
 
     if bool(args.name) == bool(args.admin):
@@ -315,8 +315,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def _collect_config(args: argparse.Namespace, policies: list[str], *, study: bool) -> Any:
-    from experiments.cli import UserError
     from experiments.commands.train import load_config_fields
+    from experiments.errors import UserError
     from human_feedback.candidates import CollectConfig, PolicySpec
 
     fields = load_config_fields(args.config, [])
@@ -341,7 +341,7 @@ def _collect_config(args: argparse.Namespace, policies: list[str], *, study: boo
 
 
 def _run_collect(args: argparse.Namespace, policies: list[str], *, study: bool) -> int:
-    from experiments.cli import UserError
+    from experiments.errors import UserError
     from human_feedback.candidates import collect
     from human_feedback.service import FeedbackError
 
@@ -385,7 +385,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
+    from experiments.errors import UserError
     from human_feedback.simulate import simulate
 
     store = _open(args.db)
@@ -408,7 +408,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
+    from experiments.errors import UserError
     from human_feedback.analysis import campaign_overview
 
     store = _open(args.db)
@@ -448,7 +448,7 @@ def format_overview(o: dict[str, Any]) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
+    from experiments.errors import UserError
     from human_feedback.criteria import parse_weights
     from human_feedback.export import export_preferences, write_ratings_csv
 
@@ -487,7 +487,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_mos(args: argparse.Namespace) -> int:
-    from experiments.cli import UserError
+    from experiments.errors import UserError
     from human_feedback.analysis import load_ratings, method_order
     from human_feedback.study import format_mos_table, mos_table
 
