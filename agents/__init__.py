@@ -3,6 +3,7 @@
 from agents.base import Agent, FrameAgent
 from agents.baselines import (
     MeanAgent,
+    MeanSeqAgent,
     MirrorAgent,
     NearestNeighborAgent,
     NeutralAgent,
@@ -15,6 +16,6 @@ from agents.baselines import (
 from agents.rollout import Trajectory, rollout
 
 __all__ = [
-    "Agent", "FrameAgent", "MeanAgent", "MirrorAgent", "NearestNeighborAgent", "NeutralAgent", "RandomAgent",
+    "Agent", "FrameAgent", "MeanAgent", "MeanSeqAgent", "MirrorAgent", "NearestNeighborAgent", "NeutralAgent", "RandomAgent",
     "RandomTrainAgent", "Trajectory", "agent_names", "make_agent", "register_agent", "rollout",
 ]  # fmt: skip

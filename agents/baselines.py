@@ -8,6 +8,13 @@
 - ``neutral``: the tokens of the all-zero (neutral) frame; ``mirror``: copies the speaker's current frame;
 - ``mean``: the training listeners' mean frame, whatever the speaker does. A floor for the distribution
   metrics: per-clip FD is mostly the distance between mean levels, which the average listener keeps small.
+
+REACT's naive baselines under REACT's names: ``meanfr`` (the mean frame, the same agent as ``mean``),
+``meanseq`` (the training listeners' mean sequence, frame by frame) and ``mime`` (a copy of the speaker: the
+same agent as ``mirror``, which places the speaker's current frame, so the copy has no lag).
+
+Agents whose actions do not depend on ``reset``'s seed say so with ``deterministic = True``: an evaluation
+that draws several predictions per clip rolls them out once.
 """
 
 from __future__ import annotations
@@ -101,6 +108,8 @@ class RandomTrainAgent:
 class NeutralAgent(FrameAgent):
     """Always the all-zero frame (the neutral face), tokenized."""
 
+    deterministic = True
+
     def act_frames(self, observation: Observation) -> np.ndarray:
         return np.zeros((self.chunk_size, FRAME_DIM))
 
@@ -114,8 +123,10 @@ class MeanAgent(FrameAgent):
     """Always the mean frame of the ``split``'s listeners (every frame of every clip weighs the same).
 
     It ignores the speaker, so a method that does not beat it on a metric has not shown that it reads the
-    speaker on that metric.
+    speaker on that metric. REACT calls it MeanFr.
     """
+
+    deterministic = True
 
     def __init__(
         self, dataset: DyadicDataset, tokenizer: ActionTokenizer, *, split: str = "train", chunk_size: int = 1
@@ -132,10 +143,42 @@ class MeanAgent(FrameAgent):
 
 
 class MirrorAgent(FrameAgent):
-    """Copies the speaker's current frame (a zero-lag mimic: the oracle's naturalness penalises it)."""
+    """Copies the speaker's current frame (a zero-lag mimic: the oracle's naturalness penalises it).
+
+    The env shows the speaker's frame t when frame t is placed, so with one frame per step this is REACT's
+    Mime, a copy of the speaker (passed through the action tokenizer); with chunks the chunk holds the frame.
+    """
+
+    deterministic = True
 
     def act_frames(self, observation: Observation) -> np.ndarray:
         return np.repeat(np.asarray(observation["speaker_motion"][-1:], np.float64), self.chunk_size, axis=0)
+
+
+class MeanSeqAgent(FrameAgent):
+    """The training listeners' mean sequence: at frame t, the mean of frame t over the ``split``'s clips that
+    are that long (held at its last frame past the longest clip). REACT's MeanSeq; it ignores the speaker.
+    """
+
+    deterministic = True
+
+    def __init__(
+        self, dataset: DyadicDataset, tokenizer: ActionTokenizer, *, split: str = "train", chunk_size: int = 1
+    ) -> None:
+        super().__init__(tokenizer, chunk_size=chunk_size)
+        clips = dataset.split(split)
+        if len(clips) == 0:
+            raise ValueError(f"{dataset.path}: split {split!r} has no listeners to average")
+        longest = int(clips.lengths.max())
+        total, count = np.zeros((longest, FRAME_DIM)), np.zeros(longest)
+        for clip in clips:
+            total[: clip.num_frames] += np.asarray(clip.listener_motion, np.float64)
+            count[: clip.num_frames] += 1
+        self.sequence = total / count[:, None]
+
+    def act_frames(self, observation: Observation) -> np.ndarray:
+        t = int(np.asarray(observation["step"]).ravel()[0])
+        return self.sequence[np.minimum(np.arange(t, t + self.chunk_size), len(self.sequence) - 1)]
 
 
 class ContextFeatures:
@@ -217,6 +260,8 @@ class NearestNeighborAgent:
         dataset: the training data (its ``split``), and the tokenizer (``tokenizer`` overrides it).
         words_window_s: must match the env's ``words_window_s`` so training and query words agree.
     """
+
+    deterministic = True
 
     def __init__(
         self, dataset: DyadicDataset, *, split: str = "train", tokenizer: ActionTokenizer | None = None,
@@ -316,6 +361,10 @@ _REGISTRY: dict[str, AgentFactory] = {
     "neutral": lambda d, seed, tokenizer, **kw: NeutralAgent(tokenizer, **kw),
     "mirror": lambda d, seed, tokenizer, **kw: MirrorAgent(tokenizer, **kw),
     "mean": lambda d, seed, tokenizer, **kw: MeanAgent(d, tokenizer, **kw),
+    # REACT's naive baselines by REACT's names (meanfr and mime are mean and mirror).
+    "meanfr": lambda d, seed, tokenizer, **kw: MeanAgent(d, tokenizer, **kw),
+    "meanseq": lambda d, seed, tokenizer, **kw: MeanSeqAgent(d, tokenizer, **kw),
+    "mime": lambda d, seed, tokenizer, **kw: MirrorAgent(tokenizer, **kw),
 }
 
 
@@ -335,7 +384,7 @@ def make_agent(
     tokenizer: ActionTokenizer | None = None, **kwargs: Any,
 ) -> Agent:  # fmt: skip
     """Build a registered baseline by name (``random``, ``random-train``, ``nn``, ``neutral``, ``mirror``,
-    ``mean``).
+    ``mean``, and REACT's ``meanfr``, ``meanseq``, ``mime``).
 
     ``kwargs`` (e.g. ``chunk_size``) go to the agent's constructor.
     """

@@ -1,9 +1,20 @@
-"""Closed-loop evaluation of agents on every clip of a split: the paper's metrics and the oracle's criteria.
+"""Closed-loop evaluation of agents on every clip of a split: the paper's metrics, REACT's, the oracle's.
 
-:func:`evaluate_agents` rolls each agent through ``dyadic_env/Listener-v0`` on every clip, then computes
-:func:`dyadic_env.metrics.evaluate` over the clips, a ground-truth reference row (Variation and Diversity of
-the real listeners, as in the paper's Tables I and II), and on synthetic data the hidden oracle's four
-criteria and weighted score. :func:`save_results` writes JSON, Markdown and TensorBoard scalars.
+:func:`evaluate_agents` rolls each agent through ``dyadic_env/Listener-v0`` on every clip, ``samples`` times
+(K predictions per clip, each from its own seed; an agent marked ``deterministic`` is rolled once and its
+prediction repeated), then scores the predictions (:mod:`experiments.scoring`):
+
+- the paper's metrics (:func:`dyadic_env.metrics.evaluate`) of each prediction against the clip's recorded
+  listener, averaged over the K predictions, with a ground-truth reference row (Variation and Diversity of
+  the real listeners, as in the paper's Tables I and II);
+- where the dataset has appropriate-reaction sets, REACT's metrics (:func:`dyadic_env.metrics.react_metrics`),
+  with the recorded listener (``GT``) and, on synthetic data, fresh appropriate listeners that are in no set
+  (``Appropriate (held-out)``) as reference rows;
+- on synthetic data the hidden oracle's four criteria and weighted score, averaged over the K predictions;
+- with ``validity``, every metric's rank correlation with the oracle over the agents
+  (:func:`dyadic_env.metrics.validity.metric_validity`).
+
+:func:`save_results` writes JSON, Markdown and TensorBoard scalars.
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +34,13 @@ from agents.base import Agent
 from agents.rollout import rollout
 from dyadic_env.data import DyadicDataset, load_dataset
 from dyadic_env.envs.listener import ListenerEnv
-from dyadic_env.metrics import evaluate, metrics_table
-from dyadic_env.rewards import is_synthetic, listener_affect_estimator
 from dyadic_env.tokenizer import ActionTokenizer
+from experiments.scoring import FRDIST_GROUPS, GT_ROW, HELD_OUT_ROW, ORACLE_KEYS, RowTable
 
-GT_ROW = "GT"
-ORACLE_KEYS = ("empathy", "appropriateness", "engagement", "naturalness", "weighted")
+__all__ = [
+    "GT_ROW", "HELD_OUT_ROW", "ORACLE_KEYS", "EvalConfig", "agent_tokenizer", "clip_seed", "default_run_dir",
+    "evaluate_agents", "evaluate_predictions", "sample_seed", "save_results", "write_tensorboard",
+]  # fmt: skip
 
 
 @dataclass
@@ -53,6 +65,12 @@ class EvalConfig:
     """K, frames of history in the env's observation."""
     words_window_s: float = 3.0
     """How far back the env's (and the NN's) words reach, in seconds."""
+    samples: int = 1
+    """K, predictions per clip, each rolled out from its own seed (REACT draws 10)."""
+    validity: bool = False
+    """Also rank every metric against the oracle over the agents (synthetic data; at least 3 agents)."""
+    frdist_groups: str = "frame"
+    """How FRDist weighs the frame's values: ``frame`` (all alike) or ``react`` (REACT's per-group weights)."""
     run_dir: str | None = None
     """Where to save results; default ``runs/eval/{dataset}__{agents}__{seed}__{time}``."""
 
@@ -69,6 +87,14 @@ class EvalConfig:
             )
         if self.context_frames < 1 or not self.words_window_s > 0:
             raise ValueError("context_frames must be >= 1 and words_window_s > 0")
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
+            raise ValueError(
+                f"samples (--samples): expected a positive number of predictions per clip, found {self.samples!r}"
+            )
+        if self.frdist_groups not in FRDIST_GROUPS:
+            raise ValueError(
+                f"frdist_groups: expected one of {list(FRDIST_GROUPS)}, found {self.frdist_groups!r}"
+            )
         if self.policy_mode is not None:  # a policy needs torch anyway
             from agents.vla.decoding import DECODE_MODES
 
@@ -94,6 +120,13 @@ def clip_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+def sample_seed(seed: int, index: int, sample: int) -> int:
+    """The seed of prediction ``sample`` on clip ``index`` (the first is :func:`clip_seed`, as with K = 1)."""
+    if sample == 0:
+        return clip_seed(seed, index)
+    return int(np.random.SeedSequence([seed, index, sample]).generate_state(1)[0])
+
+
 def evaluate_agents(
     agents: Mapping[str, Agent],
     dataset: str | os.PathLike | DyadicDataset,
@@ -102,18 +135,23 @@ def evaluate_agents(
     *,
     max_clips: int | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
+    samples: int = 1,
+    validity: bool = False,
+    frdist_groups: str = "frame",
 ) -> dict[str, Any]:
-    """Roll every agent through every clip of ``split`` in closed loop and compute the metrics.
+    """Roll every agent through every clip of ``split`` in closed loop, ``samples`` times, and score them.
 
     Returns a JSON-ready dict: ``rows`` (``{"GT": ..., name: metrics}``; keys as
     :func:`dyadic_env.metrics.evaluate` plus the oracle's criteria on synthetic data), ``table`` (Markdown),
-    ``per_clip`` (per agent, the clip ids' oracle scores when synthetic), ``seconds`` per agent, and the setup.
+    ``react_rows`` and ``react_table`` (when the dataset has appropriate sets), ``validity`` and
+    ``validity_table`` (with ``validity``), ``per_clip`` (per agent, the clip ids' oracle scores when
+    synthetic), ``metrics_per_clip``, ``seconds`` per agent (rollouts), and the setup.
     """
     data = load_dataset(dataset)
     clip_ids = data.split(split).clip_ids[:max_clips]
     if not clip_ids:
         raise ValueError(f"{data.path}: split {split!r} has no clips to evaluate")
-    table = _RowTable(data, clip_ids, seed)
+    table = RowTable(data, clip_ids, seed, samples=samples, frdist_groups=frdist_groups)
     seconds: dict[str, float] = {}
     for name, agent in agents.items():
         kwargs = {
@@ -123,93 +161,22 @@ def evaluate_agents(
         }
         env = ListenerEnv(data, split, **kwargs)
         start = time.perf_counter()
-        predicted = [
-            rollout(env, agent, clip_id=cid, seed=clip_seed(seed, i)).frames for i, cid in enumerate(clip_ids)
-        ]
+        predicted = [_samples(env, agent, cid, seed, i, samples) for i, cid in enumerate(clip_ids)]
         seconds[name] = time.perf_counter() - start
         env.close()
         table.add(name, predicted)
-    return {**table.results(dataset, split), "seconds": seconds}
+    return {**table.results(dataset, split, validity=validity), "seconds": seconds}
 
 
-class _RowTable:
-    """The GT reference row and one metrics row per method, over the same clips of one split."""
-
-    def __init__(self, data: DyadicDataset, clip_ids: list[str], seed: int) -> None:
-        clips = [data.clip(cid) for cid in clip_ids]
-        self.data, self.clip_ids, self.seed = data, clip_ids, seed
-        self.gts = [np.asarray(c.listener_motion, np.float32) for c in clips]
-        self.speakers = [np.asarray(c.speaker_motion, np.float32) for c in clips]
-        self.scorer = _Scorer(data, clips, seed)
-        gt_oracle = self.scorer.oracle_per_clip(self.gts)
-        self.rows: dict[str, dict[str, float]] = {
-            GT_ROW: {**self.scorer.reference_row(self.gts), **_means(gt_oracle)}
-        }
-        self.per_clip: dict[str, Any] = {GT_ROW: gt_oracle}
-
-    def add(self, name: str, predicted: list[np.ndarray]) -> None:
-        self.per_clip[name] = self.scorer.oracle_per_clip(predicted)
-        self.rows[name] = {
-            **self.scorer.row(predicted, self.gts, self.speakers),
-            **_means(self.per_clip[name]),
-        }
-
-    def results(self, dataset: str | os.PathLike | DyadicDataset, split: str) -> dict[str, Any]:
-        return {
-            "dataset": str(dataset if not isinstance(dataset, DyadicDataset) else dataset.path),
-            "dataset_path": str(self.data.path), "split": split, "seed": self.seed,
-            "num_clips": len(self.clip_ids), "num_frames": int(sum(len(g) for g in self.gts)),
-            "synthetic": self.scorer.oracle is not None, "affect": self.scorer.valence is not None,
-            "rows": self.rows, "table": metrics_table(self.rows),
-            "per_clip": {"clip_ids": self.clip_ids, **self.per_clip},
-        }  # fmt: skip
-
-
-class _Scorer:
-    """Metrics shared by every row of one evaluation: affect estimator, oracle, seed."""
-
-    def __init__(self, data: DyadicDataset, clips: list[Any], seed: int) -> None:
-        self.clips, self.seed = clips, seed
-        try:
-            estimator = listener_affect_estimator(data)
-            self.valence: Any = lambda frames: estimator(frames)[:, 0]
-        except (ValueError, ImportError):
-            self.valence = None  # no affect arrays and no estimator for this face basis: no L2 Affect
-        self.oracle: Any = None
-        if is_synthetic(data):
-            from dyadic_env.synthetic import Oracle
-
-            self.oracle = Oracle(fps=data.fps)
-
-    def row(
-        self, predicted: list[np.ndarray], gts: list[np.ndarray], speakers: list[np.ndarray]
-    ) -> dict[str, float]:
-        affect = {}
-        if self.valence is not None:
-            # One estimator for both sides, as the paper reads both with EMOCA: its bias cancels.
-            affect = {
-                "predicted_affect": [self.valence(p) for p in predicted],
-                "ground_truth_affect": [self.valence(g) for g in gts],
-            }
-        return evaluate(predicted, gts, speakers, seed=self.seed, **affect)
-
-    def reference_row(self, gts: list[np.ndarray]) -> dict[str, float]:
-        full = evaluate(gts, gts, gts, seed=self.seed)
-        return {"Variation": full["Variation"], "Diversity": full["Diversity"]}
-
-    def oracle_per_clip(self, listeners: list[np.ndarray]) -> list[dict[str, float]] | None:
-        if self.oracle is None:
-            return None
-        return [
-            {k: float(v) for k, v in self.oracle.score(c.speaker_motion, listener, c.speaker_words).items()}
-            for c, listener in zip(self.clips, listeners)
-        ]
-
-
-def _means(scores: list[dict[str, float]] | None) -> dict[str, float]:
-    if not scores:
-        return {}
-    return {k: float(np.mean([s[k] for s in scores])) for k in ORACLE_KEYS if k in scores[0]}
+def _samples(
+    env: ListenerEnv, agent: Agent, clip_id: str, seed: int, index: int, samples: int
+) -> list[np.ndarray]:
+    """K decoded rollouts of ``agent`` on one clip; one, repeated, for a ``deterministic`` agent."""
+    if getattr(agent, "deterministic", False):
+        return [rollout(env, agent, clip_id=clip_id, seed=clip_seed(seed, index)).frames] * samples
+    return [
+        rollout(env, agent, clip_id=clip_id, seed=sample_seed(seed, index, k)).frames for k in range(samples)
+    ]
 
 
 def default_run_dir(config: EvalConfig, root: str | os.PathLike = "runs/eval") -> Path:
@@ -228,12 +195,36 @@ def save_results(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    header = f"# Evaluation on {results['dataset']} ({results['split']}, {results['num_clips']} clips, seed {results['seed']})"
-    (run_dir / "results.md").write_text(f"{header}\n\n{results['table']}\n")
+    (run_dir / "results.md").write_text(report_markdown(results))
     if config is not None:
         (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     write_tensorboard(results, run_dir)
     return run_dir
+
+
+def report_markdown(results: Mapping[str, Any]) -> str:
+    """The paper's table, REACT's table and the metric validity table of one evaluation, in Markdown."""
+    samples = results.get("samples", 1)
+    parts = [
+        f"# Evaluation on {results['dataset']} ({results['split']}, {results['num_clips']} clips, "
+        f"{samples} prediction{'s' * (samples > 1)} per clip, seed {results['seed']})",
+        "## The paper's metrics (each prediction against the clip's recorded listener, mean over predictions)",
+        results["table"],
+    ]
+    if results.get("react_table"):
+        sets = results["appropriate"]
+        parts += [
+            f"## REACT's metrics (against each clip's appropriate set: {sets['method']}, {sets['clips_with_set']} "
+            f"clips, {sets['mean_size']:.1f} reactions per clip; FRDist groups: {results['frdist_groups']})",
+            results["react_table"],
+        ]
+    if results.get("validity_table"):
+        parts += [
+            "## Metric validity (Spearman rank correlation with the oracle's weighted score over the agents; "
+            "sign flipped where lower is better; bootstrap 95 % CI over clips)",
+            results["validity_table"],
+        ]
+    return "\n\n".join(parts) + "\n"
 
 
 def write_tensorboard(results: Mapping[str, Any], run_dir: Path) -> bool:
@@ -244,34 +235,50 @@ def write_tensorboard(results: Mapping[str, Any], run_dir: Path) -> bool:
         return False
     writer = SummaryWriter(log_dir=str(run_dir))
     try:
-        for row, metrics in results["rows"].items():
-            for key, value in metrics.items():
-                writer.add_scalar(f"eval/{row}/{key.replace(' ', '_')}", float(value), 0)
+        for prefix, rows in (("eval", results["rows"]), ("react", results.get("react_rows") or {})):
+            for row, metrics in rows.items():
+                for key, value in metrics.items():
+                    writer.add_scalar(f"{prefix}/{row}/{key.replace(' ', '_')}", float(value), 0)
     finally:
         writer.close()
     return True
 
 
 def evaluate_predictions(
-    predictions: Mapping[str, list[np.ndarray]],
+    predictions: Mapping[str, Sequence[np.ndarray] | Sequence[Sequence[np.ndarray]]],
     dataset: str | os.PathLike | DyadicDataset,
     split: str = "test",
     seed: int = 0,
     *,
     clip_ids: list[str] | None = None,
+    validity: bool = False,
+    frdist_groups: str = "frame",
 ) -> dict[str, Any]:
     """Score listener trajectories that were produced elsewhere (e.g. batched closed-loop sampling of a VLA).
 
-    ``predictions`` maps a row name to decoded frames ``(T, 56)``, one per clip of ``clip_ids`` (default: every
-    clip of ``split``), in order. Returns the same dict as :func:`evaluate_agents` (without ``seconds``).
+    ``predictions`` maps a row name to, per clip of ``clip_ids`` (default: every clip of ``split``) in order,
+    one decoded ``(T, 56)`` trajectory or a list of K of them (the same K for every row and clip). Returns
+    the same dict as :func:`evaluate_agents` (without ``seconds``).
     """
     data = load_dataset(dataset)
     clip_ids = list(clip_ids) if clip_ids is not None else list(data.split(split).clip_ids)
-    table = _RowTable(data, clip_ids, seed)
-    for name, predicted in predictions.items():
+    nested = {name: [_as_samples(p) for p in predicted] for name, predicted in predictions.items()}
+    counts = {len(s) for predicted in nested.values() for s in predicted}
+    if len(counts) > 1:
+        raise ValueError(
+            f"predictions: expected the same number of trajectories per clip everywhere, found {sorted(counts)}"
+        )
+    table = RowTable(data, clip_ids, seed, samples=counts.pop() if counts else 1, frdist_groups=frdist_groups)
+    for name, predicted in nested.items():
         if len(predicted) != len(clip_ids):
             raise ValueError(
                 f"predictions[{name!r}]: {len(predicted)} trajectories for {len(clip_ids)} clips"
             )
-        table.add(name, [np.asarray(p, np.float32) for p in predicted])
-    return table.results(dataset, split)
+        table.add(name, predicted)
+    return table.results(dataset, split, validity=validity)
+
+
+def _as_samples(prediction: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    if isinstance(prediction, np.ndarray) and prediction.ndim == 2:
+        return [np.asarray(prediction, np.float32)]
+    return [np.asarray(p, np.float32) for p in prediction]

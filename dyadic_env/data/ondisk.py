@@ -13,9 +13,14 @@ Layout of a dataset directory::
     speaker_affect.npy   (F, 2) float32      optional (valence, arousal)
     listener_affect.npy  (F, 2) float32      optional
     tokenizer.json       the ActionTokenizer fitted on the train split's listener motion
+    appropriate_index.npy   (M, 4) int64, optional (schema 2): appropriate listener reactions per clip
+    appropriate_motion.npy  (F', 56) float32, optional: the stored ones (see dyadic_env.data.appropriate)
 
 Every array, the index included, is opened with ``mmap_mode="r"``: opening a dataset reads the manifest
 and the ``.npy`` headers only, whatever the number of clips.
+
+Schema versions: 1 is the layout above without appropriate sets; 2 adds them (``manifest["appropriate"]``).
+Version 1 datasets still load (they have no sets); every dataset written now says 2.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from dyadic_env.data.errors import DataValidationError
 from dyadic_env.expression_basis import EXPRESSION_BASES, FRAME_DIM
 
 FORMAT_NAME = "dyadic-dataset"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 CLIP_LINES = "clips.jsonl"
 CLIP_INDEX = "clip_index.npy"
@@ -96,8 +102,14 @@ def _manifest_value_problems(file: str, manifest: dict[str, Any]) -> list[DataVa
 
     if manifest.get("format", FORMAT_NAME) != FORMAT_NAME:
         bad("format", repr(FORMAT_NAME))
-    if manifest.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        bad("schema_version", str(SCHEMA_VERSION), "Re-create the dataset with this version of the toolkit.")
+    version = manifest.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, bool) or version not in SUPPORTED_SCHEMA_VERSIONS:
+        bad(
+            "schema_version", f"one of {list(SUPPORTED_SCHEMA_VERSIONS)}",
+            "The dataset was written by another version of the toolkit; re-create it with this one.",
+        )  # fmt: skip
+    elif version < 2 and "appropriate" in manifest:
+        bad("schema_version", "2 (the manifest names appropriate sets, which schema 1 has not)")
     if "fps" in manifest and fps_problem(manifest["fps"]):
         bad("fps", f"a frame rate in (0, {MAX_FPS:g}]")
     if manifest.get("expression_basis", EXPRESSION_BASES[0]) not in EXPRESSION_BASES:

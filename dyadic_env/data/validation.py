@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from dyadic_env.data import ondisk
+from dyadic_env.data.appropriate import set_problems
 from dyadic_env.data.clip import Clip
 from dyadic_env.data.errors import DataValidationError
 from dyadic_env.expression_basis import FRAME_DIM
@@ -172,7 +173,8 @@ def validate_clip(clip: Clip, *, source: str = "") -> None:
 
 
 def validate_dataset(path: str | os.PathLike) -> list[DataValidationError]:
-    """Check a dataset directory completely: manifest, index, array headers, and every clip's values.
+    """Check a dataset directory completely: manifest, index, array headers, every clip's values, and the
+    appropriate-reaction sets (files, index against the clips, finite stored frames).
 
     Returns every problem found (empty when the dataset is valid): a broken file does not hide the
     problems of the others.
@@ -199,6 +201,7 @@ def validate_dataset(path: str | os.PathLike) -> list[DataValidationError]:
         problems += _clip_entry_problems(path, manifest, index, ids, total)
         for name, array in arrays.items():
             problems += _non_finite_problems(path, manifest, name, array, index, ids)
+        problems += set_problems(path, manifest, index)
     problems += _tokenizer_problems(path)
     return problems
 

@@ -114,6 +114,23 @@ def evaluate(
             ``L2 Affect`` is reported (unscaled; :func:`metrics_table` prints it times 100).
         seed: seeds the frame sampling of Diversity.
     """
+    per_clip = evaluate_per_clip(
+        predicted, ground_truth, speaker, predicted_affect=predicted_affect,
+        ground_truth_affect=ground_truth_affect, seed=seed,
+    )  # fmt: skip
+    return {key: float(np.mean(values)) for key, values in per_clip.items()}
+
+
+def evaluate_per_clip(
+    predicted: Sequence[np.ndarray],
+    ground_truth: Sequence[np.ndarray],
+    speaker: Sequence[np.ndarray],
+    *,
+    predicted_affect: Sequence[np.ndarray] | None = None,
+    ground_truth_affect: Sequence[np.ndarray] | None = None,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """The metrics of :func:`evaluate` per clip, as ``(N,)`` arrays (what rank correlations are built on)."""
     if not (len(predicted) == len(ground_truth) == len(speaker)) or len(predicted) == 0:
         raise ValueError(
             "evaluate: predicted, ground_truth and speaker must be non-empty lists of equal length, found "
@@ -131,16 +148,13 @@ def evaluate(
         per_clip["P-FD"].append(paired_frechet_distance(pred, gt, spk))
         per_clip["Variation"].append(variation(pred))
         per_clip["Diversity"].append(diversity(pred, rng))
-    result = {key: float(np.mean(values)) for key, values in per_clip.items()}
     if (predicted_affect is None) != (ground_truth_affect is None):
         raise ValueError("evaluate: give both predicted_affect and ground_truth_affect, or neither")
     if predicted_affect is not None and ground_truth_affect is not None:
         if len(predicted_affect) != len(predicted) or len(ground_truth_affect) != len(predicted):
             raise ValueError("evaluate: one affect array per clip expected")
-        result["L2 Affect"] = float(
-            np.mean([l2_affect(p, g) for p, g in zip(predicted_affect, ground_truth_affect)])
-        )
-    return result
+        per_clip["L2 Affect"] = [l2_affect(p, g) for p, g in zip(predicted_affect, ground_truth_affect)]
+    return {key: np.asarray(values, np.float64) for key, values in per_clip.items()}
 
 
 def _pair(predicted: np.ndarray, ground_truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

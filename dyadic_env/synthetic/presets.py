@@ -13,6 +13,7 @@ import numpy as np
 from dyadic_env.data.clip import Clip
 from dyadic_env.data.storage import write_dataset
 from dyadic_env.expression_basis import EXPRESSION, JAW_POSE, NECK_POSE, ict_index
+from dyadic_env.synthetic.appropriate import DEFAULT_SET_SIZE, SETS_VERSION, SetDraw, iter_clips_with_sets
 from dyadic_env.synthetic.config import PRESETS, SyntheticConfig
 from dyadic_env.synthetic.generator import GENERATOR_VERSION, generate_clips, iter_clips
 
@@ -32,37 +33,53 @@ def cache_root() -> Path:
 
 
 def write_synthetic(
-    config: SyntheticConfig, out: str | os.PathLike, *, seed: int | None = None, name: str = "synthetic"
-) -> Path:
+    config: SyntheticConfig, out: str | os.PathLike, *, seed: int | None = None, name: str = "synthetic",
+    appropriate: int = DEFAULT_SET_SIZE,
+) -> Path:  # fmt: skip
     """Generate ``config`` and write it as a dataset directory (with a tokenizer fitted on its train split).
 
-    ``write_dataset`` writes atomically, so ``out`` never holds a half-written dataset.
+    ``appropriate``: the size K of the appropriate-reaction set drawn for every val and test clip
+    (:mod:`dyadic_env.synthetic.appropriate`; 0 for none). The sets come from their own random streams, so
+    the clips are the same bytes whatever K is. ``write_dataset`` writes atomically, so ``out`` never holds
+    a half-written dataset.
     """
     seed = config.seed if seed is None else int(seed)
-    pairs = iter_clips(config, seed)
+    if appropriate < 0:
+        raise ValueError(f"appropriate: expected a set size >= 0 (0: no sets), found {appropriate}")
+    report: dict = {}
+    items = (
+        iter_clips_with_sets(config, seed, SetDraw(k=appropriate), report)
+        if appropriate
+        else iter_clips(config, seed)
+    )
     extra = {"synthetic": {"preset": name, "seed": seed, "generator_version": GENERATOR_VERSION,
                            "config": config.to_dict()}}  # fmt: skip
     return write_dataset(
-        out, pairs, fps=config.fps, expression_basis="ict-arkit", name=name, extra_manifest=extra
-    )
+        out, items, fps=config.fps, expression_basis="ict-arkit", name=name, extra_manifest=extra,
+        appropriate_info=report if appropriate else None,
+    )  # fmt: skip
 
 
-def write_preset(name: str, out: str | os.PathLike, seed: int | None = None) -> Path:
-    """Generate preset ``name`` (tiny, small, full) into ``out``; ``seed`` overrides the preset's seed."""
+def write_preset(
+    name: str, out: str | os.PathLike, seed: int | None = None, *, appropriate: int = DEFAULT_SET_SIZE
+) -> Path:
+    """Generate preset ``name`` (tiny, small, full) into ``out``; ``seed`` overrides the preset's seed;
+    ``appropriate`` is the size of the val and test clips' appropriate sets (0: none)."""
     config = preset_config(name)
-    return write_synthetic(config, out, seed=seed, name=f"synthetic-{name}")
+    return write_synthetic(config, out, seed=seed, name=f"synthetic-{name}", appropriate=appropriate)
 
 
 def cached_preset(name: str, seed: int | None = None) -> Path:
     """The directory of preset ``name`` in the cache, generated on first use.
 
-    The cache is ``$DYADIC_CACHE/synthetic/<name>-seed<seed>-v<generator version>``. Concurrent callers
+    The cache is ``$DYADIC_CACHE/synthetic/<name>-seed<seed>-v<generator version>-sets<sets version>``, with
+    appropriate sets of the default size. Concurrent callers
     each write a private temporary directory and rename it into place; a caller that loses the race
     uses the winner's copy.
     """
     config = preset_config(name)
     seed = config.seed if seed is None else int(seed)
-    path = cache_root() / "synthetic" / f"{name}-seed{seed}-v{GENERATOR_VERSION}"
+    path = cache_root() / "synthetic" / f"{name}-seed{seed}-v{GENERATOR_VERSION}-sets{SETS_VERSION}"
     if (path / "manifest.json").exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

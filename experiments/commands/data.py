@@ -199,6 +199,14 @@ def _print_summary(s: dict[str, Any]) -> None:
         lines.append("tokenizer  none")
     if s.get("source"):
         lines.append(f"imported   {s['source'].get('format')} from {s['source'].get('source')}")
+    sets = s.get("appropriate")
+    if sets:
+        sizes = sets["sizes"]
+        lines.append(
+            f"appropriate sets  {sets['method']}: {sets['clips']} clips, {sets['entries']} reactions "
+            f"({sets['stored']} stored, {sets['recorded']} recorded listeners); per clip min {sizes['min']}, "
+            f"mean {sizes['mean']:.1f}, max {sizes['max']}"
+        )
     print("\n".join(lines))
 
 

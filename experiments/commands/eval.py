@@ -1,4 +1,6 @@
-"""`dyadic eval`: roll agents through the listener env on every clip of a split and print the metrics table."""
+"""`dyadic eval`: roll agents through the listener env on every clip of a split and print the metrics tables:
+the paper's, REACT's (on datasets with appropriate-reaction sets; ``--samples K`` predictions per clip) and,
+with ``--validity``, how well each metric tracks the synthetic oracle."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--agent",
         default="",
-        help="baseline agents, comma-separated: random, random-train, nn, neutral, mirror, mean",
+        help="baseline agents, comma-separated: random, random-train, nn, neutral, mirror, mean, and REACT's "
+        "meanfr (= mean), meanseq, mime (= mirror); agents added with agents.register_agent also work",
     )
     parser.add_argument(
         "--policy", default=None, help="a VLA checkpoint directory to evaluate as the row 'vla'"
@@ -36,6 +39,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-clips", type=int, default=None, help="only the first N clips of the split (quick runs)"
     )
     parser.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="K, predictions per clip, each from its own seed (REACT uses 10; default 1); REACT's table needs a "
+        "dataset with appropriate sets (`dyadic data synth` makes them; `dyadic data appropriate` for others)",
+    )
+    parser.add_argument(
+        "--validity",
+        action="store_true",
+        default=None,
+        help="also report each metric's rank correlation with the oracle over the agents (synthetic data, >= 3 agents)",
+    )
+    parser.add_argument(
+        "--frdist-groups", choices=("frame", "react"), default=None,
+        help="FRDist over the whole frame (default) or REACT's per-group weighted DTW",
+    )  # fmt: skip
+    parser.add_argument(
         "--run-dir",
         default=None,
         help="where to save results (default: runs/eval/{dataset}__{agents}__{seed}__{time})",
@@ -55,6 +75,7 @@ def build_config(args: argparse.Namespace):  # -> EvalConfig
     fields = load_config_fields(args.config, [])
     flags = {"agents": args.agent or None, "policy": args.policy, "policy_mode": args.decode,
              "dataset": args.dataset, "split": args.split, "seed": args.seed, "max_clips": args.max_clips,
+             "samples": args.samples, "validity": args.validity, "frdist_groups": args.frdist_groups,
              "run_dir": args.run_dir}  # fmt: skip
     fields.update({k: v for k, v in flags.items() if v is not None})
     if not fields.get("dataset"):
@@ -72,6 +93,7 @@ def build_config(args: argparse.Namespace):  # -> EvalConfig
 def run(args: argparse.Namespace) -> int:
     from agents import agent_names, make_agent
     from dyadic_env.data import load_dataset
+    from dyadic_env.rewards import is_synthetic
     from experiments.errors import UserError
     from experiments.evaluation import default_run_dir, evaluate_agents, save_results
 
@@ -82,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(config.dataset)
     if config.split not in dataset.splits:
         raise UserError(f"--split {config.split!r}: {dataset.path} has splits {list(dataset.splits)}")
+    if config.validity and not is_synthetic(dataset):
+        raise UserError(
+            f"--validity ranks metrics against the synthetic oracle; {dataset.path} is not synthetic"
+        )
+    if config.validity and len(config.agents) + bool(config.policy) < 3:
+        raise UserError("--validity ranks agents: give at least 3 (e.g. --agent random,nn,mean,mime,meanseq)")
     nn_kwargs = {"words_window_s": config.words_window_s}
     agents = {
         name: make_agent(name, dataset, config.seed, **(nn_kwargs if name == "nn" else {}))
@@ -91,11 +119,20 @@ def run(args: argparse.Namespace) -> int:
         agents["vla"] = load_policy(config.policy, config.policy_mode)
     env_kwargs = {"context_frames": config.context_frames, "words_window_s": config.words_window_s}
     results = evaluate_agents(
-        agents, dataset, config.split, config.seed, max_clips=config.max_clips, env_kwargs=env_kwargs
-    )
+        agents, dataset, config.split, config.seed, max_clips=config.max_clips, env_kwargs=env_kwargs,
+        samples=config.samples, validity=config.validity, frdist_groups=config.frdist_groups,
+    )  # fmt: skip
     results["dataset"] = config.dataset
     run_dir = save_results(results, config.run_dir or default_run_dir(config), config)
     print(results["table"])
+    if results.get("react_table"):
+        print(f"\nREACT (K = {config.samples} predictions per clip):\n{results['react_table']}")
+    elif config.samples > 1:
+        print(
+            f"\n{dataset.path} has no appropriate sets, so no REACT table (`dyadic data appropriate` builds them)"
+        )
+    if results.get("validity_table"):
+        print(f"\nMetric validity (agreement with the oracle):\n{results['validity_table']}")
     print(f"\nsaved {run_dir}/results.json, results.md and TensorBoard scalars")
     return 0
 

@@ -40,7 +40,9 @@ def make_env(data_path, split="test", **kwargs):
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3])
-@pytest.mark.parametrize("name", ["random", "random-train", "nn", "neutral", "mirror", "mean"])
+@pytest.mark.parametrize(
+    "name", ["random", "random-train", "nn", "neutral", "mirror", "mean", "meanfr", "meanseq", "mime"]
+)
 def test_every_baseline_follows_the_protocol(data_path, dataset, name, chunk_size):
     agent = make_agent(name, dataset, seed=0, chunk_size=chunk_size)
     assert isinstance(agent, Agent)
@@ -57,7 +59,9 @@ def test_every_baseline_follows_the_protocol(data_path, dataset, name, chunk_siz
 
 
 def test_registry(dataset):
-    assert agent_names() == ["random", "random-train", "nn", "neutral", "mirror", "mean"]
+    assert agent_names() == [
+        "random", "random-train", "nn", "neutral", "mirror", "mean", "meanfr", "meanseq", "mime"
+    ]  # fmt: skip
     with pytest.raises(ValueError, match="agent: expected one of"):
         make_agent("oracle", dataset)
 

@@ -12,6 +12,9 @@ import pytest
 from dyadic_env.data import load_dataset, validate_dataset
 from dyadic_env.synthetic import GENERATOR_VERSION, PRESETS, cached_preset, write_preset
 from dyadic_env.synthetic import presets as presets_module
+from dyadic_env.synthetic.appropriate import SETS_VERSION
+
+CACHED_TINY = f"tiny-seed0-v{GENERATOR_VERSION}-sets{SETS_VERSION}"
 
 
 @pytest.fixture
@@ -50,7 +53,7 @@ def test_write_preset_refuses_unknown_names_and_existing_output(tmp_path: Path) 
 
 def test_cached_preset_generates_once_and_loads_by_spec(cache: Path) -> None:
     path = cached_preset("tiny")
-    assert path == cache / "synthetic" / f"tiny-seed0-v{GENERATOR_VERSION}"
+    assert path == cache / "synthetic" / CACHED_TINY
     stamp = (path / "manifest.json").stat().st_mtime_ns
     assert cached_preset("tiny") == path
     assert (path / "manifest.json").stat().st_mtime_ns == stamp
@@ -71,7 +74,7 @@ def test_concurrent_callers_share_one_copy(cache: Path) -> None:
 
 def test_a_caller_that_loses_the_race_uses_the_winner(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = presets_module.write_synthetic
-    final = cache / "synthetic" / f"tiny-seed0-v{GENERATOR_VERSION}"
+    final = cache / "synthetic" / CACHED_TINY
 
     def racing(config, out, *, seed=None, name="synthetic"):
         if not final.exists():
