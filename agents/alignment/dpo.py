@@ -129,13 +129,9 @@ class DPOTrainingConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> DPOTrainingConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"dpo config: unknown fields {unknown}; known fields: {', '.join(sorted(known))}"
-            )
-        return cls(**dict(values))
+        from dyadic_env.config import config_from_dict
+
+        return config_from_dict(cls, values, "dpo config")
 
 
 def preference_rows(pairs: Sequence[PairLike], max_frames: int = 0) -> list[dict[str, str]]:

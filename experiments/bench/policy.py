@@ -61,14 +61,14 @@ def _latency(model: Any, dataset: Any, *, use_cache: bool, frames: int) -> dict[
 def _training_fps(steps: int) -> tuple[float, int]:
     import torch
 
-    from agents.vla.sft import ClipBatcher, SFTConfig, _make_model, training_loss
+    from agents.vla.sft import ClipBatcher, SFTConfig, build_sft_model, training_loss
     from dyadic_env.data import load_dataset
     from experiments.configs import read_config
 
     fields = read_config(SFT_CONFIG)
     config = SFTConfig.from_dict({**fields, "output_dir": "/tmp/unused"})
     dataset = load_dataset(config.dataset)
-    model = _make_model(config, dataset, None).train()
+    model = build_sft_model(config, dataset, None).train()
     batcher = ClipBatcher(dataset.split(config.train_split), model.processor, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     frames, elapsed = 0, 0.0

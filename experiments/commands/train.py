@@ -1,7 +1,7 @@
 """`dyadic train TRAINER`: train a listener policy or a reward model (``sft``, ``dpo``, ``rm``, ``ppo``).
 
 Every trainer reads a YAML config mapped onto its dataclass, with ``key=value`` overrides after it (values are
-parsed as YAML, so ``max_steps=100``, ``model={head_hidden: 64}`` and ``val_split=null`` work). Without
+parsed as YAML, so ``max_steps=100``, ``model.head_hidden=64`` and ``val_split=null`` work). Without
 ``--config`` the alignment trainers read their shipped ``experiments/configs/*_small.yaml``, the settings the
 quickstart uses. Each handler imports its heavy dependencies (torch, trl, SB3) when it runs, so ``dyadic --help``
 stays fast.
@@ -41,10 +41,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def load_config_fields(config: Path | None, overrides: list[str]) -> dict[str, Any]:
-    """Fields from the YAML file updated with ``key=value`` overrides (raises UserError on bad input)."""
+    """Fields from the YAML file updated with ``key=value`` overrides (raises UserError on bad input).
+
+    A dotted key sets one field of a section (``model.head_hidden=64``); a mapping value merges into the
+    section key by key (``dpo={beta: 0.2}`` keeps the file's other DPO settings).
+    """
     import yaml
 
-    from experiments.configs import read_config
+    from experiments.configs import merge_fields, read_config
 
     fields: dict[str, Any] = {}
     if config is not None:
@@ -56,12 +60,18 @@ def load_config_fields(config: Path | None, overrides: list[str]) -> dict[str, A
             raise UserError(f"--config {config}: {e}") from None
     for item in overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"override {item!r}: expected KEY=VALUE, e.g. max_steps=100")
+        path = key.strip().split(".")
+        if not sep or not all(path):
+            raise UserError(
+                f"override {item!r}: expected KEY=VALUE, e.g. max_steps=100 or model.head_hidden=64"
+            )
         try:
-            fields[key.strip()] = yaml.safe_load(value)
+            change: Any = yaml.safe_load(value)
         except yaml.YAMLError as e:
             raise UserError(f"override {item!r}: value is not valid YAML ({e})") from None
+        for part in reversed(path):
+            change = {part: change}
+        fields = merge_fields(fields, change)
     return fields
 
 

@@ -1,8 +1,8 @@
 """The shipped YAML configs, and how a config file is read.
 
 A config may start from another with ``base: other.yaml`` (a path relative to the file's folder, else a
-shipped config's name): the base's fields are read first and the file's own fields override them, so a
-variant states only what differs.
+shipped config's name): the base's fields are read first and the file's own fields override them (a section,
+such as ``model:``, key by key), so a variant states only what differs.
 """
 
 from __future__ import annotations
@@ -46,4 +46,13 @@ def _read(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         raise ValueError(f"{path}: 'base' must name a YAML file, found {base!r}")
     near = path.parent / base
     base_path = near if near.exists() or not (CONFIGS / base).exists() else CONFIGS / base
-    return {**_read(base_path, (*seen, path)), **fields}
+    return merge_fields(_read(base_path, (*seen, path)), fields)
+
+
+def merge_fields(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``changes``; where both hold a mapping, the mappings merge key by key."""
+    merged = dict(base)
+    for key, value in changes.items():
+        old = merged.get(key)
+        merged[key] = merge_fields(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged

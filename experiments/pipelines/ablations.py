@@ -90,13 +90,9 @@ class AblationConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AblationConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"ablations config: unknown fields {unknown}; known fields: {', '.join(sorted(known))}"
-            )
-        return cls(**values)
+        from dyadic_env.config import config_from_dict
+
+        return config_from_dict(cls, values, "ablations config")
 
     def feedback_config(self, seed: int, **changes: Any) -> FeedbackConfig:
         return FeedbackConfig(**{**self.feedback, "seed": seed, **changes})

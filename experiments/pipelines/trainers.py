@@ -7,79 +7,34 @@ their heavy dependencies (torch, SB3) only when they run.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from agents.alignment.ppo_config import PPOConfig  # a plain dataclass: no torch, no SB3
+from dyadic_env.config import config_from_dict
+from reward_models.model import RewardModelConfig
+from reward_models.training import RewardTrainingConfig
 
 
 # --- rm --------------------------------------------------------------------------------------------------------
 @dataclass
 class RewardModelRunConfig:
-    """``dyadic train rm`` settings (``experiments/configs/rm_small.yaml``): features, network, training."""
+    """``dyadic train rm`` settings (``experiments/configs/rm_small.yaml``): the reward model's own configs as
+    sections (``model:`` with its ``features:``, ``training:``). An older flat file (``epochs: 30`` at the top)
+    still loads: each key moves to the section that has it."""
 
-    speaker_frames: int = 16
-    """Recent speaker frames a step sees (newest last)."""
-    speaker_stride: int = 4
-    """Take every n-th of those frames."""
-    listener_history: int = 2
-    """The listener's own previous frames a step sees (as motion)."""
-    word_buckets: int = 64
-    """Hashed bag-of-words size (0: no words)."""
-    hidden_sizes: tuple[int, ...] = (128, 64)
-    """Widths of each member's MLP."""
-    ensemble_size: int = 3
-    """Members; their std is the disagreement."""
-    criteria_head: bool = True
-    """Also predict the four criteria."""
-    epochs: int = 30
-    """Passes over the pairs per member."""
-    batch_size: int = 32
-    """Pairs per step."""
-    learning_rate: float = 1e-3
-    """AdamW learning rate."""
-    weight_decay: float = 1e-4
-    """AdamW weight decay."""
-    val_fraction: float = 0.2
-    """Pairs held out to report accuracy."""
-    bootstrap: bool = True
-    """Each member trains on its own resample of the pairs."""
-    reward_l2: float = 1e-3
-    """Penalty on squared per-step rewards (pins the free offset)."""
-    seed: int = 0
-    """Seeds initialisation, split and batches."""
+    model: RewardModelConfig = field(default_factory=RewardModelConfig)
+    """The network and its per-step input (:class:`~reward_models.RewardModelConfig`)."""
+    training: RewardTrainingConfig = field(default_factory=RewardTrainingConfig)
+    """How it is trained, seed included (:class:`~reward_models.RewardTrainingConfig`)."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RewardModelRunConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"rm config: unknown fields {unknown}; known fields: {', '.join(sorted(known))}")
-        return cls(**values)
-
-    def model_config(self) -> Any:
-        from reward_models import RewardModelConfig, StepFeatureConfig
-
-        features = StepFeatureConfig(
-            speaker_frames=self.speaker_frames, speaker_stride=self.speaker_stride,
-            listener_history=self.listener_history, word_buckets=self.word_buckets,
-        )  # fmt: skip
-        return RewardModelConfig(
-            features=features, hidden_sizes=tuple(self.hidden_sizes), ensemble_size=self.ensemble_size,
-            criteria_head=self.criteria_head,
-        )  # fmt: skip
-
-    def training_config(self) -> Any:
-        from reward_models import RewardTrainingConfig
-
-        return RewardTrainingConfig(
-            epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay, val_fraction=self.val_fraction, bootstrap=self.bootstrap,
-            reward_l2=self.reward_l2, seed=self.seed,
-        )  # fmt: skip
+    def from_dict(cls, values: Mapping[str, Any]) -> RewardModelRunConfig:
+        return config_from_dict(cls, values, "rm config", flat_sections=("model", "training"))
 
 
 def train_reward_model_from_preferences(
@@ -95,16 +50,14 @@ def train_reward_model_from_preferences(
 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    model_config = config.model_config()
+    model_config = config.model
     tokenizer = tokenizer or prefs.tokenizer() or dataset.tokenizer()
     if tokenizer is None:
         raise ValueError("no action tokenizer: the preference dataset and the speaker dataset both lack one")
     data = pair_data_from_preferences(prefs, dataset, tokenizer, model_config.features)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    model, figures = train_reward_model(
-        data, model_config, config.training_config(), log_dir=str(partial / "tb")
-    )
+    model, figures = train_reward_model(data, model_config, config.training, log_dir=str(partial / "tb"))
     model.save_pretrained(partial)
     (partial / "training.json").write_text(
         json.dumps({"figures": figures, "config": asdict(config)}, indent=1)
@@ -130,17 +83,14 @@ class PPORunConfig(PPOConfig):
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PPORunConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"ppo config: unknown fields {unknown}; known fields: {', '.join(sorted(known))}"
-            )
-        if values.get("split") == "test":
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.split == "test":
             raise ValueError("ppo config: training on the test split would leak it; use split=train")
-        return cls(**values)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PPORunConfig:
+        return config_from_dict(cls, values, "ppo config")
 
     def ppo_config(self) -> PPOConfig:
         names = {f.name for f in fields(PPOConfig)}

@@ -86,7 +86,7 @@ def test_gesture_config_is_validated(dataset, make_tiny_model):
     with pytest.raises(ValueError, match="no gestures"):
         make_tiny_model(dataset).vla.gesture_logits(torch.zeros(1, 2, 32))
     with pytest.raises(ValueError, match="gesture_frames"):
-        SFTConfig(gesture_frames=-1)
+        SFTConfig(model={"gesture_frames": -1})
 
 
 def test_phase_changes_the_action_distribution(dataset, make_tiny_model):
@@ -191,7 +191,7 @@ def test_sft_trains_the_onset_head_and_saves_it(random_dataset, tmp_path):
 
     from agents.vla import VLAForListening
 
-    config = _config(random_dataset, tmp_path / "run", max_steps=4, save_every=0, gesture_frames=6)
+    config = _config(random_dataset, tmp_path / "run", {"gesture_frames": 6}, max_steps=4, save_every=0)
     model = VLAForListening.from_pretrained(train_sft(config, progress=False))
     assert model.config.gesture_frames == 6 and model.vla.gesture_head is not None
     events = EventAccumulator(str(tmp_path / "run" / "tb"))

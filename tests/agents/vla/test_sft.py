@@ -41,68 +41,84 @@ def test_sft_loss_matches_hand_computed_eqs_7_to_9():
 
 
 def test_sft_config_validates_fields():
-    with pytest.raises(ValueError, match="decoding must be one of"):
-        SFTConfig(decoding="beam")
-    with pytest.raises(ValueError, match="unknown fields \\['max_step'\\]"):
+    with pytest.raises(ValueError, match="model: decoding: expected one of"):
+        SFTConfig(model={"decoding": "beam"})
+    with pytest.raises(ValueError, match="unknown fields \\['max_step'\\] \\(did you mean 'max_steps'"):
         SFTConfig.from_dict({"max_step": 3})
-    with pytest.raises(ValueError, match="lora_r must be 0 unless backbone_path is set"):
-        SFTConfig(lora_r=4)
+    with pytest.raises(ValueError, match=r"model\.lora needs model\.backbone_path"):
+        SFTConfig(model={"lora": {"r": 4}})
     with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
         SFTConfig(ema_decay=1.0)
-    with pytest.raises(ValueError, match=r"decode_mode must be one of .*mean_expression"):
-        SFTConfig(decode_mode="expected")
+    with pytest.raises(ValueError, match=r"decode_mode.*expected one of .*mean_expression"):
+        SFTConfig(model={"decode_mode": "expected"})
+    with pytest.raises(ValueError, match=r"unknown model fields \['head_hiden'\]"):
+        SFTConfig(model={"head_hiden": 3})
+    with pytest.raises(ValueError, match=r"model\.max_context_frames is set by max_frames"):
+        SFTConfig(model={"max_context_frames": 3})
+    with pytest.raises(ValueError, match="max_steps must be an integer, found '3'"):
+        SFTConfig.from_dict({"max_steps": "3"})
+
+
+def test_an_old_flat_sft_config_names_the_model_section():
+    with pytest.raises(
+        ValueError,
+        match=r"gesture_frames, head_hidden now belong to the model section: write "
+        r"`model: \{gesture_frames: \.\.\., head_hidden: \.\.\.\}`",
+    ):
+        SFTConfig.from_dict({"head_hidden": 64, "gesture_frames": 16, "max_steps": 3})
+    with pytest.raises(ValueError, match=r"`model: \{lora: \{r: 8"):
+        SFTConfig.from_dict({"lora_r": 8})
 
 
 def test_state_offset_shifts_each_clips_expression_states_by_one_constant(dataset, make_tiny_model):
-    from agents.vla.sft import _noisy_states
+    from agents.vla.sft.states import noisy_states
 
     model = make_tiny_model(dataset)
     states = torch.rand(3, 10, model.config.action_dim)
     config = SFTConfig(state_offset=0.5, seed=1)
-    shifted = _noisy_states(states, model, config, step=7)
+    shifted = noisy_states(states, model, config, step=7)
     delta = shifted - states
     e = model.config.expression_dim
     # One offset per clip and expression dimension, the same in every frame; the pose keeps its exact states.
     assert torch.allclose(delta[:, :, :e], delta[:, :1, :e].expand(-1, 10, -1), atol=1e-6)
     assert delta[:, :, :e].abs().amax() > 0
     assert torch.equal(delta[:, :, e:], torch.zeros_like(delta[:, :, e:]))
-    assert torch.equal(_noisy_states(states, model, config, step=7), shifted)  # seeded by (seed, step)
-    dropped = _noisy_states(states, model, SFTConfig(state_dropout=0.99, seed=1), step=7)
+    assert torch.equal(noisy_states(states, model, config, step=7), shifted)  # seeded by (seed, step)
+    dropped = noisy_states(states, model, SFTConfig(state_dropout=0.99, seed=1), step=7)
     assert torch.equal(dropped, torch.zeros_like(states))
 
 
 def test_self_states_are_the_policys_own_samples_of_the_previous_frame(dataset, make_tiny_model):
-    from agents.vla.sft import _self_states
+    from agents.vla.sft.states import sampled_states
 
     model = make_tiny_model(dataset)
     clips = list(dataset.split("train"))[:2]
     batch = model.processor.collate([model.processor.clip_example(c, length=12) for c in clips])
-    config = SFTConfig(self_states=1.0, decode_temperature=1e-6, seed=3)
-    states = _self_states(model, batch, model, config, step=5)
+    model.config.decode_temperature = 1e-6
+    config = SFTConfig(self_states=1.0, seed=3)
+    states = sampled_states(model, batch, model, config, step=5)
     assert torch.equal(states[:, 0], batch["prev_listener"][:, 0])  # the first frame keeps its state
     with torch.no_grad():  # near-greedy samples: each state is the policy's best guess of the frame before
         best = model.vla.decode_actions(model(**batch).logits.argmax(-1))
     assert torch.isclose(states[:, 1:], best[:, :-1]).float().mean() > 0.99
     assert not torch.equal(states, batch["prev_listener"])
-    assert torch.equal(_self_states(model, batch, model, config, step=5), states)  # seeded by (seed, step)
-    half = _self_states(model, batch, model, SFTConfig(self_states=0.5, seed=3), step=5)
+    assert torch.equal(sampled_states(model, batch, model, config, step=5), states)  # seeded by (seed, step)
+    half = sampled_states(model, batch, model, SFTConfig(self_states=0.5, seed=3), step=5)
     kept = (half == batch["prev_listener"]).all(-1)[:, 1:].float().mean()
     assert 0.2 < kept < 0.8
 
 
 def test_pose_state_noise_sets_the_pose_states_noise_apart(dataset, make_tiny_model):
-    from agents.vla.sft import _noisy_states
+    from agents.vla.sft.states import noisy_states
 
     model = make_tiny_model(dataset)
     states = torch.rand(2, 50, model.config.action_dim)
     e = model.config.expression_dim
-    exact_pose = _noisy_states(
-        states, model, SFTConfig(state_noise=0.1, pose_state_noise=0.0, seed=1), step=3
-    )
+    exact_pose = noisy_states(states, model, SFTConfig(state_noise=0.1, pose_state_noise=0.0, seed=1), step=3)
     assert torch.equal(exact_pose[..., e:], states[..., e:])
     assert (exact_pose[..., :e] - states[..., :e]).abs().amax() > 0
-    same = _noisy_states(states, model, SFTConfig(state_noise=0.1, seed=1), step=3)
-    loud_pose = _noisy_states(states, model, SFTConfig(state_noise=0.1, pose_state_noise=0.4, seed=1), step=3)
+    same = noisy_states(states, model, SFTConfig(state_noise=0.1, seed=1), step=3)
+    loud_pose = noisy_states(states, model, SFTConfig(state_noise=0.1, pose_state_noise=0.4, seed=1), step=3)
     assert torch.equal(same[..., :e], loud_pose[..., :e])  # the expression noise does not move
     half_range = model.vla.action_width * model.config.num_bins / 2
     ratio = ((loud_pose - states) / half_range)[..., e:].std() / ((same - states) / half_range)[..., e:].std()
@@ -136,10 +152,12 @@ TINY = {"backbone": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_lay
                      "num_key_value_heads": 2}, "head_hidden": 32, "projector_hidden": 32}  # fmt: skip
 
 
-def _config(data: Path, out: Path, **kw) -> SFTConfig:
+def _config(data: Path, out: Path, model: dict | None = None, **kw) -> SFTConfig:
+    """A tiny SFT run; ``model`` adds to the tiny network's settings."""
     fields = {"dataset": str(data), "output_dir": str(out), "max_steps": 16, "batch_size": 2, "max_frames": 16,
               "warmup_steps": 4, "save_every": 4, "eval_every": 0, "log_every": 4, "learning_rate": 3e-3,
-              "lambda_temp": 0.01, "state_noise": 0.1, "keep_checkpoints": 3, **TINY, **kw}  # fmt: skip
+              "lambda_temp": 0.01, "state_noise": 0.1, "keep_checkpoints": 3, "model": {**TINY, **(model or {})},
+              **kw}  # fmt: skip
     return SFTConfig(**fields)
 
 
@@ -271,12 +289,14 @@ def test_cli_reports_bad_config_fields(tmp_path, capsys):
 
 
 def test_training_loss_adds_the_speaker_and_nod_onset_terms(random_dataset):
-    from agents.vla.sft import ClipBatcher, _make_model, training_loss
+    from agents.vla.sft import ClipBatcher, build_sft_model, training_loss
     from dyadic_env.data import load_dataset
 
-    config = _config(random_dataset, Path("unused"), lambda_speaker=0.5, gesture_frames=4, lambda_gesture=2.0)
+    config = _config(
+        random_dataset, Path("unused"), {"gesture_frames": 4}, lambda_speaker=0.5, lambda_gesture=2.0
+    )
     dataset = load_dataset(random_dataset)
-    model = _make_model(config, dataset, None)
+    model = build_sft_model(config, dataset, None)
     batch = ClipBatcher(dataset.split("train"), model.processor, config).batch(0)
     loss, logits, actions, mask = training_loss(model, model, batch, config, 0)
     assert logits.shape[:-1] == actions.shape and mask.shape == actions.shape[:2]
