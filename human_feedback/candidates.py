@@ -4,11 +4,12 @@ For each chosen speaker clip, every policy plays ``samples`` closed-loop episode
 environment with different seeds (a sampling policy such as the VLA at temperature > 0 gives different
 answers); the ground-truth listener joins them, and in a share of groups an obviously broken listener
 (jittering or frozen) is added as an attention check. Every candidate is rendered to a speaker|listener
-MP4 with the identity-neutral head and stored with its tokens.
+MP4 with the identity-neutral head and stored with its tokens. ``append=True`` adds groups of clips the
+campaign does not have yet to an existing campaign.
 
 Blinding starts here: the ground truth is quantized through the same action tokenizer as the policies'
-outputs and rendered from the decoded tokens, so it cannot be told apart by smoothness; video files are
-named by random ids; sources and policy names stay in the database.
+outputs and every candidate is rendered by :func:`human_feedback.blinding.render_group`; sources and
+policy names stay in the database.
 """
 
 from __future__ import annotations
@@ -20,9 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from human_feedback import service
-from human_feedback.store import Store, new_public_id
+from human_feedback.blinding import captions_for, render_group
+from human_feedback.store import Campaign, ClipRecord, Store, new_public_id
+
+__all__ = [
+    "BROKEN_KINDS", "GROUND_TRUTH", "CollectConfig", "CollectReport", "PolicySpec", "broken_tokens", "captions_for",
+    "choose_clips", "collect", "default_media_dir", "load_policy",
+]  # fmt: skip
 
 BROKEN_KINDS = ("jitter", "frozen")
 GROUND_TRUTH = "ground_truth"
@@ -147,17 +155,6 @@ def broken_tokens(tokens: np.ndarray, kind: str, num_bins: int, rng: np.random.G
     raise ValueError(f"broken kind must be one of {BROKEN_KINDS}, found {kind!r}")
 
 
-def captions_for(clip: Any, window_s: float = 3.0, max_chars: int = 48) -> list[str]:
-    """The speaker's recent words at every frame (burned into the video: the clips have no audio)."""
-    times = np.arange(clip.num_frames) / clip.fps
-    words = sorted(clip.speaker_words, key=lambda w: w[0])
-    out = []
-    for t in times:
-        text = " ".join(str(w[2]) for w in words if w[0] <= t and w[1] >= t - window_s)
-        out.append(text[-max_chars:].lstrip() if len(text) > max_chars else text)
-    return out
-
-
 def collect(
     store: Store,
     campaign: str,
@@ -168,11 +165,15 @@ def collect(
     repeat_every: int = 8,
     media_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    append: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> CollectReport:
-    """Create ``campaign`` and fill it with candidate groups; returns what was made.
+    """Create ``campaign`` (or, with ``append``, extend it) and fill it with candidate groups.
 
     Each group is written in one transaction after its videos are rendered, so an interrupted collection
-    leaves only complete groups (and perhaps unreferenced video files).
+    leaves only complete groups (and perhaps unreferenced video files). Appending draws clips the campaign
+    does not have yet; ``kind``, ``ratings_per_group``, ``repeat_every`` and ``settings`` (campaign config
+    such as ``require_watch_time``) are the campaign's own then.
     """
     import gymnasium as gym
 
@@ -187,34 +188,30 @@ def collect(
         )
     env = gym.make("dyadic_env/Listener-v0", dataset=dataset, split=config.split)
     tokenizer = env.unwrapped.tokenizer  # type: ignore[attr-defined]
-    available = dataset.split(config.split).clip_ids
-    if config.clip_ids:
-        unknown = [c for c in config.clip_ids if c not in set(available)]
-        if unknown:
-            raise ValueError(f"clips {unknown[:3]} are not in split {config.split!r} of {config.dataset}")
-        chosen = list(config.clip_ids)
+    if append:
+        media, taken = _extend_campaign(store, campaign, config, tokenizer.to_dict(), media_dir)
     else:
-        chosen = choose_clips(available, config.clips, config.seed)
-    media = Path(media_dir) if media_dir is not None else default_media_dir(store, campaign)
-    service.create_campaign(
-        store, campaign, media_dir=media, kind=kind, ratings_per_group=ratings_per_group,
-        repeat_every=repeat_every, seed=config.seed, dataset_spec=config.dataset, split=config.split,
-        expression_basis=dataset.expression_basis, tokenizer=tokenizer.to_dict(),
-        config={"collect": _config_dict(config)},
-    )  # fmt: skip
+        media = Path(media_dir) if media_dir is not None else default_media_dir(store, campaign)
+        service.create_campaign(
+            store, campaign, media_dir=media, kind=kind, ratings_per_group=ratings_per_group,
+            repeat_every=repeat_every, seed=config.seed, dataset_spec=config.dataset, split=config.split,
+            expression_basis=dataset.expression_basis, tokenizer=tokenizer.to_dict(),
+            config={**(settings or {}), "collect": _config_dict(config)},
+        )  # fmt: skip
+        taken = []
+    chosen = _chosen_clips(dataset.split(config.split).clip_ids, config, taken)
     agents = [
         (spec, load_policy(spec, dataset, seed=config.seed, temperature=config.temperature))
         for spec in config.policies
     ]
-    broken_groups = set(
-        np.random.default_rng([config.seed, 2])
-        .permutation(len(chosen))[: round(config.broken_fraction * len(chosen))]
-        .tolist()
-    )
+    first = len(taken)  # group numbers go on where the campaign left off: new seeds, new broken picks
+    picker = np.random.default_rng([config.seed, 2, first] if first else [config.seed, 2])
+    picked = picker.permutation(len(chosen))[: round(config.broken_fraction * len(chosen))]
+    broken_groups = {first + int(i) for i in picked}
     report = CollectReport(campaign=campaign, clip_ids=chosen)
     renderer = _renderer(config) if config.render else None
     try:
-        for index, clip_id in enumerate(chosen):
+        for index, clip_id in enumerate(chosen, start=first):
             clip = dataset.clip(clip_id)
             started = time.perf_counter()
             candidates = _group_candidates(
@@ -223,19 +220,85 @@ def collect(
             report.seconds_rollout += time.perf_counter() - started
             started = time.perf_counter()
             if renderer is not None:
-                _render_group(renderer, media, clip, candidates, dataset.expression_basis, tokenizer)
+                paths = render_group(
+                    renderer, media, clip, [c["tokens"] for c in candidates], tokenizer,
+                    dataset.expression_basis, seed=config.seed + index,
+                )  # fmt: skip
+                for c, path in zip(candidates, paths):
+                    c["video"] = path
                 report.videos += len(candidates)
             report.seconds_render += time.perf_counter() - started
             _store_group(store, campaign, clip, config.split, candidates)
             report.groups += 1
             report.candidates += len(candidates)
             report.broken += sum(c["source"] == "broken" for c in candidates)
-            say(f"group {index + 1}/{len(chosen)}: clip {clip_id}, {len(candidates)} candidates")
+            say(f"group {index + 1 - first}/{len(chosen)}: clip {clip_id}, {len(candidates)} candidates")
     finally:
         env.close()
         if renderer is not None:
             renderer.close()
     return report
+
+
+def _chosen_clips(available: Sequence[str], config: CollectConfig, taken: Sequence[str]) -> list[str]:
+    """The clips to add: ``config.clip_ids``, else ``config.clips`` drawn from those not ``taken`` yet."""
+    if config.clip_ids:
+        unknown = [c for c in config.clip_ids if c not in set(available)]
+        if unknown:
+            raise ValueError(f"clips {unknown[:3]} are not in split {config.split!r} of {config.dataset}")
+        again = [c for c in config.clip_ids if c in set(taken)]
+        if again:
+            raise ValueError(f"clips {again[:3]} are already in the campaign; leave them out of --clip-ids")
+        return list(config.clip_ids)
+    free = [c for c in available if c not in set(taken)]
+    if not free:
+        raise ValueError(
+            f"every clip of split {config.split!r} is already in the campaign; nothing to append"
+        )
+    return choose_clips(free, config.clips, config.seed if not taken else config.seed + len(taken))
+
+
+def _extend_campaign(
+    store: Store, name: str, config: CollectConfig, tokenizer: dict[str, Any], media_dir: str | Path | None
+) -> tuple[Path, list[str]]:
+    """Check that ``config`` may add to campaign ``name``; its directory and the clips it already has."""
+    with store.write() as session:
+        try:
+            record = store.campaign(session, name)
+        except LookupError as e:
+            raise ValueError(
+                f"{e}; --append adds to an existing campaign, leave it out to create one"
+            ) from None
+        for what, theirs, ours in (
+            ("dataset", record.dataset_spec, config.dataset),
+            ("split", record.split, config.split),
+            ("action tokenizer", record.tokenizer, tokenizer),
+        ):
+            if theirs != ours:
+                raise ValueError(
+                    f"campaign {name} was collected with {what} {str(theirs)[:80]}; --append must use the same, "
+                    f"found {str(ours)[:80]}"
+                )
+        media = store.media_root(record.media_dir)
+        if media_dir is not None and Path(media_dir).resolve() != media:
+            raise ValueError(
+                f"campaign {name} keeps its videos in {media}; leave --media-dir out with --append"
+            )
+        taken = list(session.scalars(select(ClipRecord.clip_id).where(ClipRecord.campaign_id == record.id)))
+        _note_append(record, config)
+    return media, taken
+
+
+def _note_append(record: Campaign, config: CollectConfig) -> None:
+    settings = dict(record.config or {})
+    collected = dict(settings.get("collect", {}))
+    names = [p["name"] for p in collected.get("policies", [])]
+    collected["policies"] = [*collected.get("policies", []), *(
+        {"name": p.name, "source": p.source} for p in config.policies if p.name not in names
+    )]  # fmt: skip
+    settings["collect"] = collected
+    settings["appends"] = [*settings.get("appends", []), _config_dict(config)]
+    record.config = settings
 
 
 def default_media_dir(store: Store, campaign: str) -> Path:
@@ -291,34 +354,6 @@ def _group_candidates(
     for c in out:
         c["public_id"] = new_public_id("c")
     return out
-
-
-def _render_group(
-    renderer: Any, media: Path, clip: Any, candidates: list[dict[str, Any]], basis: str, tokenizer: Any
-) -> None:
-    """Render every candidate as speaker|listener MP4; the speaker side is the same in all of them, so its
-    faces are rendered once per group (nearly halving the rendering time)."""
-    from dyadic_env.render import write_video
-    from dyadic_env.render.text import draw_caption, draw_labels
-
-    captions = captions_for(clip)
-    speaker = renderer.render_faces(np.asarray(clip.speaker_motion, dtype=np.float32), basis)
-    width, height = renderer.width, renderer.height
-    for c in candidates:
-        listener = renderer.render_faces(tokenizer.decode(c["tokens"]), basis)
-
-        def frames(listener: np.ndarray = listener) -> Any:
-            for t in range(len(speaker)):
-                image = np.concatenate([speaker[t], listener[t]], axis=1)
-                draw_labels(image, ("speaker", "listener"), width)
-                if captions[t]:
-                    draw_caption(image, captions[t])
-                yield image
-
-        # Files are named by random ids: nothing about a candidate can be read from its URL or name.
-        c["video"] = write_video(
-            media / "videos" / f"{c['public_id']}.mp4", frames(), clip.fps, (2 * width, height)
-        )
 
 
 def _store_group(

@@ -1,13 +1,16 @@
 """The annotation web app (FastAPI): sign-in, one candidate group per page, rating, admin view, export.
 
-Run it with ``dyadic feedback serve --db URL``. Everything except the sign-in page, its static assets and
-``/healthz`` needs a token: ``Authorization: Bearer TOKEN`` for programs, or the HttpOnly, SameSite=Strict
-cookie set by signing in for browsers. Cookie-authenticated requests that change state must also carry
+Run it with ``dyadic feedback serve --db URL``. Everything except the sign-in page, its static assets, the
+favicon and ``/healthz`` needs a token: ``Authorization: Bearer TOKEN`` for programs, or, for browsers, the
+HttpOnly, SameSite=Strict cookie holding the session that signing in opens (signing out ends it on the
+server; see :mod:`human_feedback.auth`). Cookie-authenticated requests that change state must also carry
 ``X-Dyadic-Request: 1`` (a custom header cannot be sent cross-site without CORS, which is not enabled), so
 other sites cannot submit on an annotator's behalf.
 
-Annotators see only their own pages, through per-page item ids and videos; the candidates' sources and
-policies never leave the server. Admins see progress, statistics and agreement, and export.
+Annotators see only their own pages, through per-page item ids and videos served blinded (no validators,
+one size per group: :mod:`human_feedback.blinding`); the candidates' sources and policies never leave the
+server, and a page is accepted only once its videos were fetched (:mod:`human_feedback.viewing`). Admins
+see progress, statistics, agreement and watch times, and export.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the dependency types defined in closures.
@@ -19,16 +22,32 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from human_feedback import service
-from human_feedback.auth import Principal, authenticate
+from human_feedback.auth import (
+    SESSION_HOURS,
+    Principal,
+    TokenRefused,
+    authenticate,
+    check_token,
+    close_session,
+    open_session,
+)
 from human_feedback.criteria import rubric
 from human_feedback.media import MediaPathError, resolve_media
+from human_feedback.middleware import GuardMiddleware
 from human_feedback.store import Store
+from human_feedback.videos import served_size, video_response
+from human_feedback.viewing import record_fetch
 
 log = logging.getLogger("human_feedback.server")
 STATIC_DIR = Path(__file__).parent / "static"  # CSS and scripts only: public, hold no data
@@ -36,16 +55,6 @@ PAGES_DIR = Path(__file__).parent / "pages"  # HTML pages: served by routes that
 COOKIE = "dyadic_feedback"
 CSRF_HEADER = "x-dyadic-request"
 DEFAULT_MAX_BODY = 64 * 1024
-SECURITY_HEADERS = [
-    (
-        b"content-security-policy",
-        b"default-src 'self'; media-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-        b"frame-ancestors 'none'; form-action 'self'",
-    ),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -112,6 +121,7 @@ class AssignmentOut(BaseModel):
     completed: bool
     progress: ProgressOut
     require_full_view: bool
+    require_watch_time: bool
 
 
 class NextOut(BaseModel):
@@ -138,75 +148,8 @@ def _assignment_out(page: service.AssignmentPage) -> AssignmentOut:
         completed=page.completed,
         progress=ProgressOut(**page.progress),
         require_full_view=page.require_full_view,
+        require_watch_time=page.require_watch_time,
     )
-
-
-# --------------------------------------------------------------------------------------------------------
-# Middleware: body size limit and security headers (plain ASGI, cheap on every request)
-
-
-class GuardMiddleware:
-    """Refuses bodies over ``max_body`` bytes with 413 and adds security headers to every response."""
-
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
-        self.app, self.max_body = app, max_body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.extend(SECURITY_HEADERS)
-                if scope["path"].startswith("/api/"):
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        length = dict(scope.get("headers", [])).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await self._too_large(send_with_headers)
-            return
-        if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
-            # Read the (bounded) body up front, so a chunked upload cannot exceed the limit either.
-            chunks, size = [], 0
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_body:
-                    await self._too_large(send_with_headers)
-                    return
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-            body = b"".join(chunks)
-            replayed = False
-
-            async def replay() -> Message:
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            await self.app(scope, replay, send_with_headers)
-            return
-        await self.app(scope, receive, send_with_headers)
-
-    async def _too_large(self, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body too large; the limit is {self.max_body} bytes"}, status_code=413
-        )
-        await response({"type": "http"}, _no_receive, send)  # type: ignore[arg-type]
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -229,7 +172,11 @@ def _token_of(request: Request) -> tuple[str | None, bool]:
 
 
 def create_app(
-    store: Store | str, *, max_body: int = DEFAULT_MAX_BODY, secure_cookies: bool = False
+    store: Store | str,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    secure_cookies: bool = False,
+    session_hours: float = SESSION_HOURS,
 ) -> FastAPI:
     """Build the annotation app on a store (or a database URL).
 
@@ -237,6 +184,7 @@ def create_app(
         store: the feedback store, or a URL / SQLite path to open (it must exist).
         max_body: the largest request body accepted, in bytes.
         secure_cookies: mark the sign-in cookie ``Secure`` (serve over HTTPS, e.g. behind a proxy).
+        session_hours: how long a browser stays signed in (never longer than its token is valid).
     """
     store = store if isinstance(store, Store) else Store(store)
     app = FastAPI(title="Dyadic listener feedback", docs_url=None, redoc_url=None, openapi_url=None)
@@ -247,11 +195,10 @@ def create_app(
 
     def principal(request: Request) -> Principal:
         token, from_cookie = _token_of(request)
-        found = authenticate(store, token)
-        if found is None:
-            raise AuthError(
-                401, "sign in with your annotator token" if token is None else "invalid or revoked token"
-            )
+        try:
+            found = check_token(store, token)
+        except TokenRefused as e:
+            raise AuthError(401, str(e)) from None
         if from_cookie and request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "1":
             raise AuthError(403, f"missing {CSRF_HEADER} header on a cookie-authenticated request")
         return found
@@ -267,7 +214,7 @@ def create_app(
         return who
 
     _add_pages(app, store)
-    _add_annotator_api(app, store, principal, annotator, secure_cookies)
+    _add_annotator_api(app, store, principal, annotator, (secure_cookies, session_hours))
     _add_admin_api(app, store, admin)
     return app
 
@@ -306,6 +253,11 @@ def _add_pages(app: FastAPI, store: Store) -> None:
     def healthz() -> dict[str, bool]:
         return {"ok": True}
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        # Browsers ask for /favicon.ico whatever the page says; answer with the same SVG.
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
     @app.get("/signin", include_in_schema=False)
     def signin_page() -> FileResponse:
         return page("signin.html")
@@ -340,30 +292,32 @@ def _page_principal(store: Store, request: Request) -> Principal:
     return who
 
 
-def _add_annotator_api(app: FastAPI, store: Store, principal: Any, annotator: Any, secure: bool) -> None:
+def _add_annotator_api(
+    app: FastAPI, store: Store, principal: Any, annotator: Any, cookies: tuple[bool, float]
+) -> None:
     Who = Annotated[Principal, Depends(principal)]
     Annotator_ = Annotated[Principal, Depends(annotator)]
+    secure, session_hours = cookies
 
     @app.post("/api/session", response_model=SignedIn)
     def sign_in(body: SignIn, response: Response) -> SignedIn:
-        who = authenticate(store, body.token)
-        if who is None:
-            raise AuthError(401, "unknown or revoked token; ask the campaign admin for yours")
+        try:
+            session_token, who, seconds = open_session(store, body.token, hours=session_hours)
+        except TokenRefused as e:
+            raise AuthError(401, str(e)) from None
         response.set_cookie(
-            COOKIE,
-            body.token,
-            httponly=True,
-            samesite="strict",
-            secure=secure,
-            max_age=7 * 24 * 3600,
-            path="/",
+            COOKIE, session_token, httponly=True, samesite="strict", secure=secure, max_age=seconds, path="/"
         )
         return SignedIn(role=who.role, name=who.name)
 
     @app.delete("/api/session")
-    def sign_out(_: Who, response: Response) -> dict[str, bool]:
+    def sign_out(who: Who, response: Response) -> dict[str, Any]:
+        """Ends the browser's session on the server; a bearer token stays valid (revoke it with
+        `dyadic feedback revoke`)."""
+        if who.session_id is not None:
+            close_session(store, who.session_id)
         response.delete_cookie(COOKIE, path="/")
-        return {"ok": True}
+        return {"ok": True, "session_ended": who.session_id is not None}
 
     @app.get("/api/me")
     def me(who: Who) -> dict[str, Any]:
@@ -411,18 +365,18 @@ def _add_annotator_api(app: FastAPI, store: Store, principal: Any, annotator: An
         return service.own_ratings(store, who.annotator_id, campaign)
 
     @app.get("/media/{assignment_id}/{item}.mp4")
-    def media(assignment_id: str, item: str, who: Who) -> FileResponse:
-        media_dir, stored = service.media_for_item(
-            store, None if who.is_admin else who.annotator_id, assignment_id, item
-        )
+    def media(assignment_id: str, item: str, who: Who, request: Request) -> Response:
+        video = service.open_media(store, None if who.is_admin else who.annotator_id, assignment_id, item)
         try:
-            path = resolve_media(media_dir, stored)
+            path = resolve_media(video.root, video.stored)
         except MediaPathError as e:
             log.warning("refused video path: %s", e)
             raise AuthError(403, "video path refused: it leaves the campaign directory") from None
         except FileNotFoundError:
             raise service.NotFound("video file missing on the server") from None
-        return FileResponse(path, media_type="video/mp4", headers={"cache-control": "private, max-age=3600"})
+        if not who.is_admin:
+            record_fetch(store, video.assignment_id, video.candidate_id)
+        return video_response(path, served_size(video.root, video.group), request.headers.get("range"))
 
 
 def _add_admin_api(app: FastAPI, store: Store, admin: Any) -> None:
@@ -508,11 +462,18 @@ def _add_admin_api(app: FastAPI, store: Store, admin: Any) -> None:
         )
 
 
-def serve(url: str, *, host: str = "127.0.0.1", port: int = 8000, secure_cookies: bool = False) -> None:
+def serve(
+    url: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    secure_cookies: bool = False,
+    session_hours: float | None = None,
+) -> None:
     """Run the app with uvicorn until interrupted."""
     import uvicorn
 
-    app = create_app(Store(url), secure_cookies=secure_cookies)
+    app = create_app(Store(url), secure_cookies=secure_cookies, session_hours=session_hours or SESSION_HOURS)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 

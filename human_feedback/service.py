@@ -2,7 +2,8 @@
 
 The HTTP API calls these and nothing else touches ratings, so people, simulated annotators and tests all
 go through the same code. Every function raises a :class:`FeedbackError` subclass carrying the HTTP status
-that fits and a message that says what was wrong.
+that fits and a message that says what was wrong. Campaigns are built with :mod:`human_feedback.campaigns`
+(re-exported here, where the pipelines have always found them).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,201 +21,32 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from human_feedback.campaigns import (  # noqa: F401  (re-exported: the API for building campaigns)
+    SOURCES,
+    add_candidate,
+    add_clip,
+    add_group,
+    check_campaign_name,
+    create_campaign,
+)
 from human_feedback.criteria import CRITERION_KEYS, MAX_RATING, MIN_RATING
-from human_feedback.media import relative_media_path
+from human_feedback.errors import Conflict, FeedbackError, Invalid, NotFound  # noqa: F401  (re-exported)
 from human_feedback.store import (
     Annotator,
     Assignment,
     Campaign,
     Candidate,
     CandidateGroup,
-    ClipRecord,
     Rating,
     Store,
     Submission,
+    check_length,
     utcnow,
 )
+from human_feedback.viewing import unwatched
 
-_CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-SOURCES = ("policy", "ground_truth", "broken")
 # An assignment nobody submitted within this time no longer holds one of the group's R places.
 DEFAULT_LEASE_MINUTES = 120
-
-
-class FeedbackError(Exception):
-    """A request the store refuses; ``status`` is the HTTP status that fits."""
-
-    status = 400
-
-
-class NotFound(FeedbackError):
-    status = 404
-
-
-class Conflict(FeedbackError):
-    status = 409
-
-
-class Invalid(FeedbackError):
-    status = 422
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Building campaigns
-
-
-def check_campaign_name(name: str) -> str:
-    if not _CAMPAIGN_NAME.match(name or ""):
-        raise Invalid(
-            f"campaign name {name!r} is not allowed; use 1-128 letters, digits or . _ - (no spaces or slashes)"
-        )
-    return name
-
-
-def create_campaign(
-    store: Store,
-    name: str,
-    *,
-    media_dir: str | Path,
-    kind: str = "preference",
-    ratings_per_group: int = 3,
-    repeat_every: int = 8,
-    seed: int = 0,
-    dataset_spec: str | None = None,
-    split: str | None = None,
-    expression_basis: str | None = None,
-    tokenizer: dict[str, Any] | None = None,
-    config: dict[str, Any] | None = None,
-    instructions: str = "",
-) -> int:
-    """Create a campaign and its directory; returns its database id.
-
-    Raises:
-        Conflict: a campaign of that name exists.
-        Invalid: a bad name or setting.
-    """
-    check_campaign_name(name)
-    if kind not in ("preference", "study"):
-        raise Invalid(f"campaign kind must be 'preference' or 'study', found {kind!r}")
-    if ratings_per_group < 1:
-        raise Invalid(f"ratings per group must be at least 1, found {ratings_per_group}")
-    if repeat_every < 0:
-        raise Invalid(f"repeat_every must be >= 0 (0 turns repeated-group checks off), found {repeat_every}")
-    media = Path(media_dir).expanduser().resolve()
-    media.mkdir(parents=True, exist_ok=True)
-    with store.write() as session:
-        if session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
-            raise Conflict(f"campaign {name!r} already exists in {store.url}; choose another --campaign name")
-        campaign = Campaign(
-            name=name,
-            kind=kind,
-            media_dir=str(media),
-            ratings_per_group=ratings_per_group,
-            repeat_every=repeat_every,
-            seed=seed,
-            dataset_spec=dataset_spec,
-            split=split,
-            expression_basis=expression_basis,
-            tokenizer=tokenizer,
-            config=dict(config or {}),
-            instructions=instructions,
-        )
-        session.add(campaign)
-        session.flush()
-        return campaign.id
-
-
-def add_clip(
-    session: Session,
-    campaign: Campaign,
-    *,
-    clip_id: str,
-    fps: float,
-    speaker_motion: np.ndarray,
-    speaker_words: Sequence[Any] = (),
-    split: str | None = None,
-    meta: dict[str, Any] | None = None,
-) -> ClipRecord:
-    """Copy a clip's speaker side into the campaign (words as ``(start, end, text)`` triples)."""
-    motion = np.ascontiguousarray(speaker_motion, dtype=np.float32)
-    if motion.ndim != 2 or motion.shape[0] < 1:
-        raise Invalid(f"clip {clip_id}: speaker_motion must be (T, D) with T >= 1, found {motion.shape}")
-    words = [[float(w[0]), float(w[1]), str(w[2])] for w in speaker_words]
-    record = ClipRecord(
-        campaign_id=campaign.id,
-        clip_id=clip_id,
-        split=split,
-        fps=float(fps),
-        num_frames=int(motion.shape[0]),
-        speaker_motion=motion.tobytes(),
-        speaker_words=words,
-        meta=_jsonable(meta or {}),
-    )
-    session.add(record)
-    session.flush()
-    return record
-
-
-def add_group(session: Session, campaign: Campaign, clip: ClipRecord) -> CandidateGroup:
-    position = session.scalar(select(func.count()).where(CandidateGroup.campaign_id == campaign.id)) or 0
-    group = CandidateGroup(campaign_id=campaign.id, clip_pk=clip.id, position=int(position))
-    session.add(group)
-    session.flush()
-    return group
-
-
-def add_candidate(
-    session: Session,
-    campaign: Campaign,
-    group: CandidateGroup,
-    *,
-    source: str,
-    policy_name: str,
-    tokens: np.ndarray,
-    video_path: str | Path | None = None,
-    sample_index: int = 0,
-    seed: int | None = None,
-    meta: dict[str, Any] | None = None,
-    public_id: str | None = None,
-) -> Candidate:
-    """Add one trajectory to a group; its video (if any) must lie inside the campaign directory."""
-    if source not in SOURCES:
-        raise Invalid(f"candidate source must be one of {SOURCES}, found {source!r}")
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
-        raise Invalid(
-            f"candidate tokens must be a 2-D integer array (T, 56), found {tokens.dtype} {tokens.shape}"
-        )
-    clip = session.get(ClipRecord, group.clip_pk)
-    if clip is not None and tokens.shape[0] != clip.num_frames:
-        raise Invalid(
-            f"candidate of clip {clip.clip_id} has {tokens.shape[0]} frames, the clip has {clip.num_frames}"
-        )
-    if tokens.size and (tokens.min() < 0 or tokens.max() > np.iinfo(np.uint16).max):
-        raise Invalid("candidate tokens must be in [0, 65535]")
-    dtype = np.uint8 if tokens.size == 0 or tokens.max() < 256 else np.uint16
-    stored_video = None if video_path is None else relative_media_path(campaign.media_dir, video_path)
-    candidate = Candidate(
-        group_id=group.id,
-        source=source,
-        policy_name=policy_name,
-        sample_index=sample_index,
-        seed=seed,
-        num_frames=int(tokens.shape[0]),
-        tokens=np.ascontiguousarray(tokens, dtype=dtype).tobytes(),
-        tokens_dtype=np.dtype(dtype).name,
-        video_path=stored_video,
-        meta=_jsonable(meta or {}),
-    )
-    if public_id is not None:
-        candidate.public_id = public_id
-    session.add(candidate)
-    session.flush()
-    return candidate
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -243,6 +74,7 @@ class AssignmentPage:
     completed: bool
     progress: dict[str, int] = field(default_factory=dict)
     require_full_view: bool = True
+    require_watch_time: bool = False
 
 
 def item_id(assignment_public_id: str, candidate_public_id: str) -> str:
@@ -298,6 +130,7 @@ def _page(session: Session, assignment: Assignment, annotator_id: int) -> Assign
         completed=assignment.completed_at is not None,
         progress=_progress(session, campaign, annotator_id),
         require_full_view=bool(campaign.config.get("require_full_view", True)),
+        require_watch_time=bool(campaign.config.get("require_watch_time", False)),
     )
 
 
@@ -459,20 +292,41 @@ def get_assignment(store: Store, annotator_id: int, public_id: str) -> Assignmen
         return _page(session, _own_assignment(session, annotator_id, public_id), annotator_id)
 
 
-def media_for_item(
-    store: Store, annotator_id: int | None, assignment_public_id: str, item: str
-) -> tuple[str, str]:
-    """``(media_dir, stored video path)`` of an item on a page; admins (annotator_id None) may open any page."""
+@dataclass
+class MediaItem:
+    """A video to serve: the campaign directory, its stored path, and those of the whole group (served at
+    one size, see :mod:`human_feedback.blinding`)."""
+
+    root: Path
+    stored: str
+    group: list[str]
+    assignment_id: int
+    candidate_id: int
+
+
+def open_media(store: Store, annotator_id: int | None, assignment_public_id: str, item: str) -> MediaItem:
+    """The video of an item on a page; admins (annotator_id None) may open any page.
+
+    The server notes the fetch (:func:`human_feedback.viewing.record_fetch`) once it has the file, for
+    the page's annotator only: admins' fetches count for nobody.
+    """
     with store.read() as session:
         assignment = session.scalar(select(Assignment).where(Assignment.public_id == assignment_public_id))
         if assignment is None or (annotator_id is not None and assignment.annotator_id != annotator_id):
             raise NotFound("no such video")
-        for candidate in assignment.group.candidates:
-            if item_id(assignment.public_id, candidate.public_id) == item:
-                if candidate.video_path is None:
-                    raise NotFound("this candidate has no video (collected with --no-render)")
-                return assignment.group.campaign.media_dir, candidate.video_path
-    raise NotFound("no such video")
+        candidates = assignment.group.candidates
+        wanted = next((c for c in candidates if item_id(assignment.public_id, c.public_id) == item), None)
+        if wanted is None:
+            raise NotFound("no such video")
+        if wanted.video_path is None:
+            raise NotFound("this candidate has no video (collected with --no-render)")
+        return MediaItem(
+            root=store.media_root(assignment.group.campaign.media_dir),
+            stored=wanted.video_path,
+            group=[c.video_path for c in candidates if c.video_path is not None],
+            assignment_id=assignment.id,
+            candidate_id=wanted.id,
+        )
 
 
 @dataclass
@@ -506,8 +360,15 @@ def submit(
     Raises:
         NotFound: the assignment is not the annotator's.
         Invalid: missing, unknown or repeated items, or ratings outside 1-5.
-        Conflict: the page was already submitted under another id, or this id was used for other ratings.
+        Conflict: the page was already submitted under another id, or this id was used for other ratings;
+            or its videos were not fetched (or not long enough ago, see :mod:`human_feedback.viewing`).
     """
+    try:
+        check_length(submission_id, Submission.id, "submission id")
+    except ValueError as e:
+        raise Invalid(str(e)) from None
+    if time_spent_ms is not None and not 0 <= time_spent_ms < 2**62:
+        raise Invalid(f"time_spent_ms must be a non-negative number of milliseconds, found {time_spent_ms}")
     for r in ratings:
         for key in CRITERION_KEYS:
             value = r.get(key)
@@ -528,6 +389,9 @@ def submit(
                 )
             by_item = _match_items(assignment, ratings)
             now = utcnow()
+            reason = unwatched(session, assignment, now)
+            if reason is not None:
+                raise Conflict(reason)
             session.add(
                 Submission(
                     id=submission_id,

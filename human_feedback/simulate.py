@@ -7,6 +7,11 @@ submission id, retrying on connection errors. Watching reads the motion the item
 from (:func:`human_feedback.service.watch_item`, with the same ownership check as the video endpoint); the
 rating comes from the synthetic benchmark's :class:`~dyadic_env.synthetic.SimulatedAnnotator` (the hidden
 oracle plus per-person bias and noise, some careless).
+
+Items that have a video are also fetched from ``/media`` like a browser would, so the server's rule that
+a page's videos must be loaded before it is submitted (:mod:`human_feedback.viewing`) holds for simulated
+people too; on a campaign that also requires the clip's duration to pass, they wait it out (real time).
+Campaigns without rendered videos (the usual case for simulation) cost nothing extra.
 """
 
 from __future__ import annotations
@@ -177,10 +182,13 @@ def _rate_one_page(
     page = reply["assignment"]
     if page is None:
         return False
+    fetched_at = _fetch_videos(client, page, headers, report)
     ratings = []
     for item in page["items"]:
         values, seconds = rater.rate(person, page["assignment_id"], item["item_id"])
         ratings.append({"item_id": item["item_id"], **values, "watched_ms": int(seconds * 1000)})
+    if page.get("require_watch_time") and fetched_at is not None:
+        time.sleep(max(0.0, fetched_at + page["clip_duration_s"] - time.monotonic()))
     body = {
         "submission_id": uuid.uuid4().hex, "ratings": ratings,
         "time_spent_ms": int(1000 * page["clip_duration_s"] * len(ratings) * (1.2 + person.rng.random())),
@@ -192,8 +200,22 @@ def _rate_one_page(
     return True
 
 
+def _fetch_videos(client: Any, page: dict, headers: dict, report: SimulationReport) -> float | None:
+    """Load every video of the page; when the first load started (``time.monotonic``), or None."""
+    started = None
+    for item in page["items"]:
+        if item.get("video_url"):
+            started = started if started is not None else time.monotonic()
+            _request(client, "get", item["video_url"], headers, None, report)
+    return started
+
+
 def _call(client: Any, method: str, path: str, headers: dict, body: Any, report: SimulationReport) -> dict:
     """One API call; connection errors and 5xx are retried (the same body, so submits stay idempotent)."""
+    return _request(client, method, path, headers, body, report).json()
+
+
+def _request(client: Any, method: str, path: str, headers: dict, body: Any, report: SimulationReport) -> Any:
     import httpx
 
     for attempt in range(8):
@@ -209,5 +231,5 @@ def _call(client: Any, method: str, path: str, headers: dict, body: Any, report:
             continue
         if response.status_code >= 400:
             raise RuntimeError(f"{method.upper()} {path}: {response.status_code} {response.text[:300]}")
-        return response.json()
+        return response
     raise RuntimeError(f"{method.upper()} {path}: the server did not answer after 8 tries")

@@ -1,8 +1,13 @@
 """The feedback store: SQLAlchemy 2.x models and how a database is opened.
 
-Tables: campaigns, clips, candidate groups, candidates, annotators, credentials (hashed tokens),
-assignments, submissions and ratings, plus ``schema_info`` holding the schema version, which is checked
-every time a database is opened.
+Tables: campaigns, clips, candidate groups, candidates, annotators, credentials (hashed tokens with an
+expiry), sign-in sessions, assignments, media fetches (which videos of a page were fetched, and when),
+submissions and ratings, plus ``schema_info`` holding the schema version, which is checked every time a
+database is opened; :mod:`human_feedback.migrations` upgrades older versions in place.
+
+Columns are sized for every value they can hold: seeds and millisecond counts are 64-bit (a 32-bit column
+overflows on PostgreSQL, which, unlike SQLite, enforces sizes), and text that users choose is checked
+against its column's length before it is stored (:func:`check_length`).
 
 SQLite is the default (a file next to the campaign's videos); any SQLAlchemy URL works, e.g.
 ``postgresql+psycopg://user@host/feedback`` for a team. On SQLite every connection turns on foreign keys,
@@ -25,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Float,
@@ -39,13 +45,13 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from human_feedback.criteria import MAX_RATING, MIN_RATING
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_NAME = "dyadic-feedback"
 
 
@@ -79,6 +85,8 @@ class Campaign(Base):
     """A set of candidate groups rated under one configuration.
 
     ``media_dir`` is the campaign directory: every video path is relative to it and must stay inside it.
+    On SQLite it is stored relative to the database's folder when it lies inside it, so a database moved
+    together with its campaigns keeps working (:meth:`Store.media_root`).
     """
 
     __tablename__ = "campaigns"
@@ -93,7 +101,7 @@ class Campaign(Base):
     tokenizer: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # Attention checks: repeat one finished group after every `repeat_every` groups (0 = never).
     repeat_every: Mapped[int] = mapped_column(Integer, default=8)
-    seed: Mapped[int] = mapped_column(Integer, default=0)
+    seed: Mapped[int] = mapped_column(BigInteger, default=0)
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     instructions: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -158,7 +166,7 @@ class Candidate(Base):
     source: Mapped[str] = mapped_column(String(16))
     policy_name: Mapped[str] = mapped_column(String(256))
     sample_index: Mapped[int] = mapped_column(Integer, default=0)
-    seed: Mapped[int | None] = mapped_column(Integer, default=None)
+    seed: Mapped[int | None] = mapped_column(BigInteger, default=None)
     num_frames: Mapped[int] = mapped_column(Integer)
     tokens: Mapped[bytes] = mapped_column(LargeBinary)  # (T, 56) uint8 or uint16, C order
     tokens_dtype: Mapped[str] = mapped_column(String(8), default="uint8")
@@ -186,7 +194,10 @@ class Annotator(Base):
 
 
 class Credential(Base):
-    """A sign-in token, stored only as its SHA-256 (tokens are 256-bit random, so no salt is needed)."""
+    """A sign-in token, stored only as its SHA-256 (tokens are 256-bit random, so no salt is needed).
+
+    It stops working at ``expires_at`` or once revoked; signing in with it opens a :class:`SignInSession`.
+    """
 
     __tablename__ = "credentials"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -197,6 +208,7 @@ class Credential(Base):
     )
     label: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
     __table_args__ = (
         CheckConstraint("role IN ('annotator', 'admin')", name="ck_credential_role"),
@@ -204,6 +216,21 @@ class Credential(Base):
     )
 
     annotator: Mapped[Annotator | None] = relationship()
+
+
+class SignInSession(Base):
+    """A browser's signed-in session: what the cookie holds instead of the token itself, so that signing
+    out (``revoked_at``) ends it on the server. Valid while its credential is."""
+
+    __tablename__ = "sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    credential_id: Mapped[int] = mapped_column(ForeignKey("credentials.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+    credential: Mapped[Credential] = relationship()
 
 
 class Assignment(Base):
@@ -215,7 +242,7 @@ class Assignment(Base):
     group_id: Mapped[int] = mapped_column(ForeignKey("candidate_groups.id", ondelete="CASCADE"), index=True)
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16), default="regular")
-    shuffle_seed: Mapped[int] = mapped_column(Integer)
+    shuffle_seed: Mapped[int] = mapped_column(BigInteger)  # up to 2**32 - 1 (service.shuffle_seed)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
     __table_args__ = (
@@ -225,6 +252,18 @@ class Assignment(Base):
 
     group: Mapped[CandidateGroup] = relationship()
     annotator: Mapped[Annotator] = relationship()
+
+
+class MediaFetch(Base):
+    """The first (and latest) time a page's video was fetched: the server's own record of what was loaded
+    before a page was submitted, and when (``service.submit`` checks it)."""
+
+    __tablename__ = "media_fetches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), index=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
+    first_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("assignment_id", "candidate_id", name="uq_media_fetch_once"),)
 
 
 class Submission(Base):
@@ -237,7 +276,7 @@ class Submission(Base):
     )
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"))
     payload_sha256: Mapped[str] = mapped_column(String(64))
-    time_spent_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    time_spent_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -254,7 +293,7 @@ class Rating(Base):
     appropriateness: Mapped[int] = mapped_column(Integer)
     engagement: Mapped[int] = mapped_column(Integer)
     naturalness: Mapped[int] = mapped_column(Integer)
-    watched_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    watched_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     __table_args__ = (
         UniqueConstraint("assignment_id", "candidate_id", name="uq_rating_once"),
@@ -267,6 +306,18 @@ class Rating(Base):
     candidate: Mapped[Candidate] = relationship()
 
 
+def check_length(value: str | None, column: Any, what: str) -> str | None:
+    """``value`` if it fits ``column`` (a String(n) column attribute); a ValueError naming it otherwise.
+
+    SQLite stores longer text silently while PostgreSQL refuses it mid-transaction, so checking first
+    gives the same clear error on every database.
+    """
+    limit = getattr(column.property.columns[0].type, "length", None)
+    if value is not None and limit is not None and len(value) > limit:
+        raise ValueError(f"{what} {value[:40]!r}... is {len(value)} characters long; at most {limit} fit")
+    return value
+
+
 def database_url(text: str | os.PathLike) -> str:
     """Turn a SQLAlchemy URL or a plain file path into a URL (a path becomes an absolute SQLite URL)."""
     text = os.fspath(text)
@@ -275,13 +326,48 @@ def database_url(text: str | os.PathLike) -> str:
     return f"sqlite:///{Path(text).expanduser().resolve()}"
 
 
-def _sqlite_path(url: str) -> Path | None:
-    from sqlalchemy.engine import make_url
-
+def _sqlite_path(url: str | URL) -> Path | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
+
+
+def session_sqlite_path(session: Session) -> Path | None:
+    """The SQLite file a session's database lives in (None for other databases)."""
+    bind = session.get_bind()
+    return _sqlite_path(bind.engine.url)
+
+
+def media_root(stored: str, sqlite_path: Path | None) -> Path:
+    """The campaign directory a stored ``Campaign.media_dir`` names: absolute as stored, or relative to the
+    SQLite database's folder (to the working directory for other databases)."""
+    path = Path(stored)
+    if path.is_absolute():
+        return path
+    base = sqlite_path.parent if sqlite_path is not None else Path.cwd()
+    return (base / path).resolve()
+
+
+def _engine(url: str, sqlite_path: Path | None) -> Engine:
+    backend = make_url(url).get_backend_name()
+    kwargs: dict[str, Any] = {}
+    if backend == "sqlite":
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if sqlite_path is None:
+            kwargs["poolclass"] = StaticPool
+        else:
+            kwargs.update(pool_size=16, max_overflow=48)
+    else:
+        # Enough connections for the server's worker threads; pre-ping survives a restarted database.
+        kwargs.update(pool_size=16, max_overflow=32, pool_pre_ping=True)
+    try:
+        return create_engine(url, **kwargs)
+    except ModuleNotFoundError as e:
+        raise SchemaError(
+            f"{url}: the database driver {e.name!r} is not installed; install the feedback extra "
+            "(`pip install 'dyadic-listener[feedback]'`, which brings psycopg for postgresql+psycopg:// URLs)"
+        ) from None
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -308,29 +394,24 @@ class Store:
     Args:
         url: a SQLAlchemy URL, or a file path for SQLite.
         create: create the tables when the database is empty; otherwise an empty database is an error.
+        migrate: upgrade a store of an older schema version in place (:mod:`human_feedback.migrations`);
+            otherwise an older version is an error that says how to upgrade.
 
     Raises:
         SchemaError: the database is missing, not a feedback store, or of another schema version.
     """
 
-    def __init__(self, url: str | os.PathLike, *, create: bool = False) -> None:
+    def __init__(self, url: str | os.PathLike, *, create: bool = False, migrate: bool = False) -> None:
         self.url = database_url(url)
         self.sqlite_path = _sqlite_path(self.url)
         if self.sqlite_path is not None:
             if not create and not self.sqlite_path.exists():
                 raise SchemaError(
                     f"no feedback database at {self.sqlite_path}; create one with "
-                    "`dyadic feedback init --db PATH --campaign NAME` or `dyadic feedback collect`"
+                    "`dyadic feedback init --db PATH` or `dyadic feedback collect --db PATH --campaign NAME ...`"
                 )
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-        kwargs: dict[str, Any] = {}
-        if self.url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            if self.sqlite_path is None:
-                kwargs["poolclass"] = StaticPool
-            else:
-                kwargs.update(pool_size=16, max_overflow=48)
-        self.engine = create_engine(self.url, **kwargs)
+        self.engine = _engine(self.url, self.sqlite_path)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._write_lock = threading.Lock() if self.is_sqlite else None
         if self.is_sqlite:
@@ -340,10 +421,20 @@ class Store:
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         )
         self._write = sessionmaker(write_engine, expire_on_commit=False)
-        self._check_schema(create)
+        self.migrated: list[str] = []  # what opening with migrate=True changed
+        try:
+            self._check_schema(create, migrate)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
-    def _check_schema(self, create: bool) -> None:
-        tables = set(inspect(self.engine).get_table_names())
+    def _check_schema(self, create: bool, migrate: bool) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            tables = set(inspect(self.engine).get_table_names())
+        except OperationalError as e:
+            raise SchemaError(f"cannot open the feedback database {self.url}: {e.orig}") from None
         if "schema_info" not in tables:
             if tables - {"schema_info"}:
                 raise SchemaError(
@@ -357,14 +448,25 @@ class Store:
                 session.add(SchemaInfo(id=1, name=SCHEMA_NAME, version=SCHEMA_VERSION))
             return
         with self.read() as session:
-            info = session.get(SchemaInfo, 1)
+            info = session.execute(
+                select(SchemaInfo.name, SchemaInfo.version).where(SchemaInfo.id == 1)
+            ).first()
         if info is None or info.name != SCHEMA_NAME:
             raise SchemaError(f"{self.url}: schema_info does not name a {SCHEMA_NAME} store")
-        if info.version != SCHEMA_VERSION:
+        if info.version < SCHEMA_VERSION and migrate:
+            from human_feedback.migrations import upgrade
+
+            self.migrated = upgrade(self, info.version)
+        elif info.version < SCHEMA_VERSION:
+            raise SchemaError(
+                f"{self.url}: feedback store schema version {info.version}; this toolkit reads version "
+                f"{SCHEMA_VERSION}. Upgrade it in place with `dyadic feedback migrate --db {self.url}` "
+                "(back the database up first)."
+            )
+        elif info.version > SCHEMA_VERSION:
             raise SchemaError(
                 f"{self.url}: feedback store schema version {info.version}, but this toolkit reads version "
-                f"{SCHEMA_VERSION}. Use the toolkit version that wrote it, or export its ratings and start a "
-                "new database."
+                f"{SCHEMA_VERSION}. Use the toolkit version that wrote it (a newer one)."
             )
 
     @contextlib.contextmanager
@@ -390,6 +492,20 @@ class Store:
                 f"no campaign {name!r} in {self.url}; existing campaigns: {', '.join(names) or 'none'}"
             )
         return found
+
+    def stored_media_dir(self, media_dir: str | os.PathLike) -> str:
+        """How a campaign directory is stored: relative to a SQLite database's folder when inside it (so the
+        two can move together), else absolute."""
+        full = Path(media_dir).expanduser().resolve()
+        if self.sqlite_path is not None:
+            base = self.sqlite_path.parent.resolve()
+            if full.is_relative_to(base):
+                return full.relative_to(base).as_posix() or "."
+        return str(full)
+
+    def media_root(self, stored: str) -> Path:
+        """The campaign directory that a stored ``Campaign.media_dir`` names."""
+        return media_root(stored, self.sqlite_path)
 
     def close(self) -> None:
         self.engine.dispose()

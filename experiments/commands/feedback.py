@@ -3,9 +3,12 @@
 Typical session::
 
     dyadic feedback collect --policy runs/sft --dataset synthetic:small --clips 50 --campaign round1
-    dyadic feedback add-annotator alice            # prints alice's sign-in token
+    dyadic feedback add-annotator alice            # prints alice's sign-in token and link
     dyadic feedback serve --port 8000              # annotators open http://HOST:8000
     dyadic feedback export --campaign round1 --weights emp=.25,app=.25,eng=.25,nat=.25 --out runs/prefs
+
+``migrate`` upgrades a database written by an older version; ``relocate`` points a campaign at its moved
+video directory.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _revoke(sub)
     _collect(sub)
     _study(sub)
+    _migrate(sub)
+    _relocate(sub)
     _serve(sub)
     _simulate(sub)
     _status(sub)
@@ -51,6 +56,15 @@ def _campaign(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--campaign", required=required, help="campaign name (letters, digits, . _ -)")
 
 
+def _expires(parser: argparse.ArgumentParser) -> None:
+    from human_feedback.auth import DEFAULT_TOKEN_DAYS
+
+    parser.add_argument(
+        "--expires-days", type=float, default=DEFAULT_TOKEN_DAYS,
+        help=f"days until the token stops working (default {DEFAULT_TOKEN_DAYS})",
+    )  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------ parsers
 
 
@@ -64,6 +78,7 @@ def _admin_token(sub: Any) -> None:
     p = sub.add_parser("admin-token", help="create and print a new admin token (admin view, export)")
     _db(p)
     p.add_argument("--label", default="admin", help="a name for this token, shown in the admin view")
+    _expires(p)
     p.set_defaults(handler=cmd_admin_token)
 
 
@@ -72,6 +87,7 @@ def _add_annotator(sub: Any) -> None:
     p.add_argument("name", help="the annotator's name (letters, digits, spaces, . _ @ -)")
     _db(p)
     p.add_argument("--new-token", action="store_true", help="issue a new token for an existing annotator")
+    _expires(p)
     p.add_argument(
         "--url", default="http://127.0.0.1:8000", help="server address used in the printed sign-in link"
     )
@@ -128,6 +144,15 @@ def _candidate_args(p: argparse.ArgumentParser, *, study: bool) -> None:
     p.add_argument(
         "--media-dir", type=Path, default=None, help="campaign directory for videos (default beside the db)"
     )
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add groups of clips it does not have yet to an existing campaign (same dataset and split)",
+    )
+    p.add_argument(
+        "--require-watch-time", action="store_true",
+        help="accept a page only once each video's duration has passed since it was loaded (server-side)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=None, help="seeds clips, rollouts and shuffles (default 0)")
     p.add_argument(
         "--config", type=Path, default=None, help="YAML file of CollectConfig fields; flags override it"
@@ -158,6 +183,20 @@ def _study(sub: Any) -> None:
     p.set_defaults(handler=cmd_study)
 
 
+def _migrate(sub: Any) -> None:
+    p = sub.add_parser("migrate", help="upgrade a feedback database written by an older version, in place")
+    _db(p)
+    p.set_defaults(handler=cmd_migrate)
+
+
+def _relocate(sub: Any) -> None:
+    p = sub.add_parser("relocate", help="point a campaign at its video directory after moving it")
+    _db(p)
+    _campaign(p)
+    p.add_argument("media_dir", type=Path, help="the campaign's directory now (holding its videos/)")
+    p.set_defaults(handler=cmd_relocate)
+
+
 def _serve(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the annotation web app")
     _db(p)
@@ -165,6 +204,9 @@ def _serve(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument(
         "--secure-cookies", action="store_true", help="mark cookies Secure (when served over HTTPS)"
+    )
+    p.add_argument(
+        "--session-hours", type=float, default=None, help="how long a browser stays signed in (default 12)"
     )
     p.set_defaults(handler=cmd_serve)
 
@@ -239,12 +281,12 @@ def _mos(sub: Any) -> None:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _open(db: str, *, create: bool = False) -> Any:
+def _open(db: str, *, create: bool = False, migrate: bool = False) -> Any:
     from experiments.errors import UserError
     from human_feedback.store import SchemaError, Store
 
     try:
-        return Store(db, create=create)
+        return Store(db, create=create, migrate=migrate)
     except SchemaError as e:
         raise UserError(str(e)) from None
 
@@ -279,9 +321,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_admin_token(args: argparse.Namespace) -> int:
+    from experiments.errors import UserError
     from human_feedback.auth import new_admin_token
 
-    print(new_admin_token(_open(args.db), label=args.label))
+    try:
+        print(new_admin_token(_open(args.db), label=args.label, days=args.expires_days))
+    except ValueError as e:
+        raise UserError(str(e)) from None
     return 0
 
 
@@ -291,11 +337,16 @@ def cmd_add_annotator(args: argparse.Namespace) -> int:
 
     store = _open(args.db)
     try:
-        token = new_annotator_token(store, args.name) if args.new_token else add_annotator(store, args.name)
+        if args.new_token:
+            token = new_annotator_token(store, args.name, days=args.expires_days)
+        else:
+            token = add_annotator(store, args.name, days=args.expires_days)
     except ValueError as e:
         raise UserError(str(e)) from None
+    # The token alone on the first line (scripts read it), the link on its own line below.
     print(token)
-    print(f"sign-in link: {args.url.rstrip('/')}/signin#token={token}", file=sys.stderr)
+    print(f"sign-in link: {args.url.rstrip('/')}/signin#token={token}")
+    print(f"(valid {args.expires_days:g} days; shown once, stored only as a hash)", file=sys.stderr)
     return 0
 
 
@@ -352,7 +403,8 @@ def _run_collect(args: argparse.Namespace, policies: list[str], *, study: bool) 
         report = collect(
             store, args.campaign, config, kind="study" if study else "preference",
             ratings_per_group=args.ratings_per_group, repeat_every=args.repeat_every, media_dir=args.media_dir,
-            progress=lambda line: print(line, file=sys.stderr),
+            progress=lambda line: print(line, file=sys.stderr), append=args.append,
+            settings={"require_watch_time": True} if args.require_watch_time else None,
         )  # fmt: skip
     except (FeedbackError, ValueError, LookupError) as e:
         raise UserError(str(e)) from None
@@ -374,13 +426,39 @@ def cmd_study(args: argparse.Namespace) -> int:
     return _run_collect(args, policies, study=True)
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    store = _open(args.db, migrate=True)
+    for line in store.migrated or ["already at the current schema version; nothing to do"]:
+        print(line)
+    store.close()
+    return 0
+
+
+def cmd_relocate(args: argparse.Namespace) -> int:
+    from experiments.errors import UserError
+    from human_feedback.campaigns import relocate_media
+
+    store = _open(args.db)
+    try:
+        print(relocate_media(store, args.campaign, args.media_dir))
+    except (ValueError, LookupError) as e:
+        raise UserError(str(e)) from None
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    from experiments.errors import UserError
     from human_feedback.server import serve
 
     store = _open(args.db)
     store.close()
+    if args.session_hours is not None and not 0 < args.session_hours <= 24 * 365:
+        raise UserError(f"--session-hours must be more than 0 and at most a year, found {args.session_hours}")
     print(f"annotation app on http://{args.host}:{args.port} (database {store.url})", file=sys.stderr)
-    serve(store.url, host=args.host, port=args.port, secure_cookies=args.secure_cookies)
+    serve(
+        store.url, host=args.host, port=args.port, secure_cookies=args.secure_cookies,
+        session_hours=args.session_hours,
+    )  # fmt: skip
     return 0
 
 

@@ -1,7 +1,16 @@
-"""Fixtures: small feedback campaigns built directly in a store, with short real H.264 videos."""
+"""Fixtures: feedback stores on SQLite and on a real PostgreSQL server, small campaigns built directly in
+a store, with short real H.264 videos.
+
+Every test that takes ``store`` or ``db_url`` runs twice: on a SQLite file and on a fresh database of a
+PostgreSQL server that the first such test starts in a temporary folder (once per test session; stopped
+at the end). When PostgreSQL cannot be started those tests fail, saying why; set
+``DYADIC_SKIP_POSTGRES=1`` to skip them instead on a machine without PostgreSQL.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +18,7 @@ import pytest
 
 from human_feedback import service
 from human_feedback.auth import add_annotator, new_admin_token
+from human_feedback.pgserver import PostgresUnavailable, TemporaryPostgres
 from human_feedback.store import Campaign, Store
 
 FRAME_DIM = 56
@@ -116,8 +126,62 @@ def build_campaign(
                 )
 
 
+SKIP_POSTGRES = "DYADIC_SKIP_POSTGRES"
+BACKENDS = ["sqlite", "postgresql"]
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the whole test session."""
+    if os.environ.get(SKIP_POSTGRES) == "1":
+        pytest.skip(f"PostgreSQL tests skipped ({SKIP_POSTGRES}=1)")
+    try:
+        server = TemporaryPostgres().start()
+    except PostgresUnavailable as e:
+        pytest.fail(
+            f"cannot start PostgreSQL for the PostgreSQL half of the feedback tests: {e}\n"
+            f"Install it (`bash scripts/setup.sh` does) or set {SKIP_POSTGRES}=1 to skip these tests.",
+            pytrace=False,
+        )
+    yield server
+    server.stop()
+
+
+def _database(request: pytest.FixtureRequest, folder: Path):
+    """A URL of a new, empty database of the requested kind, and a function that removes it."""
+    if request.param == "sqlite":
+        return str(folder / "feedback.db"), lambda: None
+    server = request.getfixturevalue("postgres_server")
+    name = f"t{next(_database_numbers)}"
+    return server.create_database(name), lambda: server.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path) -> str:
+    url, drop = _database(request, tmp_path)
+    yield url
+    drop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_db_url(request, tmp_path_factory) -> str:
+    """A database shared by the tests of one module (for costly set-ups), on each backend."""
+    url, drop = _database(request, tmp_path_factory.mktemp("db"))
+    yield url
+    drop()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(db_url) -> Store:
+    s = Store(db_url, create=True)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path) -> Store:
+    """For what only SQLite has (its file, its settings)."""
     s = Store(tmp_path / "feedback.db", create=True)
     yield s
     s.close()
@@ -142,3 +206,10 @@ def tokens(store: Store) -> dict[str, str]:
 def campaign_id(store: Store, name: str) -> int:
     with store.read() as session:
         return session.query(Campaign).filter_by(name=name).one().id
+
+
+def watch_all(client, page: dict, headers: dict) -> None:
+    """Fetch every video on a page, as a browser playing them would (the server checks it at submit)."""
+    for item in page["items"]:
+        if item["video_url"]:
+            assert client.get(item["video_url"], headers=headers).status_code == 200

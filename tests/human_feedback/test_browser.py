@@ -153,5 +153,5 @@ def test_a_wrong_token_shows_an_error(browser, served):
     page.fill("#token", "dyf_this-is-not-a-token")
     page.click("#signin-button")
     expect = pytest.importorskip("playwright.sync_api").expect
-    expect(page.locator("#error")).to_contain_text("unknown or revoked token")
+    expect(page.locator("#error")).to_contain_text("unknown token")
     assert page.url.endswith("/signin")

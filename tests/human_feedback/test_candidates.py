@@ -141,7 +141,8 @@ def test_clip_choice_and_captions():
 
 @pytest.mark.render
 @pytest.mark.slow
-def test_collect_renders_one_video_per_candidate_inside_the_campaign(store, walk, tmp_path):
+def test_collect_renders_one_video_per_candidate_inside_the_campaign(sqlite_store, walk, tmp_path):
+    store = sqlite_store
     from dyadic_env.render import read_video
 
     config = CollectConfig(
@@ -157,8 +158,8 @@ def test_collect_renders_one_video_per_candidate_inside_the_campaign(store, walk
     campaign, groups = _groups(store, "video")
     for _, candidates in groups:
         for c in candidates:
-            path = resolve_media(campaign.media_dir, c.video_path)
-            assert path.name == f"{c.public_id}.mp4"  # named by the random id, nothing else
+            path = resolve_media(store.media_root(campaign.media_dir), c.video_path)
+            assert path.name.startswith("v_") and c.public_id not in path.name  # a random name, nothing else
             frames, fps = read_video(path)
             assert frames.shape[1:] == (32, 64, 3) and len(frames) == c.num_frames and fps == 25.0
     with store.read() as session:
@@ -166,7 +167,8 @@ def test_collect_renders_one_video_per_candidate_inside_the_campaign(store, walk
 
 
 @pytest.mark.slow
-def test_a_vla_checkpoint_is_sampled_with_temperature(store, walk, tmp_path):
+def test_a_vla_checkpoint_is_sampled_with_temperature(sqlite_store, walk, tmp_path):
+    store = sqlite_store
     torch = pytest.importorskip("torch")
     from agents.vla.factory import model_for_dataset
 

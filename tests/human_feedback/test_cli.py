@@ -8,14 +8,16 @@ import pytest
 
 from experiments.cli import main
 from human_feedback.preferences import PreferenceDataset
+from human_feedback.store import Store
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, module_db_url):
     root = tmp_path_factory.mktemp("cli")
-    db = str(root / "fb.db")
+    db = module_db_url
     args = ["feedback", "collect", "--policy", "random", "--dataset", "synthetic:tiny", "--clips", "4",
-            "--candidates", "2", "--no-render", "--db", db, "--campaign", "c1", "--repeat-every", "3"]  # fmt: skip
+            "--candidates", "2", "--no-render", "--db", db, "--campaign", "c1", "--repeat-every", "3",
+            "--media-dir", str(root / "c1")]  # fmt: skip
     assert main(args) == 0
     assert (
         main(
@@ -37,17 +39,30 @@ def workspace(tmp_path_factory):
     return root, db
 
 
-def test_collect_prints_an_admin_token_once(tmp_path, capsys):
-    db = str(tmp_path / "fb.db")
+def test_collect_prints_an_admin_token_once_and_appends(db_url, tmp_path, capsys):
     base = ["feedback", "collect", "--policy", "random", "--dataset", "synthetic:tiny", "--clips", "1",
-            "--candidates", "1", "--no-render", "--db", db]  # fmt: skip
-    assert main([*base, "--campaign", "a"]) == 0
+            "--candidates", "1", "--no-render", "--db", db_url]  # fmt: skip
+    assert main([*base, "--campaign", "a", "--media-dir", str(tmp_path / "a")]) == 0
     first = capsys.readouterr().out
     assert "admin token" in first and "1 groups, 2 candidates" in first
-    assert main([*base, "--campaign", "b"]) == 0
+    assert main([*base, "--campaign", "b", "--media-dir", str(tmp_path / "b")]) == 0
     assert "admin token" not in capsys.readouterr().out
-    assert main([*base, "--campaign", "a"]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert main([*base, "--campaign", "a", "--media-dir", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--append" in err
+    # --append adds groups of clips the campaign does not have yet
+    assert main([*base, "--campaign", "a", "--append", "--clips", "2"]) == 0
+    assert "2 groups" in capsys.readouterr().out
+    store = Store(db_url)
+    with store.read() as session:
+        campaign = store.campaign(session, "a")
+        clips = [c.clip_id for c in campaign.clips]
+        assert len(clips) == 3 == len(set(clips)) and len(campaign.config["appends"]) == 1
+    store.close()
+    assert main([*base[:5], "synthetic:small", *base[6:], "--campaign", "a", "--append"]) == 2
+    assert "same" in capsys.readouterr().err
+    assert main([*base, "--campaign", "nope", "--append"]) == 2
+    assert "adds to an existing campaign" in capsys.readouterr().err
 
 
 def test_tokens_from_the_cli_sign_in(workspace, capsys):
@@ -56,7 +71,8 @@ def test_tokens_from_the_cli_sign_in(workspace, capsys):
 
     _, db = workspace
     assert main(["feedback", "add-annotator", "zoe", "--db", db]) == 0
-    token = capsys.readouterr().out.strip()
+    token, link = capsys.readouterr().out.splitlines()
+    assert token.startswith("dyf_") and link == f"sign-in link: http://127.0.0.1:8000/signin#token={token}"
     assert main(["feedback", "admin-token", "--db", db]) == 0
     admin = capsys.readouterr().out.strip()
     store = Store(db)
@@ -120,4 +136,7 @@ def test_user_mistakes_exit_2_with_a_message(workspace, capsys, args, message, t
 
 def test_a_missing_database_is_explained(tmp_path, capsys):
     assert main(["feedback", "status", "--db", str(tmp_path / "none.db"), "--campaign", "x"]) == 2
-    assert "no feedback database" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no feedback database" in err and "`dyadic feedback init --db PATH`" in err
+    # the advice names only flags that exist
+    assert main(["feedback", "init", "--db", str(tmp_path / "new.db")]) == 0

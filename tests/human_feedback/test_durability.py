@@ -1,5 +1,6 @@
 """Durability: annotators keep submitting over HTTP while the server is SIGKILLed and restarted; every
-acknowledged rating is in the database exactly once, and nothing unacknowledged is left behind."""
+acknowledged rating is in the database exactly once, and nothing unacknowledged is left behind. On SQLite
+and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -70,8 +71,8 @@ class Annotator(threading.Thread):
             self.error = e
 
 
-def test_acknowledged_ratings_survive_sigkill_exactly_once(tmp_path):
-    store = Store(tmp_path / "f.db", create=True)
+def test_acknowledged_ratings_survive_sigkill_exactly_once(db_url, tmp_path):
+    store = Store(db_url, create=True)
     # Enough work that the 12 annotators are still rating when the fourth kill comes, on an idle machine too.
     groups, per_group = 150, 2
     build_campaign(
@@ -80,7 +81,7 @@ def test_acknowledged_ratings_survive_sigkill_exactly_once(tmp_path):
     tokens = [add_annotator(store, f"p{i}") for i in range(12)]
     acks: list = []
     stop = threading.Event()
-    server = ServerProcess(tmp_path / "f.db", log=tmp_path / "server.log").start()
+    server = ServerProcess(db_url, log=tmp_path / "server.log").start()
     people = [Annotator(i, t, server, acks, stop) for i, t in enumerate(tokens)]
     try:
         for p in people:

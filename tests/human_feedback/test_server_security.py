@@ -13,9 +13,9 @@ from human_feedback.auth import revoke_tokens
 from human_feedback.server import create_app
 from human_feedback.store import Candidate
 
-from .conftest import build_campaign
+from .conftest import build_campaign, watch_all
 
-PUBLIC = {"/signin", "/healthz", "/static"}
+PUBLIC = {"/signin", "/healthz", "/static", "/favicon.ico"}
 
 
 @pytest.fixture
@@ -95,6 +95,7 @@ def test_annotators_see_only_their_own_pages_videos_and_ratings(client, tokens):
         == 404
     )
     body["submission_id"] = "alice-page-1"
+    watch_all(client, page, bearer(tokens["alice"]))
     assert (
         client.post(f"/api/assignments/{aid}/submit", json=body, headers=bearer(tokens["alice"])).status_code
         == 200
@@ -177,6 +178,7 @@ def test_oversized_bodies_are_refused(store, app_campaign, tokens):
             url, content=chunks(), headers={**bearer(tokens["alice"]), "Content-Type": "application/json"}
         )
         assert streamed.status_code == 413
+        watch_all(small, page, bearer(tokens["alice"]))
         assert (
             small.post(
                 url,

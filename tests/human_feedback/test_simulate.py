@@ -16,11 +16,11 @@ from human_feedback.study import mos_table
 
 
 @pytest.fixture(scope="module")
-def rated(tmp_path_factory):
+def rated(tmp_path_factory, module_db_url):
     from human_feedback.store import Store
 
     root = tmp_path_factory.mktemp("sim")
-    store = Store(root / "f.db", create=True)
+    store = Store(module_db_url, create=True)
     config = CollectConfig(
         policies=[PolicySpec.parse("random")],
         dataset="synthetic:tiny",
@@ -70,3 +70,25 @@ def test_agreement_is_positive_among_simulated_people(rated):
     overview = campaign_overview(store, "sim")
     assert overview["groups_complete"] == 6
     assert overview["agreement"]["naturalness"]["ordinal"]["alpha"] > 0.2
+
+
+def test_simulated_people_fetch_the_videos_a_page_has(store, tmp_path):
+    """Where candidates have videos, simulated annotators load them like a browser, so the server's
+    fetch-before-submit rule holds for them too."""
+    from human_feedback.store import Candidate, MediaFetch
+
+    from .conftest import write_test_video
+
+    config = CollectConfig(
+        policies=[PolicySpec.parse("random")], dataset="synthetic:tiny", clips=2, samples=1, render=False
+    )
+    collect(store, "vid", config, ratings_per_group=1, repeat_every=0, media_dir=tmp_path / "m")
+    with store.write() as session:
+        candidates = session.scalars(select(Candidate)).all()
+        for k, c in enumerate(candidates[:2]):  # one group rendered, the other not, as the quickstart does
+            c.video_path = write_test_video(tmp_path / "m" / f"v{k}.mp4", shade=k).name
+    report = simulate(store, "vid", 1, seed=0, careless_fraction=0.0)
+    assert report.pages == 2 and report.retries == 0
+    with store.read() as session:
+        fetched = session.scalars(select(MediaFetch.candidate_id)).all()
+    assert sorted(fetched) == sorted(c.id for c in candidates[:2])

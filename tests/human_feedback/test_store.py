@@ -22,7 +22,8 @@ from human_feedback.store import (
 )
 
 
-def test_sqlite_runs_with_wal_foreign_keys_and_full_sync(store):
+def test_sqlite_runs_with_wal_foreign_keys_and_full_sync(sqlite_store):
+    store = sqlite_store
     with store.read() as session:
         conn = session.connection()
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -36,7 +37,8 @@ def test_missing_database_is_an_error_unless_created(tmp_path):
     assert not (tmp_path / "absent.db").exists()
 
 
-def test_schema_version_mismatch_is_refused_with_advice(store, tmp_path):
+def test_schema_version_mismatch_is_refused_with_advice(sqlite_store, tmp_path):
+    store = sqlite_store
     store.close()
     path = store.sqlite_path
     with sqlite3.connect(path) as conn:
