@@ -36,6 +36,7 @@ from human_feedback.store import (
     Store,
     Submission,
 )
+from human_feedback.viewing import watch_times
 
 BROKEN_MAX_NATURALNESS = 2
 REPEAT_TOLERANCE = 1.0
@@ -96,6 +97,10 @@ class AnnotatorStats:
     pages_open: int
     ratings: int
     median_page_seconds: float | None
+    # Watch times: seconds from a page's first video fetch to its submission (the server's clock), and
+    # the playing time per video the browser reported; None where the annotator's pages had no videos.
+    median_view_seconds: float | None
+    median_reported_play_seconds: float | None
     mean_rating: float | None
     broken_checks: int
     broken_passed: int
@@ -138,6 +143,7 @@ def annotator_stats(
     checks = attention_checks(rows)
     with store.read() as session:
         campaign = store.campaign(session, campaign_name)
+        campaign_id = campaign.id
         counts = session.execute(
             select(Annotator.name, Annotator.kind, Assignment.completed_at.is_not(None), func.count())
             .join(Assignment, Assignment.annotator_id == Annotator.id)
@@ -152,6 +158,7 @@ def annotator_stats(
     by_annotator: dict[str, list[RatingRow]] = defaultdict(list)
     for r in rows:
         by_annotator[r.annotator].append(r)
+    watched = watch_times(store, campaign_id)
     stats = []
     for name in sorted(pages):
         mine = by_annotator.get(name, [])
@@ -176,6 +183,8 @@ def annotator_stats(
                 pages_open=pages[name]["open"],
                 ratings=len(mine),
                 median_page_seconds=statistics.median(page_times.values()) / 1000 if page_times else None,
+                median_view_seconds=watched.get(name, {}).get("median_view_seconds"),
+                median_reported_play_seconds=watched.get(name, {}).get("median_reported_play_seconds"),
                 mean_rating=statistics.fmean(r.mean() for r in mine) if mine else None,
                 broken_checks=len(broken),
                 broken_passed=int(sum(broken)),

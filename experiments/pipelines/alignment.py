@@ -186,27 +186,20 @@ def _render_sample(
     dataset: Any,
     groups: int,
 ) -> dict[tuple[int, int], str]:
-    """Render the candidates of the first ``groups`` groups (key (group, sample), sample -1 = ground truth)."""
+    """Render the candidates of the first ``groups`` groups (key (group, sample), sample -1 = ground truth)
+    through the project's one blinded rendering path (:func:`human_feedback.blinding.render_group`): the
+    ground truth quantized by the action tokenizer like every sample, random file names."""
     if groups <= 0:
         return {}
-    from dyadic_env.render import render_video
+    from dyadic_env.render import Renderer
+    from human_feedback.blinding import render_group
 
-    media.mkdir(parents=True, exist_ok=True)
     videos: dict[tuple[int, int], str] = {}
-    for i, (clip, trajectories) in enumerate(list(zip(clips, samples))[:groups]):
-        candidates = [(-1, np.asarray(clip.listener_motion))] + [
-            (k, tokenizer.decode(t)) for k, t in enumerate(trajectories)
-        ]
-        for k, frames in candidates:
-            path = media / f"group{i:03d}_{'gt' if k < 0 else f's{k}'}.mp4"
-            render_video(
-                path,
-                np.asarray(clip.speaker_motion),
-                frames,
-                clip.fps,
-                expression_basis=dataset.expression_basis,
-            )
-            videos[(i, k)] = str(path)
+    with Renderer(256, 256) as renderer:
+        for i, (clip, trajectories) in enumerate(list(zip(clips, samples))[:groups]):
+            tokens = [tokenizer.encode(np.asarray(clip.listener_motion)), *trajectories]
+            paths = render_group(renderer, media, clip, tokens, tokenizer, dataset.expression_basis, seed=i)
+            videos.update({(i, k - 1): str(path) for k, path in enumerate(paths)})
     return videos
 
 
@@ -216,3 +209,45 @@ def load_pairs(preferences: Path) -> tuple[Any, list[Any]]:
 
     data = PreferenceDataset.load(preferences)
     return data, list(data.pairs)
+
+
+@dataclass(frozen=True)
+class RatedCandidate:
+    """One rated candidate: its tokens, its eq. 10 score and its mean rating per criterion."""
+
+    candidate_id: str
+    tokens: np.ndarray
+    score: float
+    criteria: dict[str, float]
+
+
+@dataclass(frozen=True)
+class RatedGroup:
+    """The rated candidates of one speaker clip (one page of the campaign)."""
+
+    group_id: str
+    clip_id: str
+    candidates: tuple[RatedCandidate, ...]
+
+
+def load_rated_groups(feedback_dir: Path, weights: dict[str, float] | None = None) -> list[RatedGroup]:
+    """Every group of a collection's campaign with its candidates scored by eq. 10, in the order they were added."""
+    from human_feedback.analysis import load_ratings
+    from human_feedback.export import campaign_tokens
+    from human_feedback.preferences import score_candidates
+    from human_feedback.store import Store
+
+    store = Store(Path(feedback_dir) / "feedback.db")
+    try:
+        scores = score_candidates(load_ratings(store, "preferences"), weights or _default_weights())
+        tokens, groups = campaign_tokens(store, "preferences")
+    finally:
+        store.close()
+    rated = []
+    for group_id, ids in groups.items():
+        members = tuple(
+            RatedCandidate(c, tokens[c], scores[c].score, dict(scores[c].means)) for c in ids if c in scores
+        )
+        if members:
+            rated.append(RatedGroup(group_id, scores[members[0].candidate_id].clip_id, members))
+    return rated
