@@ -67,9 +67,10 @@ class RowTable:
             return
         self.react_rows[GT_ROW] = {**self._react(repeated)[0], **_means(oracle)}
         if self.scorer.oracle is not None and all("speaker_emotions" in c.meta for c in clips):
-            from dyadic_env.synthetic.appropriate import held_out_listeners
+            from dyadic_env.synthetic.appropriate import dataset_config, held_out_listeners
 
-            held = [held_out_listeners(c, self.samples, seed=self.seed) for c in clips]
+            config = dataset_config(self.data.manifest)
+            held = [held_out_listeners(c, self.samples, seed=self.seed, config=config) for c in clips]
             self._add(HELD_OUT_ROW, [_cycle(h, self.samples) for h in held], reference=True)
 
     def add(self, name: str, predictions: Samples) -> None:

@@ -17,14 +17,12 @@ On disk (both memory-mapped)::
 
 ``manifest["appropriate"]`` names the files and says how the sets were made (``method``, ``params``) and how
 large they are (``entries``, ``frames``, ``clips``, ``sizes``). :func:`add_appropriate_sets` adds sets to an
-existing dataset without rewriting its other files; :class:`SetWriter` writes them with a new dataset.
+existing dataset without rewriting its other files; ``write_dataset`` writes them with a new dataset
+(both in :mod:`dyadic_env.data.writer`).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,8 @@ INDEX_FILE = "appropriate_index.npy"
 MOTION_FILE = "appropriate_motion.npy"
 CLIP_ROW, SOURCE, REF, FRAMES = range(4)
 STORED, RECORDED = 0, 1
+# Stored frames scanned for NaN/inf at a time (bounded memory on any dataset size).
+SCAN_FRAMES = 1 << 18
 # Entries per problem kind reported before the rest are summed up, so a broken index stays readable.
 MAX_REPORTED = 20
 
@@ -146,18 +146,19 @@ def index_problems(
 
 def set_problems(path: Path, manifest: dict[str, Any], index: np.ndarray) -> list[DataValidationError]:
     """Every problem of a dataset's appropriate sets: files, index, and non-finite stored frames."""
-    sets, problems = open_sets(path, manifest, len(index), np.asarray(index[:, ondisk.LENGTH]))
-    if sets is None or sets.motion is None:
+    _, problems = open_sets(path, manifest, len(index), np.asarray(index[:, ondisk.LENGTH]))
+    info = manifest.get("appropriate")
+    if not isinstance(info, dict):
         return problems
-    file = str(path / sets.info["motion"])
-    for begin in range(0, len(sets.motion), 1 << 18):
-        chunk = np.asarray(sets.motion[begin : begin + (1 << 18)])
-        bad = np.flatnonzero(~np.isfinite(chunk).all(axis=1))
+    motion = _open_motion(path, info)[0]
+    if motion is None:
+        return problems
+    for begin in range(0, len(motion), SCAN_FRAMES):
+        bad = np.flatnonzero(~np.isfinite(np.asarray(motion[begin : begin + SCAN_FRAMES])).all(axis=1))
         if len(bad):
-            frame = begin + int(bad[0])
             problems.append(DataValidationError(
-                file, "appropriate motion", "finite values", f"NaN or inf at frame {frame} (and {len(bad) - 1} "
-                "more frames in this block)", ondisk.RECREATE_HINT,
+                str(path / info["motion"]), "appropriate motion", "finite values",
+                f"NaN or inf at frame {begin + int(bad[0])} ({len(bad)} such frames in its block)", ondisk.RECREATE_HINT,
             ))  # fmt: skip
             break
     return problems
@@ -177,65 +178,6 @@ def set_listeners(
     return out
 
 
-class SetWriter:
-    """Collects the sets of clips written one after another, then writes the two files of the format."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.rows: list[tuple[int, int, int | str, int]] = []
-        self.motion: ondisk.NpyAppender | None = None
-
-    def add(self, row: int, frames: int, entries: Sequence[Any], source: str) -> None:
-        """Add clip ``row``'s set (``frames``: its length): arrays are stored, strings are clip ids."""
-        from dyadic_env.data.validation import array_problems  # validation imports this module
-
-        if isinstance(entries, (str, np.ndarray)) or not isinstance(entries, Sequence):
-            raise DataValidationError(
-                source, "appropriate set", "a list of (T, 56) arrays and/or clip ids", type(entries).__name__
-            )
-        for j, entry in enumerate(entries):
-            if isinstance(entry, str):
-                self.rows.append((row, RECORDED, entry, -1))
-                continue
-            problems = array_problems(
-                entry, source=source, field=f"appropriate[{j}]", width=FRAME_DIM, frames=frames
-            )
-            if problems:
-                raise problems[0]
-            if self.motion is None:
-                self.motion = ondisk.NpyAppender(self.root / MOTION_FILE, FRAME_DIM)
-            self.rows.append((row, STORED, self.motion.rows, frames))
-            self.motion.append(entry)
-
-    def finish(
-        self, ids: list[str], lengths: np.ndarray, info: Mapping[str, Any] | None
-    ) -> dict[str, Any] | None:
-        """Resolve clip ids, save the index and return the manifest block (None when no clip has a set)."""
-        self.close()
-        if not self.rows and info is None:
-            return None
-        row_of = {clip_id: row for row, clip_id in enumerate(ids)}
-        table = []
-        for row, source, ref, frames in self.rows:
-            if isinstance(ref, str):
-                if ref not in row_of:
-                    raise DataValidationError(
-                        f"clip {ids[row]!r}", "appropriate set", "ids of clips in the dataset", repr(ref),
-                        "A recorded listener can only be named by the id of a clip written with it.",
-                    )  # fmt: skip
-                table.append((row, source, row_of[ref], int(lengths[row_of[ref]])))
-            else:
-                table.append((row, source, ref, frames))
-        index = np.array(table, dtype=np.int64).reshape(-1, 4)
-        np.save(self.root / INDEX_FILE, index)
-        motion = None if self.motion is None else MOTION_FILE
-        return manifest_block(index, motion, info or {}, len(ids))
-
-    def close(self) -> None:
-        if self.motion is not None:
-            self.motion.close()
-
-
 def manifest_block(index: np.ndarray, motion: str | None, info: Mapping[str, Any], num_clips: int,
                    index_file: str = INDEX_FILE) -> dict[str, Any]:  # fmt: skip
     """``manifest["appropriate"]``: files, how the sets were made, and their sizes."""
@@ -249,57 +191,3 @@ def manifest_block(index: np.ndarray, motion: str | None, info: Mapping[str, Any
                   "max": int(with_set.max()) if len(with_set) else 0},
         "method": str(info.get("method", "given")), "params": dict(info.get("params", {})),
     }  # fmt: skip
-
-
-def add_appropriate_sets(
-    path: str | os.PathLike, sets: Mapping[str, Sequence[Any]], *, method: str,
-    params: Mapping[str, Any] | None = None, replace: bool = False,
-) -> dict[str, Any]:  # fmt: skip
-    """Give the clips of an existing dataset appropriate sets; returns the new ``manifest["appropriate"]``.
-
-    ``sets`` maps a clip id to its entries (``(T, 56)`` arrays as long as the clip, or ids of clips whose
-    recorded listener fits). New files get fresh names and the manifest is replaced atomically, so readers
-    of the dataset see the old sets or the new ones, never a mix; the old files are removed afterwards.
-    A dataset that has sets keeps them unless ``replace`` is True. A schema 1 dataset becomes schema 2.
-    """
-    from dyadic_env.data.storage import DyadicDataset
-
-    dataset = DyadicDataset(path)
-    old = dataset.manifest.get("appropriate")
-    if old is not None and not replace:
-        raise FileExistsError(
-            f"{dataset.path}: already has appropriate sets ({old.get('method')}, {old.get('entries')} entries); "
-            "pass replace=True (`--replace`) to overwrite them"
-        )
-    ids = dataset.clip_ids
-    unknown = sorted(set(sets) - set(ids))
-    if unknown:
-        raise KeyError(f"{dataset.path}: no clips {unknown[:5]} to give appropriate sets")
-    lengths = np.asarray(dataset.index[:, ondisk.LENGTH])
-    token = uuid.uuid4().hex[:8]
-    staging = dataset.path / f".appropriate-{token}"
-    staging.mkdir()
-    try:
-        writer = SetWriter(staging)
-        for row, clip_id in enumerate(ids):
-            if clip_id in sets:
-                writer.add(row, int(lengths[row]), sets[clip_id], f"clip {clip_id!r}")
-        block = writer.finish(ids, lengths, {"method": method, "params": dict(params or {})})
-        assert block is not None
-        block["index"] = f"appropriate_index-{token}.npy"
-        os.replace(staging / INDEX_FILE, dataset.path / block["index"])
-        if block["motion"] is not None:
-            block["motion"] = f"appropriate_motion-{token}.npy"
-            os.replace(staging / MOTION_FILE, dataset.path / block["motion"])
-    finally:
-        for leftover in staging.iterdir():
-            leftover.unlink()
-        staging.rmdir()
-    manifest = {**dataset.manifest, "schema_version": ondisk.SCHEMA_VERSION, "appropriate": block}
-    tmp = dataset.path / f".{ondisk.MANIFEST}.{token}"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, dataset.path / ondisk.MANIFEST)
-    for name in (old or {}).get("index"), (old or {}).get("motion"):
-        if name and name not in (block["index"], block["motion"]):
-            (dataset.path / name).unlink(missing_ok=True)
-    return block

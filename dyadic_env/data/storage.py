@@ -1,4 +1,5 @@
-"""Reading and writing dataset directories (the layout is described in :mod:`dyadic_env.data.ondisk`).
+"""Reading dataset directories (the layout is described in :mod:`dyadic_env.data.ondisk`; writing is in
+:mod:`dyadic_env.data.writer`).
 
 Opening a dataset reads the manifest and the ``.npy`` headers only: arrays, the clip index and the clip
 ids are memory-mapped, and a clip's JSON line is parsed when the clip is read. A clip's arrays are
@@ -20,9 +21,6 @@ from dyadic_env.data.appropriate import AppropriateSets, open_sets, set_listener
 from dyadic_env.data.clip import Clip, Word
 from dyadic_env.data.errors import DataValidationError
 from dyadic_env.data.specs import resolve_spec
-from dyadic_env.data.writer import _evenly_spaced_frames, write_dataset
-
-__all__ = ["ClipSequence", "DyadicDataset", "_evenly_spaced_frames", "load_dataset", "write_dataset"]
 
 if TYPE_CHECKING:
     from dyadic_env.tokenizer import ActionTokenizer

@@ -1,7 +1,8 @@
 """Writing dataset directories (the layout is described in :mod:`dyadic_env.data.ondisk`).
 
 :func:`write_dataset` streams validated clips to disk and renames the finished directory into place, so a
-reader never sees a half-written dataset.
+reader never sees a half-written dataset. :func:`add_appropriate_sets` gives an existing dataset
+appropriate-reaction sets (:mod:`dyadic_env.data.appropriate`).
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dyadic_env.data import ondisk
-from dyadic_env.data.appropriate import SetWriter
+from dyadic_env.data import appropriate, ondisk
 from dyadic_env.data.clip import Clip
 from dyadic_env.data.errors import DataValidationError
-from dyadic_env.data.validation import clip_problems
+from dyadic_env.data.storage import DyadicDataset
+from dyadic_env.data.validation import array_problems, clip_problems
 from dyadic_env.expression_basis import EXPRESSION_BASES, FRAME_DIM
 
 # The tokenizer's 1 % / 99 % bounds are estimated on at most this many evenly spaced training frames,
@@ -232,3 +234,112 @@ def _evenly_spaced_frames(offsets: np.ndarray, lengths: np.ndarray, limit: int) 
     ends = np.cumsum(lengths)
     clip = np.searchsorted(ends, positions, side="right")
     return offsets[clip] + positions - (ends[clip] - lengths[clip])
+
+
+class SetWriter:
+    """Collects the sets of clips written one after another, then writes the two files of the format."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.rows: list[tuple[int, int, int | str, int]] = []
+        self.motion: ondisk.NpyAppender | None = None
+
+    def add(self, row: int, frames: int, entries: Sequence[Any], source: str) -> None:
+        """Add clip ``row``'s set (``frames``: its length): arrays are stored, strings are clip ids."""
+        if isinstance(entries, (str, np.ndarray)) or not isinstance(entries, Sequence):
+            raise DataValidationError(
+                source, "appropriate set", "a list of (T, 56) arrays and/or clip ids", type(entries).__name__
+            )
+        for j, entry in enumerate(entries):
+            if isinstance(entry, str):
+                self.rows.append((row, appropriate.RECORDED, entry, -1))
+                continue
+            problems = array_problems(
+                entry, source=source, field=f"appropriate[{j}]", width=FRAME_DIM, frames=frames
+            )
+            if problems:
+                raise problems[0]
+            if self.motion is None:
+                self.motion = ondisk.NpyAppender(self.root / appropriate.MOTION_FILE, FRAME_DIM)
+            self.rows.append((row, appropriate.STORED, self.motion.rows, frames))
+            self.motion.append(entry)
+
+    def finish(
+        self, ids: list[str], lengths: np.ndarray, info: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Resolve clip ids, save the index and return the manifest block (None when no clip has a set)."""
+        self.close()
+        if not self.rows and info is None:
+            return None
+        row_of = {clip_id: row for row, clip_id in enumerate(ids)}
+        table = []
+        for row, source, ref, frames in self.rows:
+            if isinstance(ref, str):
+                if ref not in row_of:
+                    raise DataValidationError(
+                        f"clip {ids[row]!r}", "appropriate set", "ids of clips in the dataset", repr(ref),
+                        "A recorded listener can only be named by the id of a clip written with it.",
+                    )  # fmt: skip
+                table.append((row, source, row_of[ref], int(lengths[row_of[ref]])))
+            else:
+                table.append((row, source, ref, frames))
+        index = np.array(table, dtype=np.int64).reshape(-1, 4)
+        np.save(self.root / appropriate.INDEX_FILE, index)
+        motion = None if self.motion is None else appropriate.MOTION_FILE
+        return appropriate.manifest_block(index, motion, info or {}, len(ids))
+
+    def close(self) -> None:
+        if self.motion is not None:
+            self.motion.close()
+
+
+def add_appropriate_sets(
+    path: str | os.PathLike, sets: Mapping[str, Sequence[Any]], *, method: str,
+    params: Mapping[str, Any] | None = None, replace: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """Give the clips of an existing dataset appropriate sets; returns the new ``manifest["appropriate"]``.
+
+    ``sets`` maps a clip id to its entries (``(T, 56)`` arrays as long as the clip, or ids of clips whose
+    recorded listener fits). New files get fresh names and the manifest is replaced atomically, so readers
+    of the dataset see the old sets or the new ones, never a mix; the old files are removed afterwards.
+    A dataset that has sets keeps them unless ``replace`` is True. A schema 1 dataset becomes schema 2.
+    """
+    dataset = DyadicDataset(path)
+    old = dataset.manifest.get("appropriate")
+    if old is not None and not replace:
+        raise FileExistsError(
+            f"{dataset.path}: already has appropriate sets ({old.get('method')}, {old.get('entries')} entries); "
+            "pass replace=True (`--replace`) to overwrite them"
+        )
+    ids = dataset.clip_ids
+    unknown = sorted(set(sets) - set(ids))
+    if unknown:
+        raise KeyError(f"{dataset.path}: no clips {unknown[:5]} to give appropriate sets")
+    lengths = np.asarray(dataset.index[:, ondisk.LENGTH])
+    token = uuid.uuid4().hex[:8]
+    staging = dataset.path / f".appropriate-{token}"
+    staging.mkdir()
+    try:
+        writer = SetWriter(staging)
+        for row, clip_id in enumerate(ids):
+            if clip_id in sets:
+                writer.add(row, int(lengths[row]), sets[clip_id], f"clip {clip_id!r}")
+        block = writer.finish(ids, lengths, {"method": method, "params": dict(params or {})})
+        assert block is not None
+        block["index"] = f"appropriate_index-{token}.npy"
+        os.replace(staging / appropriate.INDEX_FILE, dataset.path / block["index"])
+        if block["motion"] is not None:
+            block["motion"] = f"appropriate_motion-{token}.npy"
+            os.replace(staging / appropriate.MOTION_FILE, dataset.path / block["motion"])
+    finally:
+        for leftover in staging.iterdir():
+            leftover.unlink()
+        staging.rmdir()
+    manifest = {**dataset.manifest, "schema_version": ondisk.SCHEMA_VERSION, "appropriate": block}
+    tmp = dataset.path / f".{ondisk.MANIFEST}.{token}"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, dataset.path / ondisk.MANIFEST)
+    for name in (old or {}).get("index"), (old or {}).get("motion"):
+        if name and name not in (block["index"], block["motion"]):
+            (dataset.path / name).unlink(missing_ok=True)
+    return block

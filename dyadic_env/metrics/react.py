@@ -59,6 +59,9 @@ def _ccc_many(predictions: np.ndarray, reaction: np.ndarray) -> np.ndarray:
     p, r = predictions[:, :frames], reaction[:frames]
     mean_p, mean_r = p.mean(axis=1), r.mean(axis=0)
     covariance = np.einsum("utd,td->ud", p - mean_p[:, None], r - mean_r) / frames
+    # A constant track has no covariance (rounding in its mean would leave a trace of one).
+    constant = (p.max(axis=1) == p.min(axis=1)) | (r.max(axis=0) == r.min(axis=0))
+    covariance[constant] = 0.0
     denominator = p.var(axis=1) + r.var(axis=0) + (mean_p - mean_r) ** 2 + CCC_EPS
     return (2 * covariance / denominator).mean(axis=1)
 
@@ -104,9 +107,9 @@ def fr_div(predictions: Sequence[np.ndarray]) -> float:
     if k < 2:
         return 0.0
     flat = stacked.reshape(k, -1)
-    squared = np.sum(flat**2, axis=1)
-    distances = np.clip(squared[:, None] + squared[None] - 2 * flat @ flat.T, 0, None)
-    return float(distances.sum() / (k * (k - 1) * flat.shape[1]))
+    # Differences, not the Gram trick: repeated predictions must give exactly 0.
+    total = sum(float(np.sum((flat[i] - flat[i + 1 :]) ** 2)) for i in range(k - 1))
+    return 2 * total / (k * (k - 1) * flat.shape[1])
 
 
 def fr_dvs(predictions_per_clip: Sequence[Sequence[np.ndarray]]) -> float:
@@ -153,10 +156,11 @@ def _lagged_correlation(x: np.ndarray, y: np.ndarray, lag: int) -> float:
         x, y = x[lag:], y[:-lag]
     elif lag < 0:
         x, y = x[:lag], y[-lag:]
+    varies = (x.max(axis=0) > x.min(axis=0)) & (y.max(axis=0) > y.min(axis=0))
     x, y = x - x.mean(axis=0), y - y.mean(axis=0)
     norm = np.sqrt((x**2).sum(axis=0) * (y**2).sum(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(norm > 0, (x * y).sum(axis=0) / norm, 0.0)
+        r = np.where(varies & (norm > 0), (x * y).sum(axis=0) / norm, 0.0)
     return float(r.mean())
 
 

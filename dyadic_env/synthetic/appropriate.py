@@ -86,9 +86,21 @@ def draw_listeners(
     return listeners, scores
 
 
-def held_out_listeners(clip: Clip, k: int = DEFAULT_SET_SIZE, *, seed: int = 0) -> list[np.ndarray]:
-    """``k`` oracle-checked appropriate listeners for ``clip``'s speaker that are in no appropriate set."""
-    return draw_listeners(clip, SetDraw(k=k), seed=seed, stream=HELD_OUT_STREAM)[0]
+def held_out_listeners(
+    clip: Clip, k: int = DEFAULT_SET_SIZE, *, seed: int = 0, config: SyntheticConfig | None = None
+) -> list[np.ndarray]:
+    """``k`` oracle-checked appropriate listeners for ``clip``'s speaker that are in no appropriate set
+    (``config``: the generator settings of the clip's dataset, for the listeners' lag and nod ranges)."""
+    return draw_listeners(clip, SetDraw(k=k), seed=seed, stream=HELD_OUT_STREAM, config=config)[0]
+
+
+def dataset_config(manifest: dict[str, Any]) -> SyntheticConfig | None:
+    """The generator settings a synthetic dataset's manifest records, or None."""
+    fields = (manifest.get("synthetic") or {}).get("config")
+    if not isinstance(fields, dict):
+        return None
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    return SyntheticConfig(**values)
 
 
 def iter_clips_with_sets(

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from dyadic_env.data.clip import Clip
-from dyadic_env.data.storage import write_dataset
+from dyadic_env.data.writer import write_dataset
 from dyadic_env.expression_basis import EXPRESSION, JAW_POSE, NECK_POSE, ict_index
 from dyadic_env.synthetic.appropriate import DEFAULT_SET_SIZE, SETS_VERSION, SetDraw, iter_clips_with_sets
 from dyadic_env.synthetic.config import PRESETS, SyntheticConfig

@@ -1,7 +1,8 @@
 """`dyadic data`: make, import, inspect and validate dyadic datasets.
 
 Subcommands: ``synth`` (the synthetic benchmark), ``import`` (Learning-to-Listen, LM-listener, DualTalk),
-``info`` (summary, or JSON) and ``validate`` (lists every problem; exit code 1 when there is one).
+``info`` (summary, or JSON), ``validate`` (lists every problem; exit code 1 when there is one) and
+``appropriate`` (appropriate-reaction sets from speaker-behaviour neighbours, for REACT's metrics).
 More subcommands can be added in :func:`register` with a handler that imports its own module.
 """
 
@@ -32,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument(
         "--seed", type=int, default=None, help="generator seed (default: the preset's fixed seed)"
     )
+    synth.add_argument(
+        "--appropriate", type=int, default=10, metavar="K",
+        help="appropriate listeners drawn for every val and test clip (other personas, checked by the oracle; "
+        "0: none; default 10)",
+    )  # fmt: skip
     synth.set_defaults(handler=run_synth)
 
     imp = commands.add_parser("import", help="import a published dataset (l2l, lm-listener, dualtalk)")
@@ -65,6 +71,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
     validate.set_defaults(handler=run_validate)
 
+    sets = commands.add_parser(
+        "appropriate", help="give a dataset appropriate-reaction sets (REACT 2023: speaker-behaviour neighbours)",
+        description="Within each split, a clip's set is the recorded listeners of the clips whose speaker behaves "
+        "alike (normalised DTW distance within the threshold), itself included. Prints the threshold and the set "
+        "sizes; the sets are stored in the dataset (schema 2).",
+    )  # fmt: skip
+    sets.add_argument("dataset", type=Path, help="dataset directory")
+    sets.add_argument("--method", default="neighbours", choices=("neighbours",), help="how to build the sets")
+    bound = sets.add_mutually_exclusive_group()
+    bound.add_argument(
+        "--threshold", type=float, default=None, help="speaker distance within which clips are neighbours"
+    )
+    bound.add_argument(
+        "--quantile", type=float, default=None,
+        help="or: the threshold as this quantile of the split's pair distances (default 0.05)",
+    )  # fmt: skip
+    sets.add_argument(
+        "--splits", default="val,test", help="comma-separated splits to build sets for (default val,test)"
+    )
+    sets.add_argument("--replace", action="store_true", help="replace the sets the dataset already has")
+    sets.set_defaults(handler=run_appropriate)
+
     # Added by the VLA engineer: visual features from speaker videos (handler in agents.vla.features).
     features = commands.add_parser(
         "features",
@@ -94,7 +122,9 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.preset not in PRESETS:
         raise UserError(f"--preset {args.preset!r}: expected one of {', '.join(PRESETS)}")
     _check_out(args.out)
-    path = write_preset(args.preset, args.out, seed=args.seed)
+    if args.appropriate < 0:
+        raise UserError(f"--appropriate {args.appropriate}: expected a set size >= 0 (0: no sets)")
+    path = write_preset(args.preset, args.out, seed=args.seed, appropriate=args.appropriate)
     print(f"wrote synthetic preset {args.preset!r} to {path}")
     _print_summary(_summary(str(path)))
     return 0
@@ -148,6 +178,39 @@ def run_validate(args: argparse.Namespace) -> int:
             print(f"problem: {problem}")
         print(f"{args.dataset}: {len(problems)} problem(s)" if problems else f"{args.dataset}: valid")
     return 1 if problems else 0
+
+
+def run_appropriate(args: argparse.Namespace) -> int:
+    from dyadic_env.data import DyadicDataset, add_appropriate_sets
+    from dyadic_env.data.neighbours import neighbour_sets
+    from experiments.errors import UserError
+
+    if not args.dataset.is_dir():
+        raise UserError(f"{args.dataset}: no such dataset directory")
+    dataset = DyadicDataset(args.dataset)
+    if dataset.has_appropriate and not args.replace:
+        raise UserError(
+            f"{args.dataset}: already has appropriate sets ({dataset.appropriate.method}); pass --replace to "  # type: ignore[union-attr]
+            "overwrite them"
+        )
+    splits = [s for s in args.splits.split(",") if s]
+    try:
+        found = neighbour_sets(dataset, splits, threshold=args.threshold, quantile=args.quantile)
+    except (KeyError, ValueError, ImportError) as e:
+        raise UserError(str(e).strip("'\"")) from None
+    block = add_appropriate_sets(
+        args.dataset, found.sets, method="neighbours", params=found.params(), replace=args.replace
+    )
+    for split in splits:
+        sizes = found.sizes[split]
+        print(
+            f"{split}: threshold {found.thresholds[split]:.4g}"
+            + (f" (quantile {found.quantile:g} of the pair distances)" if found.quantile is not None else "")
+            + f"; set size min {sizes['min']}, mean {sizes['mean']:.2f}, max {sizes['max']}; "
+            f"{sizes['only_itself']} clips have only their own listener"
+        )
+    print(f"wrote {block['entries']} entries for {block['clips']} clips into {args.dataset}")
+    return 0
 
 
 def _check_out(out: Path) -> None:

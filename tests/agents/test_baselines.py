@@ -96,6 +96,23 @@ def test_mean_agent_plays_the_training_listeners_mean_frame(data_path, dataset):
         MeanAgent(dataset, dataset.tokenizer(), split="nope")
 
 
+def test_meanseq_plays_the_training_listeners_mean_sequence(data_path, dataset):
+    train = list(dataset.split("train"))
+    agent = make_agent("meanseq", dataset)
+    longest = max(c.num_frames for c in train)
+    at = {
+        t: np.mean([c.listener_motion[t] for c in train if c.num_frames > t], axis=0)
+        for t in (0, longest - 1)
+    }
+    np.testing.assert_allclose(agent.sequence[0], at[0], atol=1e-6)
+    np.testing.assert_allclose(agent.sequence[-1], at[longest - 1], atol=1e-6)
+    past_the_end = agent.act_frames({"step": np.array([longest + 5])})
+    np.testing.assert_array_equal(past_the_end[0], agent.sequence[-1])
+    tokens = rollout(make_env(data_path), agent, seed=0).tokens
+    np.testing.assert_array_equal(tokens[0], dataset.tokenizer().encode(agent.sequence[0]))
+    assert agent.deterministic and make_agent("mime", dataset).deterministic
+
+
 def test_random_train_replays_training_listeners(data_path, dataset):
     agent = make_agent("random-train", dataset, seed=3)
     tokens = rollout(make_env(data_path), agent, seed=3).tokens

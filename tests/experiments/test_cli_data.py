@@ -152,3 +152,48 @@ def test_synth_writes_a_valid_preset(tmp_path, capsys):
     assert manifest["synthetic"]["seed"] == 3 and manifest["tokenizer"]["fitted_on"] == "train"
     assert main(["data", "synth", "--preset", "huge", "--out", str(tmp_path / "x")]) == 2
     assert "--preset 'huge': expected one of tiny, small, full" in capsys.readouterr().err
+
+
+def test_appropriate_builds_neighbour_sets_and_reports_them(dataset, capsys):
+    assert main(["data", "appropriate", str(dataset), "--splits", "test", "--quantile", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "test: threshold" in out and "(quantile 1 of the pair distances)" in out
+    assert "set size min 2, mean 2.00, max 2" in out and "wrote 4 entries for 2 clips" in out
+    assert main(["data", "validate", str(dataset)]) == 0
+    assert main(["data", "info", str(dataset)]) == 0
+    assert (
+        "appropriate sets  neighbours: 2 clips, 4 reactions (0 stored, 4 recorded" in capsys.readouterr().out
+    )
+    assert main(["data", "appropriate", str(dataset), "--splits", "test"]) == 2
+    assert "already has appropriate sets (neighbours); pass --replace" in capsys.readouterr().err
+    assert (
+        main(["data", "appropriate", str(dataset), "--splits", "test", "--threshold", "0", "--replace"]) == 0
+    )
+    assert (
+        "threshold 0; set size min 1, mean 1.00, max 1; 2 clips have only their own listener"
+        in capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--splits", "val"], "no split 'val'"),
+        (["--quantile", "0"], "quantile: expected a share of clip pairs in (0, 1]"),
+        (["--threshold", "-1"], "threshold: expected a distance >= 0"),
+    ],
+)
+def test_appropriate_user_errors(dataset, capsys, argv, message):
+    assert main(["data", "appropriate", str(dataset), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_synth_without_appropriate_sets(tmp_path, capsys):
+    assert (
+        main(["data", "synth", "--preset", "tiny", "--out", str(tmp_path / "t"), "--appropriate", "0"]) == 0
+    )
+    assert "appropriate sets" not in capsys.readouterr().out
+    assert (
+        main(["data", "synth", "--preset", "tiny", "--out", str(tmp_path / "u"), "--appropriate", "-1"]) == 2
+    )
+    assert "--appropriate -1: expected a set size >= 0" in capsys.readouterr().err

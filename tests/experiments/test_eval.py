@@ -12,7 +12,15 @@ from dyadic_env.data import load_dataset
 from dyadic_env.envs.testing import write_random_walk_dataset
 from dyadic_env.metrics import evaluate
 from experiments.cli import main
-from experiments.evaluation import EvalConfig, clip_seed, default_run_dir, evaluate_agents
+from experiments.evaluation import (
+    EvalConfig,
+    clip_seed,
+    default_run_dir,
+    evaluate_agents,
+    evaluate_predictions,
+    sample_seed,
+    save_results,
+)
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +155,121 @@ def test_shipped_eval_config_parses():
     path = Path(experiments.__file__).parent / "configs" / "eval.yaml"
     config = EvalConfig(**yaml.safe_load(path.read_text()))
     assert config.dataset == "synthetic:small" and config.agents == [
-        "random",
-        "random-train",
-        "nn",
-        "neutral",
-        "mirror",
-        "mean",
-    ]
+        "random", "random-train", "nn", "neutral", "mime", "meanfr", "meanseq"
+    ]  # fmt: skip
+    assert config.samples == 10 and config.validity
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory):
+    from dyadic_env.synthetic import write_preset
+
+    return write_preset("tiny", tmp_path_factory.mktemp("tiny") / "d", appropriate=3)
+
+
+class CountingMean:
+    """The mean-frame agent, counting its episodes (it says it is deterministic)."""
+
+    deterministic = True
+
+    def __init__(self, agent):
+        self.agent, self.episodes = agent, 0
+
+    def reset(self, *, seed=None):
+        self.episodes += 1
+        self.agent.reset(seed=seed)
+
+    def act(self, observation):
+        return self.agent.act(observation)
+
+
+def test_several_predictions_per_clip_give_the_react_table_and_validity(tiny_sets, tmp_path):
+    counting = CountingMean(make_agent("meanfr", tiny_sets))
+    agents = {**baselines(tiny_sets, ("random", "nn", "mime", "meanseq")), "meanfr": counting}
+    results = evaluate_agents(agents, tiny_sets, "test", seed=0, samples=3, validity=True)
+    clips = results["num_clips"]
+    assert counting.episodes == clips  # a deterministic agent is rolled out once per clip, not K times
+    react = results["react_rows"]
+    assert list(react) == ["GT", "Appropriate (held-out)", "random", "nn", "mime", "meanseq", "meanfr"]
+    assert react["GT"]["FRDiv"] == 0.0 and react["random"]["FRDiv"] > 0 and react["meanfr"]["FRCorr"] == 0.0
+    assert react["random"]["FRCorr"] == pytest.approx(3 * react["random"]["FRCorr/pred"])
+    assert react["Appropriate (held-out)"]["FRCorr"] > max(react[a]["FRCorr"] for a in agents)
+    assert set(results["rows"]["random"]) >= {"L2", "FD", "weighted"} and results["samples"] == 3
+    assert len(results["metrics_per_clip"]["nn"]["FRCorr"]) == clips
+    validity = results["validity"]
+    assert {"L2", "FD", "FRCorr", "FRDist", "FRDvs"} <= set(validity) and validity["L2"]["agents"] == 5
+    assert "GT" not in results["metrics_per_clip"]  # reference rows stay out of the ranking
+    run_dir = save_results(results, tmp_path / "run")
+    report = (run_dir / "results.md").read_text()
+    assert (
+        "## REACT's metrics" in report and "## Metric validity" in report and "| FRCorr | higher |" in report
+    )
+
+
+def test_predictions_scored_elsewhere_take_one_or_k_trajectories_per_clip(tiny_sets):
+    clips = list(load_dataset(tiny_sets).split("test"))
+    one = {"copy": [np.asarray(c.speaker_motion) for c in clips]}
+    nested = {"copy": [[np.asarray(c.speaker_motion)] for c in clips]}
+    first, second = evaluate_predictions(one, tiny_sets), evaluate_predictions(nested, tiny_sets)
+    assert first["rows"] == second["rows"] and first["react_rows"] == second["react_rows"]
+    with pytest.raises(ValueError, match="same number of trajectories"):
+        evaluate_predictions({"a": [[c.speaker_motion] * 2 for c in clips], "b": one["copy"]}, tiny_sets)
+    assert sample_seed(3, 2, 0) == clip_seed(3, 2) and sample_seed(3, 2, 1) != clip_seed(3, 2)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--agent", "nn", "--samples", "0"], "samples (--samples): expected a positive number"),
+        (
+            ["--agent", "nn,random,mime", "--validity"],
+            "--validity ranks metrics against the synthetic oracle",
+        ),
+    ],
+)
+def test_cli_eval_sample_and_validity_errors(data_path, tmp_path, capsys, argv, message):
+    assert main(["eval", "--dataset", str(data_path), "--run-dir", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_eval_with_samples(tiny_sets, data_path, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "eval",
+                "--dataset",
+                str(tiny_sets),
+                "--agent",
+                "nn,mime",
+                "--validity",
+                "--run-dir",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert "give at least 3" in capsys.readouterr().err
+    argv = ["eval", "--dataset", str(tiny_sets), "--agent", "random,meanfr,mime", "--samples", "2", "--max-clips",
+            "2", "--validity", "--frdist-groups", "react", "--run-dir", str(tmp_path / "r")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "REACT (K = 2 predictions per clip)" in out and "| meanfr | 0.0000 | 0.0000 |" in out
+    assert "Metric validity" in out
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["frdist_groups"] == "react"
+    assert (
+        main(
+            [
+                "eval",
+                "--dataset",
+                str(data_path),
+                "--agent",
+                "nn",
+                "--samples",
+                "2",
+                "--run-dir",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
+    assert "has no appropriate sets, so no REACT table" in capsys.readouterr().out

@@ -51,7 +51,7 @@ def import_dataset(
     if format != "lm-listener":
         options["seed"] = seed
     data = FORMATS[format](src, **options)
-    from dyadic_env.data.storage import write_dataset
+    from dyadic_env.data.writer import write_dataset
 
     # The notes list grows while the clips stream; the manifest is serialized after the last clip.
     import_info = {"format": format, "source": str(Path(src).resolve()), "seed": seed, "notes": data.notes}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dyadic_env.data import Clip, DataValidationError, DyadicDataset, Word, load_dataset, write_dataset
-from dyadic_env.data.storage import _evenly_spaced_frames
+from dyadic_env.data.writer import _evenly_spaced_frames
 from dyadic_env.tokenizer import ActionTokenizer
 
 
