@@ -39,6 +39,7 @@ from torch import nn
 from agents.alignment.distributions import BatchedCategorical, NodGestureCategorical
 from agents.alignment.ppo_config import PPOConfig
 from agents.vla.gestures import may_start, next_phase
+from agents.vla.inputs import FrameInputs
 
 WORDS_PAD = -1
 
@@ -251,10 +252,9 @@ class VLAActorCriticPolicy(ActorCriticPolicy):
         batch = window_batch(obs, self.speaker_key, self.pad_id)
         head_mask = torch.zeros_like(batch["frame_mask"])
         head_mask[:, -1] = True
-        out = model.vla.frames(
-            batch["speaker_inputs"], batch["prev_listener"], batch["word_ids"], batch["word_mask"],
-            batch["frame_mask"], head_mask=head_mask,
-        )  # fmt: skip
+        inputs = FrameInputs(batch["speaker_inputs"], batch["prev_listener"], batch["word_ids"], batch["word_mask"],
+                             batch["frame_mask"])  # fmt: skip
+        out = model.vla.frames(inputs, head_mask=head_mask)
         hidden = out.frame_hidden[:, -1]
         if not model.vla.gestures:
             return (model.get_output_embeddings()(out.action_hidden),), hidden

@@ -6,9 +6,11 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
-from agents.vla.decoding import DECODE_MODES
-
-DECODING_MODES = ("parallel", "autoregressive")
+ACTION_DECODERS = ("parallel", "autoregressive")
+"""How the network produces a frame's 56 tokens (``VLAConfig.decoding``): all from one hidden state, or one
+token at a time (RT-2 style)."""
+SAMPLING_MODES = ("sample", "greedy", "mean", "mean_expression")
+"""How tokens are drawn from the logits at decoding (``VLAConfig.decode_mode``, :class:`~agents.vla.decoding.Sampler`)."""
 SPEAKER_INPUTS = ("motion", "features")
 
 # The default backbone: a small LLaMA-architecture decoder trained from scratch (about 3 M parameters with
@@ -47,8 +49,8 @@ class VLAConfig(PretrainedConfig):
             used to decode states and soft actions inside the network.
         num_bins: bins per action dimension (256 as in the paper and RT-2).
         action_dim: values per frame (56); the first ``expression_dim`` are expression, the rest pose.
-        decoding: ``"parallel"`` (all 56 tokens of a frame from one forward pass) or ``"autoregressive"``
-            (RT-2 style, one token at a time, bins as input tokens).
+        decoding: the action decoder (:data:`ACTION_DECODERS`): ``"parallel"`` (all 56 tokens of a frame from one
+            forward pass) or ``"autoregressive"`` (RT-2 style, one token at a time, bins as input tokens).
         head_hidden: width of the action head's per-dimension features.
         head_state: also hand the action head an embedding of each dimension's previous token.
         head_groups: 1 decodes the 56 dimensions of a frame independently (one head pass); ``k > 1`` splits them
@@ -81,7 +83,7 @@ class VLAConfig(PretrainedConfig):
         max_context_frames: past frames a cached ``VLAAgent`` keeps attending to (0: all); SFT on crops sets
             it to the crop length so the closed loop never looks further back than training did.
         decode_mode, decode_temperature: the decoding a ``VLAAgent`` uses unless told otherwise (one of
-            :data:`~agents.vla.decoding.DECODE_MODES`; sampling temperature).
+            :data:`SAMPLING_MODES`; sampling temperature).
     """
 
     model_type = "dyadic_vla"
@@ -162,8 +164,8 @@ class VLAConfig(PretrainedConfig):
         return int(self.backbone["hidden_size"])
 
     def _validate(self) -> None:
-        if self.decoding not in DECODING_MODES:
-            raise ValueError(f"decoding: expected one of {DECODING_MODES}, found {self.decoding!r}")
+        if self.decoding not in ACTION_DECODERS:
+            raise ValueError(f"decoding: expected one of {ACTION_DECODERS}, found {self.decoding!r}")
         if self.speaker_input not in SPEAKER_INPUTS:
             raise ValueError(f"speaker_input: expected one of {SPEAKER_INPUTS}, found {self.speaker_input!r}")
         for name, n in (("speaker_mean", self.speaker_dim), ("speaker_std", self.speaker_dim),
@@ -174,9 +176,9 @@ class VLAConfig(PretrainedConfig):
             raise ValueError(f"expression_dim must be in (0, {self.action_dim}], found {self.expression_dim}")
         if "model_type" not in self.backbone or "hidden_size" not in self.backbone:
             raise ValueError("backbone: expected a config dict with at least 'model_type' and 'hidden_size'")
-        if self.decode_mode not in DECODE_MODES or not self.decode_temperature > 0:
+        if self.decode_mode not in SAMPLING_MODES or not self.decode_temperature > 0:
             raise ValueError(
-                f"decode_mode/decode_temperature: expected one of {DECODE_MODES} and a positive temperature, "
+                f"decode_mode/decode_temperature: expected one of {SAMPLING_MODES} and a positive temperature, "
                 f"found {self.decode_mode!r}, {self.decode_temperature}"
             )
         if not 1 <= self.head_groups <= self.action_dim:

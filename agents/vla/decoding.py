@@ -7,16 +7,18 @@ from typing import Any
 
 import torch
 
-DECODE_MODES = ("sample", "greedy", "mean", "mean_expression")
+from agents.vla.configuration import SAMPLING_MODES
+from agents.vla.inputs import FrameCache, FrameInputs
+
+# The older name of SAMPLING_MODES (experiments/evaluation.py and experiments/pipelines/evaluation.py read it).
+DECODE_MODES = SAMPLING_MODES
 
 
 @dataclass
-class DecodeState:
-    """What carries over between frames: the backbone's cache, its 2-D mask and the next position ids."""
+class DecodeState(FrameCache):
+    """What carries over between frames: the backbone's cache (:class:`~agents.vla.inputs.FrameCache`), the
+    cache slots each decoded frame took and, for gesture models, each row's phase in a nod."""
 
-    past_key_values: Any = None
-    attention_mask: torch.Tensor | None = None
-    positions: torch.Tensor | None = None
     frame_tokens: list[int] | None = None  # cache slots taken by each decoded frame, oldest first
     gesture_phase: torch.Tensor | None = None  # (B,) each row's phase in a nod (gesture models)
 
@@ -62,8 +64,8 @@ class Sampler:
     def __post_init__(self) -> None:
         if self.greedy:
             self.mode = "greedy"
-        if self.mode not in DECODE_MODES:
-            raise ValueError(f"mode: expected one of {DECODE_MODES}, found {self.mode!r}")
+        if self.mode not in SAMPLING_MODES:
+            raise ValueError(f"mode: expected one of {SAMPLING_MODES}, found {self.mode!r}")
         self.greedy = self.mode == "greedy"
         if self.mode in ("sample", "mean_expression") and not self.temperature > 0:
             raise ValueError(f"temperature must be positive (or use greedy=True), found {self.temperature}")
@@ -112,12 +114,25 @@ def decode_frames(
     Returns tokens (B, 56), their log-probabilities under the untempered policy (B,) and the new state.
     """
     vla = model.vla
-    b, t = inputs["speaker_inputs"].shape[:2]
     # The grouped and autoregressive paths below read the previous frame directly, not through vla.frames.
     inputs = {
         **inputs,
         **{k: vla.observed_states(inputs[k]) for k in ("prev_listener", "prev2_listener") if k in inputs},
     }
+    out = vla.frames(_frame_inputs(vla, inputs), state, use_cache=True)
+    before = 0 if state.attention_mask is None else state.attention_mask.shape[1]
+    if vla.autoregressive:
+        tokens, logp, new_state = _decode_autoregressive(vla, out, inputs, sampler)
+    else:
+        tokens, logp, new_state = _decode_parallel(model, out, inputs, state, sampler)
+    assert new_state.attention_mask is not None
+    new_state.frame_tokens = [*(state.frame_tokens or []), new_state.attention_mask.shape[1] - before]
+    return tokens, logp, new_state
+
+
+def _frame_inputs(vla: Any, inputs: dict[str, torch.Tensor]) -> FrameInputs:
+    """The network's inputs; an autoregressive model feeds the earlier frames' actions, not the last one's."""
+    b, t = inputs["speaker_inputs"].shape[:2]
     action_inputs = None
     if vla.autoregressive:
         action_inputs = torch.ones(b, t, dtype=torch.bool, device=inputs["speaker_inputs"].device)
@@ -128,38 +143,45 @@ def decode_frames(
                     "autoregressive decoding of several frames needs the earlier frames' actions"
                 )
             inputs = {**inputs, "actions": torch.zeros(b, t, vla.config.action_dim, dtype=torch.long)}
-    out = vla.frames(
+    return FrameInputs(
         inputs["speaker_inputs"], inputs["prev_listener"], inputs.get("word_ids"), inputs.get("word_mask"),
         inputs.get("frame_mask"), actions=inputs.get("actions"), action_inputs=action_inputs,
-        past_key_values=state.past_key_values, attention_mask=state.attention_mask, positions=state.positions,
-        use_cache=True, prev2_listener=inputs.get("prev2_listener"),
+        prev2_listener=inputs.get("prev2_listener"),
     )  # fmt: skip
-    before = 0 if state.attention_mask is None else state.attention_mask.shape[1]
+
+
+def _decode_parallel(
+    model: Any, out: Any, inputs: dict[str, torch.Tensor], state: DecodeState, sampler: Sampler
+) -> tuple[torch.Tensor, torch.Tensor, DecodeState]:
+    """The last frame's tokens from one hidden state: at once, group by group, or after its nod decision."""
+    vla = model.vla
     new_state = DecodeState(out.past_key_values, out.attention_mask, out.positions)
     head = model.get_output_embeddings()
-    if not vla.autoregressive:
-        onset_logp: torch.Tensor | float = 0.0
-        if vla.gestures:
-            if t > 1:
-                raise ValueError(
-                    "a model with gestures decodes one frame at a time with the cache (its nod phase is "
-                    "carried in the decode state); it has no windowed policy"
-                )
-            action_hidden, onset_logp, new_state.gesture_phase = _gesture_step(
-                vla, out.frame_hidden[:, -1], inputs, state, sampler
+    onset_logp: torch.Tensor | float = 0.0
+    if vla.gestures:
+        if inputs["speaker_inputs"].shape[1] > 1:
+            raise ValueError(
+                "a model with gestures decodes one frame at a time with the cache (its nod phase is "
+                "carried in the decode state); it has no windowed policy"
             )
-            logits = head(action_hidden)
-            tokens = sampler(logits)
-        elif out.action_hidden is None:  # grouped head: group by group
-            tokens, logits = vla.sample_grouped(
-                out.frame_hidden[:, -1], inputs["prev_listener"][:, -1], sampler
-            )
-        else:
-            logits = head(out.action_hidden[:, -1])  # (B, 56, bins)
-            tokens = sampler(logits)
-        new_state.frame_tokens = [*(state.frame_tokens or []), out.attention_mask.shape[1] - before]
-        return tokens, _logprob(logits, tokens).sum(-1) + onset_logp, new_state
-    # RT-2 style: dimension 0 from the STATE token, each next one from the token just fed.
+        action_hidden, onset_logp, new_state.gesture_phase = _gesture_step(
+            vla, out.frame_hidden[:, -1], inputs, state, sampler
+        )
+        logits = head(action_hidden)
+        tokens = sampler(logits)
+    elif out.action_hidden is None:  # grouped head: group by group
+        tokens, logits = vla.sample_grouped(out.frame_hidden[:, -1], inputs["prev_listener"][:, -1], sampler)
+    else:
+        logits = head(out.action_hidden[:, -1])  # (B, 56, bins)
+        tokens = sampler(logits)
+    return tokens, _logprob(logits, tokens).sum(-1) + onset_logp, new_state
+
+
+def _decode_autoregressive(
+    vla: Any, out: Any, inputs: dict[str, torch.Tensor], sampler: Sampler
+) -> tuple[torch.Tensor, torch.Tensor, DecodeState]:
+    """RT-2 style: dimension 0 from the STATE token, each next one from the token just fed."""
+    cache = FrameCache(out.past_key_values, out.attention_mask, out.positions)
     hidden = out.frame_hidden[:, -1]
     prev_tokens = vla.encode_actions(inputs["prev_listener"][:, -1])
     picked: list[torch.Tensor] = []
@@ -169,11 +191,8 @@ def decode_frames(
         token = sampler(logits[:, None], dims=[dim])[:, 0]
         picked.append(token)
         logps.append(_logprob(logits, token))
-        hidden, mask, positions = vla.feed_action(
-            token, dim, new_state.past_key_values, new_state.attention_mask, new_state.positions
-        )
-        new_state = DecodeState(new_state.past_key_values, mask, positions)
-    new_state.frame_tokens = [*(state.frame_tokens or []), mask.shape[1] - before]
+        hidden, cache = vla.feed_action(token, dim, cache)
+    new_state = DecodeState(cache.past_key_values, cache.attention_mask, cache.positions)
     return torch.stack(picked, -1), torch.stack(logps, -1).sum(-1), new_state
 
 

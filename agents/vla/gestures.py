@@ -7,15 +7,18 @@ With gestures on (``VLAConfig.gesture_frames > 0``) the network instead predicts
 probability that a nod starts (``gesture_logits``), and its action head reads the nod's *phase*: 0 when
 no nod is under way, ``k`` on its ``k``-th frame. Teacher forcing takes onsets and phases from the data's head
 pitch (:func:`nod_onsets`); closed-loop decoding samples the onset and carries the phase (:func:`next_phase`).
+:class:`GestureMixin` gives the network (:class:`~agents.vla.network.VLAModel`) its gesture methods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def fill_padding(values: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
@@ -96,3 +99,88 @@ def fit_nod_profile(
     if not paths:
         return [0.0] * length
     return [round(float(v), 6) for v in np.mean(paths, axis=0)]
+
+
+class GestureMixin:
+    """The nod-gesture methods of :class:`~agents.vla.network.VLAModel`, which provides the attributes below."""
+
+    config: Any  # the VLAConfig
+    gesture_head: nn.Linear | None
+    gesture_offsets: torch.Tensor  # (gesture_frames + 1,) the mean nod's offset at each phase, 0 first
+    action_head: Any  # the ActionHead
+
+    if TYPE_CHECKING:  # defined by VLAModel
+
+        def decode_actions(self, tokens: torch.Tensor) -> torch.Tensor: ...
+
+        def encode_actions(self, frames: torch.Tensor) -> torch.Tensor: ...
+
+        def observed_states(self, states: torch.Tensor) -> torch.Tensor: ...
+
+        def last_steps(
+            self, prev_listener: torch.Tensor, prev2_listener: torch.Tensor | None, prev_tokens: torch.Tensor
+        ) -> torch.Tensor | None: ...
+
+    @property
+    def gestures(self) -> int:
+        """Frames of a nod gesture (0: the model has no gestures)."""
+        return int(self.config.gesture_frames)
+
+    def gesture_logits(self, frame_hidden: torch.Tensor) -> torch.Tensor:
+        """(B, T) logit that a nod starts at each frame, from the frames' hidden states."""
+        if self.gesture_head is None:
+            raise ValueError("this model has no gestures; build it with gesture_frames > 0")
+        return self.gesture_head(frame_hidden).squeeze(-1)
+
+    def gesture_targets(
+        self, actions: torch.Tensor, frame_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Nod onsets (B, T) bool and phases (B, T) long found in action tokens (B, T, 56) (teacher forcing)."""
+        config = self.config
+        mask = torch.ones(actions.shape[:2], dtype=torch.bool, device=actions.device)
+        if frame_mask is not None:
+            mask = frame_mask.bool()
+        pitch = self.decode_actions(actions)[..., config.gesture_dim]
+        onsets = nod_onsets(pitch, mask, config.gesture_frames // 2, config.gesture_threshold)
+        return onsets, phases_from_onsets(onsets, config.gesture_frames)
+
+    def gesture_hint(
+        self, prev_listener: torch.Tensor, phases: torch.Tensor, prev_phases: torch.Tensor
+    ) -> torch.Tensor:
+        """Tokens (..., 56) the action head continues from: the previous frame's, with the nod dimension moved
+        along the data's mean nod from the previous frame's phase to this one's (``gesture_profile``)."""
+        step = self.gesture_offsets[phases] - self.gesture_offsets[prev_phases]
+        moved = prev_listener.clone()
+        moved[..., self.config.gesture_dim] = moved[..., self.config.gesture_dim] + step.to(moved.dtype)
+        return self.encode_actions(moved)
+
+    def gesture_logprobs(
+        self, frame_hidden: torch.Tensor, actions: torch.Tensor, frame_mask: torch.Tensor,
+        targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """(B, T) log-probability of each frame's nod decision (start one or not) where one may start, else 0.
+        ``targets``: the :meth:`gesture_targets` of ``actions`` when the caller has them already."""
+        onsets, phases = self.gesture_targets(actions, frame_mask) if targets is None else targets
+        return decision_logprob(
+            self.gesture_logits(frame_hidden), onsets, onset_allowed(phases, self.gestures)
+        )
+
+    def gesture_head_features(
+        self, frame_hidden: torch.Tensor, prev_listener: torch.Tensor, prev2_listener: torch.Tensor | None,
+        phase: torch.Tensor, prev_phase: torch.Tensor,
+    ) -> torch.Tensor:  # fmt: skip
+        """Action head features (B, 56, head_hidden) of one frame given its sampled nod phase (B,) and the
+        previous frame's (B,)."""
+        prev_listener = self.observed_states(prev_listener)
+        if prev2_listener is not None:
+            prev2_listener = self.observed_states(prev2_listener)
+        prev_tokens = self.encode_actions(prev_listener)
+        steps = self.last_steps(
+            prev_listener[:, None],
+            None if prev2_listener is None else prev2_listener[:, None],
+            prev_tokens[:, None],
+        )
+        return self.action_head.features(
+            frame_hidden, self.gesture_hint(prev_listener, phase, prev_phase),
+            last_steps=None if steps is None else steps[:, 0], phases=phase,
+        )  # fmt: skip

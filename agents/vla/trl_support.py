@@ -11,9 +11,10 @@ trl tokenizes ``prompt + completion`` strings and scores every completion token 
 - :class:`VLAPreferenceCollator` runs trl's collator, drops the appended ``<eos>`` from ``completion_mask`` and
   adds the speaker context of each row's clip (``speaker_inputs``, ``word_ids``, ``word_mask``, ``frame_mask``),
   twice, because trl stacks the chosen rows and then the rejected rows;
-- ``VLAForListening.base_model`` (:class:`~agents.vla.modeling.VLAModel`) rebuilds the frame sequence from the
+- ``VLAForListening.base_model`` (:class:`~agents.vla.network.VLAModel`) rebuilds the frame sequence from the
   action ids (teacher forcing, its own states included) and puts each action's head features one position
-  before it, so trl's per-token log-probs are exactly the policy's (:meth:`VLAForListening.step_logprobs`).
+  before it (:func:`flat_view`), so trl's per-token log-probs are exactly the policy's
+  (:meth:`VLAForListening.step_logprobs`).
 
 Use ``DPOConfig(max_length=None, remove_unused_columns=False, ...)`` (trajectories are 56 tokens a frame)
 and keep a ``clip_id`` column in the dataset.
@@ -26,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from agents.vla.inputs import FrameInputs
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 
@@ -109,3 +112,81 @@ def flat_batch(processor: Any, clips: Sequence[Any], tokens: Sequence[np.ndarray
     collator = VLAPreferenceCollator(processor, {c.clip_id: c for c in clips}, processor.config.num_bins)
     return {"input_ids": input_ids, "attention_mask": attention, "completion_mask": completion,
             **collator.context([c.clip_id for c in clips])}  # fmt: skip
+
+
+def flat_view(
+    vla: Any,
+    input_ids: torch.Tensor,
+    speaker_inputs: torch.Tensor | None,
+    word_ids: torch.Tensor | None = None,
+    word_mask: torch.Tensor | None = None,
+    frame_mask: torch.Tensor | None = None,
+) -> Any:
+    """The flat, token-per-action view of the network ``vla`` (a :class:`~agents.vla.network.VLAModel`).
+
+    ``input_ids`` (B, L) holds a prompt of special tokens and, in order, the clip's action tokens (ids
+    ``< num_bins``: frame 0's 56 tokens, then frame 1's, ...). The speaker context comes as extra keys
+    (``speaker_inputs``, ``word_ids``, ``word_mask``, ``frame_mask``, frames (B, T)). Returns a
+    ``BaseModelOutputWithPast`` whose ``last_hidden_state`` (B, L, H) holds at position ``p - 1`` the action head
+    features that ``get_output_embeddings()`` turns into the logits of the action token at ``p``; other positions
+    are zeros. So ``log_softmax(lm_head(h[:, :-1]))`` scored at ``input_ids[:, 1:]`` is exactly the policy's
+    log-probability of every action token. With nod gestures the tokens are scored given the nods found in them
+    (``gesture_targets``); the nod decisions' own log-probabilities are not in this view, so trl's DPO tunes the
+    tokens given the nods and leaves when to nod to SFT.
+    """
+    from transformers.modeling_outputs import BaseModelOutputWithPast
+
+    if speaker_inputs is None:
+        raise ValueError(
+            "VLAModel.forward (flat view) needs speaker_inputs (B, T, d) besides input_ids; build the batch "
+            "with agents.vla.trl_support.VLAPreferenceCollator"
+        )
+    actions, positions, valid = actions_from_flat(input_ids, vla.config.num_bins, vla.config.action_dim)
+    b, t = speaker_inputs.shape[:2]
+    if actions.shape[1] > t:
+        raise ValueError(
+            f"input_ids hold {actions.shape[1]} frames of actions but speaker_inputs only {t} frames"
+        )
+    if actions.shape[1] < t:
+        pad = actions.new_zeros(b, t - actions.shape[1], actions.shape[2])
+        actions = torch.cat([actions, pad], 1)
+        positions = torch.cat([positions, positions.new_zeros(pad.shape)], 1)
+        valid = torch.cat([valid, valid.new_zeros(b, pad.shape[1])], 1)
+    fm = valid if frame_mask is None else (frame_mask.bool() & valid)
+    if frame_mask is not None and bool((frame_mask.bool() != valid).any()):
+        raise ValueError("frame_mask disagrees with the number of action tokens (56 per frame) in input_ids")
+    inputs = FrameInputs(
+        speaker_inputs, vla.previous_states(actions), word_ids, word_mask, fm, actions=actions
+    )
+    action_hidden = vla.frames(inputs).action_hidden
+    assert action_hidden is not None
+    h = action_hidden.shape[-1]
+    flat = action_hidden.new_zeros(b * input_ids.shape[1], h)
+    rows = (torch.arange(b, device=input_ids.device) * input_ids.shape[1])[:, None, None]
+    target = (rows + positions - 1)[fm].reshape(-1)
+    flat = flat.index_copy(0, target, action_hidden[fm].reshape(-1, h))
+    return BaseModelOutputWithPast(last_hidden_state=flat.view(b, input_ids.shape[1], h))
+
+
+def actions_from_flat(
+    input_ids: torch.Tensor, num_bins: int, action_dim: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Action tokens (B, T, 56), their positions in ``input_ids`` and a frame mask from a flat sequence."""
+    is_action = input_ids < num_bins
+    counts = is_action.sum(1)
+    if bool((counts % action_dim != 0).any()):
+        bad = int(counts[counts % action_dim != 0][0])
+        raise ValueError(
+            f"flat input_ids must hold whole frames of {action_dim} action tokens; found {bad} tokens"
+        )
+    if bool((counts == 0).any()):
+        raise ValueError("flat input_ids: a sequence holds no action tokens (ids below num_bins)")
+    t = int(counts.max()) // action_dim
+    b, n = input_ids.shape[0], t * action_dim
+    # Stable sort puts action positions first, in order.
+    order = torch.sort((~is_action).long(), dim=1, stable=True).indices[:, :n]
+    valid_tok = torch.arange(n, device=input_ids.device)[None, :] < counts[:, None]
+    positions = torch.where(valid_tok, order, torch.zeros_like(order))
+    actions = torch.where(valid_tok, input_ids.gather(1, order), torch.zeros_like(order))
+    valid = torch.arange(t, device=input_ids.device)[None, :] < (counts // action_dim)[:, None]
+    return actions.view(b, t, action_dim), positions.view(b, t, action_dim), valid

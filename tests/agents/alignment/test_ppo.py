@@ -12,6 +12,7 @@ import torch
 import dyadic_env  # noqa: F401  (registers the env)
 from agents.alignment.ppo import KLPenaltyVecEnv, PPOConfig, VLAWordIds, make_ppo, window_batch
 from agents.vla import VLAForListening
+from agents.vla.inputs import FrameInputs
 from dyadic_env.data import load_dataset
 
 
@@ -174,8 +175,9 @@ def test_ppo_on_a_gesture_vla_decides_nods_and_scores_them_as_the_agent_does(
         # Rebuild the log-prob from the VLA's own pieces, as the cached agent computes it.
         batch = window_batch(tensors, "speaker_motion", vla.processor.words.pad_id)
         with torch.no_grad():
-            out = vla.vla.frames(batch["speaker_inputs"], batch["prev_listener"], batch["word_ids"],
+            inputs = FrameInputs(batch["speaker_inputs"], batch["prev_listener"], batch["word_ids"],
                                  batch["word_mask"], batch["frame_mask"])  # fmt: skip
+            out = vla.vla.frames(inputs)
             allowed = prev_phase in (0, 4)
             onset = bool(actions[0, -1]) and allowed
             phase = 1 if onset else (prev_phase + 1 if 0 < prev_phase < 4 else 0)

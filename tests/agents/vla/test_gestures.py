@@ -7,6 +7,7 @@ import torch
 from agents.vla import VLAAgent
 from agents.vla.decoding import DecodeState, Sampler, decode_frames
 from agents.vla.gestures import fit_nod_profile, next_phase, nod_onsets, onset_allowed, phases_from_onsets
+from agents.vla.inputs import FrameInputs
 from agents.vla.sft import SFTConfig, train_sft
 
 from .test_sft import _config
@@ -95,12 +96,12 @@ def test_phase_changes_the_action_distribution(dataset, make_tiny_model):
     keys = {k: batch[k] for k in ("speaker_inputs", "prev_listener", "word_ids", "word_mask", "frame_mask")}
     with torch.no_grad():
         still = model.vla.frames(
-            **keys, gesture_phases=torch.zeros_like(batch["frame_mask"], dtype=torch.long)
+            FrameInputs(**keys, gesture_phases=torch.zeros_like(batch["frame_mask"], dtype=torch.long))
         )
         nodding = model.vla.frames(
-            **keys, gesture_phases=torch.full_like(batch["frame_mask"], 3, dtype=torch.long)
+            FrameInputs(**keys, gesture_phases=torch.full_like(batch["frame_mask"], 3, dtype=torch.long))
         )
-        undecided = model.vla.frames(**keys)
+        undecided = model.vla.frames(FrameInputs(**keys))
     assert not torch.allclose(still.action_hidden, nodding.action_hidden)
     assert undecided.action_hidden is None  # the decoder draws the phase first
 
@@ -171,9 +172,11 @@ def test_agent_starts_nods_from_the_onset_head_and_logs_their_probability(datase
     keys = {k: batch[k] for k in ("speaker_inputs", "prev_listener", "word_ids", "word_mask", "frame_mask")}
     with torch.no_grad():
         out = agent.model.vla.frames(
-            **keys,
-            actions=batch["actions"],
-            gesture_phases=torch.zeros_like(batch["frame_mask"], dtype=torch.long),
+            FrameInputs(
+                **keys,
+                actions=batch["actions"],
+                gesture_phases=torch.zeros_like(batch["frame_mask"], dtype=torch.long),
+            )
         )
         logits = agent.model.get_output_embeddings()(out.action_hidden)[0, :5]
     expected = torch.log_softmax(logits, -1).gather(-1, batch["actions"][0, :5, :, None]).squeeze(-1).sum(-1)
