@@ -39,7 +39,7 @@ from experiments.scoring import FRDIST_GROUPS, GT_ROW, HELD_OUT_ROW, ORACLE_KEYS
 
 __all__ = [
     "GT_ROW", "HELD_OUT_ROW", "ORACLE_KEYS", "EvalConfig", "agent_tokenizer", "clip_seed", "default_run_dir",
-    "evaluate_agents", "evaluate_predictions", "sample_seed", "save_results", "write_tensorboard",
+    "evaluate_agents", "evaluate_predictions", "report_markdown", "sample_seed", "save_results", "write_tensorboard",
 ]  # fmt: skip
 
 
@@ -52,7 +52,7 @@ class EvalConfig:
     agents: list[str] = field(default_factory=list)
     """Baseline names (see ``agents.agent_names()``), evaluated in this order."""
     policy: str | None = None
-    """A VLA checkpoint directory, evaluated as the row ``vla``."""
+    """A VLA checkpoint directory, evaluated as the row ``vla``; or ``NAME=DIR[,NAME=DIR...]`` for named rows."""
     policy_mode: str | None = None
     """How ``policy`` decodes (:data:`agents.vla.decoding.DECODE_MODES`); None: the checkpoint's ``decode_mode``."""
     split: str = "test"
@@ -71,6 +71,8 @@ class EvalConfig:
     """Also rank every metric against the oracle over the agents (synthetic data; at least 3 agents)."""
     frdist_groups: str = "frame"
     """How FRDist weighs the frame's values: ``frame`` (all alike) or ``react`` (REACT's per-group weights)."""
+    report: str | None = None
+    """Also write the Markdown report (tables and the command that made them) to this file."""
     run_dir: str | None = None
     """Where to save results; default ``runs/eval/{dataset}__{agents}__{seed}__{time}``."""
 
@@ -95,6 +97,7 @@ class EvalConfig:
             raise ValueError(
                 f"frdist_groups: expected one of {list(FRDIST_GROUPS)}, found {self.frdist_groups!r}"
             )
+        self.policies()  # checks the NAME=DIR syntax
         if self.policy_mode is not None:  # a policy needs torch anyway
             from agents.vla.decoding import DECODE_MODES
 
@@ -102,6 +105,35 @@ class EvalConfig:
                 raise ValueError(
                     f"policy_mode (--decode): expected one of {DECODE_MODES}, found {self.policy_mode!r}"
                 )
+
+    def policies(self) -> dict[str, str]:
+        """``{row name: checkpoint directory}`` of ``policy``."""
+        if not self.policy:
+            return {}
+        if "=" not in self.policy:
+            return {"vla": self.policy}
+        pairs = [item.partition("=") for item in self.policy.split(",") if item]
+        if any(not name or not sep or not path for name, sep, path in pairs):
+            raise ValueError(
+                f"policy (--policy): expected DIR or NAME=DIR[,NAME=DIR...], found {self.policy!r}"
+            )
+        if len({name for name, _, _ in pairs}) != len(pairs) or {n for n, _, _ in pairs} & set(self.agents):
+            raise ValueError(
+                f"policy (--policy): each row name once, and none an agent's, found {self.policy!r}"
+            )
+        return {name: path for name, _, path in pairs}
+
+    def command(self) -> str:
+        """The ``dyadic eval`` command line that repeats this evaluation (reports start with it)."""
+        parts = ["dyadic eval", f"--dataset {self.dataset}", f"--split {self.split}", f"--seed {self.seed}"]
+        parts += [f"--agent {','.join(self.agents)}"] * bool(self.agents)
+        parts += [f"--policy {self.policy}"] * bool(self.policy) + [f"--decode {self.policy_mode}"] * bool(
+            self.policy_mode
+        )
+        parts += [f"--samples {self.samples}"] + ["--validity"] * self.validity
+        parts += [f"--max-clips {self.max_clips}"] * (self.max_clips is not None)
+        parts += [f"--frdist-groups {self.frdist_groups}"] * (self.frdist_groups != "frame")
+        return " ".join(parts)
 
 
 def agent_tokenizer(agent: Agent) -> ActionTokenizer | None:
@@ -181,7 +213,7 @@ def _samples(
 
 def default_run_dir(config: EvalConfig, root: str | os.PathLike = "runs/eval") -> Path:
     """``runs/eval/{dataset}__{agents}__{seed}__{time}`` (CleanRL's run naming)."""
-    names = [*config.agents, *(["vla"] if config.policy else [])]
+    names = [*config.agents, *config.policies()]
     dataset = re.sub(
         r"[^A-Za-z0-9._-]+", "-", Path(config.dataset).name if os.sep in config.dataset else config.dataset
     )
@@ -195,19 +227,21 @@ def save_results(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    (run_dir / "results.md").write_text(report_markdown(results))
+    (run_dir / "results.md").write_text(report_markdown(results, config.command() if config else None))
     if config is not None:
         (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     write_tensorboard(results, run_dir)
     return run_dir
 
 
-def report_markdown(results: Mapping[str, Any]) -> str:
-    """The paper's table, REACT's table and the metric validity table of one evaluation, in Markdown."""
+def report_markdown(results: Mapping[str, Any], command: str | None = None) -> str:
+    """The paper's table, REACT's table and the metric validity table of one evaluation, in Markdown
+    (headed by the ``command`` that made it, when given)."""
     samples = results.get("samples", 1)
     parts = [
         f"# Evaluation on {results['dataset']} ({results['split']}, {results['num_clips']} clips, "
         f"{samples} prediction{'s' * (samples > 1)} per clip, seed {results['seed']})",
+        *([f"Generated by `{command}`."] if command else []),
         "## The paper's metrics (each prediction against the clip's recorded listener, mean over predictions)",
         results["table"],
     ]

@@ -18,11 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--agent",
         default="",
         help="baseline agents, comma-separated: random, random-train, nn, neutral, mirror, mean, and REACT's "
-        "meanfr (= mean), meanseq, mime (= mirror); agents added with agents.register_agent also work",
+        "meanfr (= mean), meanseq, mime (= mirror); a plug-in agent as package.module:factory, where "
+        "factory(dataset, seed, tokenizer) returns an agent",
     )
     parser.add_argument(
-        "--policy", default=None, help="a VLA checkpoint directory to evaluate as the row 'vla'"
-    )
+        "--policy", default=None,
+        help="a VLA checkpoint directory to evaluate as the row 'vla', or NAME=DIR[,NAME=DIR...] for named rows",
+    )  # fmt: skip
     parser.add_argument(
         "--dataset", default=None, help="dataset directory or synthetic:PRESET (e.g. synthetic:small)"
     )
@@ -56,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="FRDist over the whole frame (default) or REACT's per-group weighted DTW",
     )  # fmt: skip
     parser.add_argument(
+        "--report", default=None, help="also write the Markdown report here (e.g. docs/results/metrics.md)"
+    )
+    parser.add_argument(
         "--run-dir",
         default=None,
         help="where to save results (default: runs/eval/{dataset}__{agents}__{seed}__{time})",
@@ -76,7 +81,7 @@ def build_config(args: argparse.Namespace):  # -> EvalConfig
     flags = {"agents": args.agent or None, "policy": args.policy, "policy_mode": args.decode,
              "dataset": args.dataset, "split": args.split, "seed": args.seed, "max_clips": args.max_clips,
              "samples": args.samples, "validity": args.validity, "frdist_groups": args.frdist_groups,
-             "run_dir": args.run_dir}  # fmt: skip
+             "report": args.report, "run_dir": args.run_dir}  # fmt: skip
     fields.update({k: v for k, v in flags.items() if v is not None})
     if not fields.get("dataset"):
         raise UserError(
@@ -95,12 +100,15 @@ def run(args: argparse.Namespace) -> int:
     from dyadic_env.data import load_dataset
     from dyadic_env.rewards import is_synthetic
     from experiments.errors import UserError
-    from experiments.evaluation import default_run_dir, evaluate_agents, save_results
+    from experiments.evaluation import default_run_dir, evaluate_agents, report_markdown, save_results
 
     config = build_config(args)
-    unknown = [a for a in config.agents if a not in agent_names()]
+    unknown = [a for a in config.agents if a not in agent_names() and ":" not in a]
     if unknown:
-        raise UserError(f"--agent: unknown {unknown}; choose from {', '.join(agent_names())}")
+        raise UserError(
+            f"--agent: unknown {unknown}; choose from {', '.join(agent_names())}, or name a plug-in as "
+            "package.module:factory"
+        )
     dataset = load_dataset(config.dataset)
     if config.split not in dataset.splits:
         raise UserError(f"--split {config.split!r}: {dataset.path} has splits {list(dataset.splits)}")
@@ -108,15 +116,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"--validity ranks metrics against the synthetic oracle; {dataset.path} is not synthetic"
         )
-    if config.validity and len(config.agents) + bool(config.policy) < 3:
+    if config.validity and len(config.agents) + len(config.policies()) < 3:
         raise UserError("--validity ranks agents: give at least 3 (e.g. --agent random,nn,mean,mime,meanseq)")
     nn_kwargs = {"words_window_s": config.words_window_s}
     agents = {
-        name: make_agent(name, dataset, config.seed, **(nn_kwargs if name == "nn" else {}))
+        name: plugin_agent(name, dataset, config.seed)
+        if ":" in name
+        else make_agent(name, dataset, config.seed, **(nn_kwargs if name == "nn" else {}))
         for name in config.agents
     }
-    if config.policy:
-        agents["vla"] = load_policy(config.policy, config.policy_mode)
+    for name, path in config.policies().items():
+        agents[name] = load_policy(path, config.policy_mode)
     env_kwargs = {"context_frames": config.context_frames, "words_window_s": config.words_window_s}
     results = evaluate_agents(
         agents, dataset, config.split, config.seed, max_clips=config.max_clips, env_kwargs=env_kwargs,
@@ -124,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     results["dataset"] = config.dataset
     run_dir = save_results(results, config.run_dir or default_run_dir(config), config)
+    if config.report:
+        Path(config.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(config.report).write_text(report_markdown(results, command=config.command()))
     print(results["table"])
     if results.get("react_table"):
         print(f"\nREACT (K = {config.samples} predictions per clip):\n{results['react_table']}")
@@ -135,6 +148,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nMetric validity (agreement with the oracle):\n{results['validity_table']}")
     print(f"\nsaved {run_dir}/results.json, results.md and TensorBoard scalars")
     return 0
+
+
+def plugin_agent(spec: str, dataset, seed: int):  # -> Agent
+    """A plug-in agent ``package.module:factory``: ``factory(dataset, seed, tokenizer)``, as
+    :func:`agents.register_agent` takes it."""
+    import importlib
+
+    from agents import Agent
+    from dyadic_env.envs.listener import resolve_tokenizer
+    from experiments.errors import UserError
+
+    module, _, attribute = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise UserError(
+            f"--agent {spec}: cannot load the plug-in factory ({e}); expected package.module:factory"
+        ) from None
+    agent = factory(dataset, seed, resolve_tokenizer(None, dataset))
+    if not isinstance(agent, Agent):
+        raise UserError(
+            f"--agent {spec}: the factory returned {type(agent).__name__}, not an agent (reset, act)"
+        )
+    return agent
 
 
 def load_policy(path: str, mode: str | None = None):  # -> Agent
