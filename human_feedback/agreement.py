@@ -1,15 +1,9 @@
-"""Krippendorff's alpha: agreement among any number of raters, with missing ratings.
+"""Krippendorff's alpha (the maintained ``krippendorff`` package) with a bootstrap interval over units.
 
-Follows Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability": build the coincidence matrix
-``o[c, k]`` from every unit rated by at least two raters (each ordered pair of values in a unit adds
-``1 / (m_u - 1)``, with ``m_u`` the unit's number of values), then
-
-    alpha = 1 - (n - 1) * sum_ck o[c, k] * d2(c, k) / sum_ck n_c * n_k * d2(c, k)
-
-where ``n_c`` are the marginals of ``o`` and ``n`` their sum. The squared difference ``d2`` depends on the
-level of measurement: nominal (0/1), ordinal (ranks of the observed values' marginals), interval
-((c - k)^2) and ratio (((c - k) / (c + k))^2). Ratings 1-5 are ordinal; interval is the common
-approximation.
+Ratings come grouped by unit (here: a candidate, rated by any number of annotators, with gaps). Units
+with fewer than two ratings carry no pair to compare and are dropped, as the method prescribes; alpha is
+NaN where it is undefined (no pairable ratings, or a single value throughout). Ratings 1-5 are ordinal;
+interval is the common approximation. The interval resamples units with replacement (seeded).
 """
 
 from __future__ import annotations
@@ -17,74 +11,42 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+import krippendorff
 import numpy as np
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 LEVELS: tuple[str, ...] = ("nominal", "ordinal", "interval", "ratio")
 
 
-def _units_values(units: Iterable[Sequence[float]]) -> tuple[list[np.ndarray], np.ndarray]:
+def value_counts(units: Iterable[Sequence[float | None]]) -> tuple[np.ndarray, np.ndarray]:
+    """How often each value was given in each unit, ``(U, V)``, and the value domain ``(V,)``; units with
+    fewer than two ratings are dropped, None and NaN are missing ratings."""
     cleaned = []
     for unit in units:
         values = np.asarray([v for v in unit if v is not None], dtype=np.float64)
         values = values[~np.isnan(values)]
-        if values.size >= 2:  # a unit with one value has no pair to compare
+        if values.size >= 2:
             cleaned.append(values)
     domain = np.unique(np.concatenate(cleaned)) if cleaned else np.zeros(0)
-    return cleaned, domain
-
-
-def unit_coincidences(units: Iterable[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-unit coincidence matrices ``(U, V, V)`` and the value domain ``(V,)``.
-
-    ``units`` is one sequence of ratings per unit (None or NaN for missing); units with fewer than two
-    ratings are dropped, as the method prescribes.
-    """
-    cleaned, domain = _units_values(units)
-    per_unit = np.zeros((len(cleaned), domain.size, domain.size))
+    counts = np.zeros((len(cleaned), domain.size))
     for u, values in enumerate(cleaned):
-        idx = np.searchsorted(domain, values)
-        counts = np.bincount(idx, minlength=domain.size).astype(np.float64)
-        # Ordered pairs of different raters: outer(counts) minus each value paired with itself.
-        per_unit[u] = (np.outer(counts, counts) - np.diag(counts)) / (values.size - 1)
-    return per_unit, domain
+        counts[u] = np.bincount(np.searchsorted(domain, values), minlength=domain.size)
+    return counts, domain
 
 
-def distance_matrix(domain: np.ndarray, marginals: np.ndarray, level: Level) -> np.ndarray:
-    """Squared differences ``d2(c, k)`` between the values in ``domain`` for a level of measurement."""
-    c, k = domain[:, None], domain[None, :]
-    if level == "nominal":
-        return (c != k).astype(np.float64)
-    if level == "interval":
-        return (c - k) ** 2
-    if level == "ratio":
-        total = c + k
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = np.where(total == 0, 0.0, (c - k) / np.where(total == 0, 1.0, total))
-        return d**2
-    if level == "ordinal":
-        cumulative = np.cumsum(marginals)
-        i, j = np.meshgrid(np.arange(domain.size), np.arange(domain.size), indexing="ij")
-        lo, hi = np.minimum(i, j), np.maximum(i, j)
-        # sum of marginals from the lower value to the higher one, minus half of both ends
-        between = cumulative[hi] - np.where(lo > 0, cumulative[np.maximum(lo - 1, 0)], 0.0)
-        return (between - (marginals[i] + marginals[j]) / 2.0) ** 2
-    raise ValueError(f"level must be one of {LEVELS}, found {level!r}")
+def _alpha(counts: np.ndarray, domain: np.ndarray, level: str) -> float:
+    if counts.shape[0] == 0 or domain.size < 2:
+        return float("nan")  # nothing to pair, or one value throughout: agreement is undefined
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(krippendorff.alpha(value_counts=counts, value_domain=domain, level_of_measurement=level))
 
 
-def _alpha_from(coincidence: np.ndarray, domain: np.ndarray, level: Level) -> float:
-    marginals = coincidence.sum(axis=1)
-    n = marginals.sum()
-    if n <= 1:
-        return float("nan")
-    d2 = distance_matrix(domain, marginals, level)
-    expected = (marginals[:, None] * marginals[None, :] * d2).sum()
-    if expected == 0:
-        return float("nan")  # every pairable rating is the same value: agreement is undefined
-    return float(1.0 - (n - 1) * (coincidence * d2).sum() / expected)
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, found {level!r}")
 
 
-def krippendorff_alpha(units: Iterable[Sequence[float]], level: Level = "interval") -> float:
+def krippendorff_alpha(units: Iterable[Sequence[float | None]], level: Level = "interval") -> float:
     """Krippendorff's alpha of ratings grouped by unit.
 
     Args:
@@ -92,14 +54,10 @@ def krippendorff_alpha(units: Iterable[Sequence[float]], level: Level = "interva
         level: level of measurement: nominal, ordinal, interval or ratio.
 
     Returns:
-        alpha in (-inf, 1]; NaN when it is undefined (fewer than two pairable ratings, or no variation).
+        alpha in (-inf, 1]; NaN when it is undefined.
     """
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}, found {level!r}")
-    per_unit, domain = unit_coincidences(units)
-    if per_unit.shape[0] == 0:
-        return float("nan")
-    return _alpha_from(per_unit.sum(axis=0), domain, level)
+    _check_level(level)
+    return _alpha(*value_counts(units), level)
 
 
 def reliability_matrix_to_units(matrix: Sequence[Sequence[float | None]]) -> list[list[float]]:
@@ -109,7 +67,7 @@ def reliability_matrix_to_units(matrix: Sequence[Sequence[float | None]]) -> lis
 
 
 def alpha_bootstrap(
-    units: Iterable[Sequence[float]],
+    units: Iterable[Sequence[float | None]],
     level: Level = "interval",
     *,
     num_samples: int = 1000,
@@ -120,16 +78,16 @@ def alpha_bootstrap(
 
     Units are resampled with replacement (seeded); the interval is NaN when alpha is undefined.
     """
-    per_unit, domain = unit_coincidences(units)
-    if per_unit.shape[0] == 0:
-        return float("nan"), float("nan"), float("nan")
-    alpha = _alpha_from(per_unit.sum(axis=0), domain, level)
+    _check_level(level)
+    counts, domain = value_counts(units)
+    alpha = _alpha(counts, domain, level)
+    if counts.shape[0] == 0:
+        return alpha, float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    # Drawing units with replacement = weighting each unit's coincidences by how often it was drawn.
-    weights = rng.multinomial(
-        per_unit.shape[0], np.full(per_unit.shape[0], 1.0 / per_unit.shape[0]), num_samples
-    )
-    samples = np.array([_alpha_from(np.tensordot(w, per_unit, axes=1), domain, level) for w in weights])
+    # How often each unit is drawn in each resample; the domain stays that of the full data, so ordinal
+    # distances are comparable across resamples.
+    draws = rng.multinomial(counts.shape[0], np.full(counts.shape[0], 1.0 / counts.shape[0]), num_samples)
+    samples = np.array([_alpha(np.repeat(counts, w, axis=0), domain, level) for w in draws])
     samples = samples[~np.isnan(samples)]
     if samples.size == 0:
         return alpha, float("nan"), float("nan")

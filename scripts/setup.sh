@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # One-time set-up, safe to re-run: a virtual environment at .venv with the locked dependency versions,
-# the project installed editable, and the system packages headless rendering and browser tests need.
+# the project installed editable, and the system packages headless rendering, browser tests and the
+# PostgreSQL half of the feedback tests need (they start their own throwaway server; no service runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(libosmesa6 chromium chromium-driver)
+APT_PACKAGES=(libosmesa6 chromium chromium-driver postgresql)
 
 install_system_packages() {
   local missing=()
   dpkg -s libosmesa6 >/dev/null 2>&1 || missing+=(libosmesa6)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
       echo "setup: cannot install system packages without root. Run this, then re-run the set-up:" >&2
       echo "  sudo apt-get update && sudo apt-get install -y ${APT_PACKAGES[*]}" >&2
-      echo "setup: continuing; rendering and browser tests need them." >&2
+      echo "setup: continuing; rendering, browser and PostgreSQL tests need them" \
+        "(DYADIC_SKIP_POSTGRES=1 skips the PostgreSQL ones)." >&2
       return 0
     fi
   fi

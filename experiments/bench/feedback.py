@@ -1,19 +1,26 @@
-"""`dyadic bench feedback`: the annotation server under 50 concurrent annotators on SQLite.
+"""`dyadic bench feedback`: the annotation server under 50 concurrent annotators, SQLite and PostgreSQL
+side by side.
 
-A real server process (uvicorn, one worker) on a fresh SQLite store (WAL, synchronous=FULL: every
-acknowledged page is fsynced); 50 annotators, each an asyncio task with its own token, loop "next page ->
-submit 5 ratings" over real HTTP. Two phases: *saturated* (no pause between pages: the server's
-throughput, and latency under a full queue) and *paced* (each person pauses about ``think`` seconds
-between pages, an offered load well below capacity: the latency people would feel). Baseline in the same
-run: one annotator alone.
+A real server process (uvicorn, one worker) on a fresh store: a SQLite file (WAL, synchronous=FULL: every
+acknowledged page is fsynced) and a database of a throwaway PostgreSQL server started for the run
+(:class:`~human_feedback.pgserver.TemporaryPostgres` with its crash-safe defaults, fsync on). 50
+annotators, each an asyncio task with its own token, loop "next page -> submit 5 ratings" over real HTTP.
+Two phases per store: *saturated* (no pause between pages: the server's throughput, and latency under a
+full queue) and *paced* (each person pauses about ``think`` seconds between pages, an offered load well
+below capacity: the latency people would feel). Baseline in the same run: one annotator alone, per store.
+Figures are named ``sqlite_*`` and ``postgresql_*``, each pair next to the other; set
+``DYADIC_SKIP_POSTGRES=1`` on a machine without PostgreSQL to measure SQLite alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +31,9 @@ from experiments.bench import benchmark
 KEYS = ("empathy", "appropriateness", "engagement", "naturalness")
 
 
-def _campaign(db: Path, groups: int, candidates: int, annotators: int, frames: int = 250) -> list[str]:
+def _campaign(
+    db: str, media: Path, groups: int, candidates: int, annotators: int, frames: int = 250
+) -> list[str]:
     """A campaign of ``groups`` groups (``candidates`` each, 10 s clips of tokens) and annotator tokens."""
     from human_feedback import service
     from human_feedback.auth import add_annotator
@@ -32,9 +41,7 @@ def _campaign(db: Path, groups: int, candidates: int, annotators: int, frames: i
 
     store = Store(db, create=True)
     rng = np.random.default_rng(0)
-    service.create_campaign(
-        store, "bench", media_dir=db.parent / "media", ratings_per_group=3, repeat_every=8
-    )
+    service.create_campaign(store, "bench", media_dir=media, ratings_per_group=3, repeat_every=8)
     with store.write() as session:
         campaign = store.campaign(session, "bench")
         for g in range(groups):
@@ -109,45 +116,78 @@ def _ms(values: list[float], q: float) -> float:
     return float(np.percentile(values, q) * 1000) if values else float("nan")
 
 
-@benchmark("feedback", help="annotation server: p50/p99 latency and ratings/s with 50 concurrent annotators")
-def bench_feedback(quick: bool = False) -> dict[str, Any]:
+STORES = ("sqlite", "postgresql")
+
+
+def _think(quick: bool) -> float:
+    return 0.5 if quick else 2.0
+
+
+@contextlib.contextmanager
+def _databases(folder: Path) -> Iterator[dict[str, str]]:
+    """A SQLite file and, unless DYADIC_SKIP_POSTGRES=1, a database of a throwaway PostgreSQL server."""
+    from human_feedback.pgserver import TemporaryPostgres
+
+    urls = {"sqlite": str(folder / "bench.db")}
+    if os.environ.get("DYADIC_SKIP_POSTGRES") == "1":
+        yield urls
+        return
+    with TemporaryPostgres(durable=True) as server:
+        urls["postgresql"] = server.create_database("bench")
+        yield urls
+
+
+def _measure(db: str, media: Path, quick: bool) -> dict[str, Any]:
+    """Single annotator, then saturated and paced crowds, on one store; figures without a store prefix."""
     from human_feedback.process import ServerProcess
 
     annotators, candidates = (10, 5) if quick else (50, 5)
-    seconds = 2.0 if quick else 20.0
-    groups = 200 if quick else 1000
-    think = 2.0
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.db"
-        tokens = _campaign(db, groups, candidates, annotators + 1, frames=50 if quick else 250)
-        with ServerProcess(db) as server:
-            # Baseline: one annotator alone, same server, same run.
-            alone, alone_pages, _ = asyncio.run(_drive(server.url, tokens[:1], 1.0 if quick else 4.0))
-            crowd, pages, elapsed = asyncio.run(_drive(server.url, tokens[1:], seconds))
-            paced, paced_pages, paced_elapsed = asyncio.run(
-                _drive(server.url, tokens[1:], seconds, think_s=think)
-            )
-    ratings = pages * candidates
+    seconds, alone_seconds = (1.5, 0.75) if quick else (20.0, 4.0)
+    groups = 100 if quick else 1000
+    think = _think(quick)
+    tokens = _campaign(db, media, groups, candidates, annotators + 1, frames=50 if quick else 250)
+    with ServerProcess(db) as server:
+        alone, alone_pages, _ = asyncio.run(_drive(server.url, tokens[:1], alone_seconds))
+        crowd, pages, elapsed = asyncio.run(_drive(server.url, tokens[1:], seconds))
+        paced, paced_pages, paced_elapsed = asyncio.run(
+            _drive(server.url, tokens[1:], seconds, think_s=think)
+        )
     return {
-        "annotators": annotators,
-        "candidates_per_page": candidates,
-        "pages": pages,
-        "ratings": ratings,
-        "seconds": round(elapsed, 2),
-        "ratings_per_s": round(ratings / elapsed, 1),
-        "pages_per_s": round(pages / elapsed, 2),
-        "submit_p50_ms": round(_ms(crowd["submit"], 50), 1),
-        "submit_p99_ms": round(_ms(crowd["submit"], 99), 1),
-        "next_p50_ms": round(_ms(crowd["next"], 50), 1),
-        "next_p99_ms": round(_ms(crowd["next"], 99), 1),
+        "pages": pages, "ratings": pages * candidates, "seconds": round(elapsed, 2),
+        "ratings_per_s": round(pages * candidates / elapsed, 1), "pages_per_s": round(pages / elapsed, 2),
+        "submit_p50_ms": round(_ms(crowd["submit"], 50), 1), "submit_p99_ms": round(_ms(crowd["submit"], 99), 1),
+        "next_p50_ms": round(_ms(crowd["next"], 50), 1), "next_p99_ms": round(_ms(crowd["next"], 99), 1),
         "single_submit_p50_ms": round(_ms(alone["submit"], 50), 1),
-        "single_next_p50_ms": round(_ms(alone["next"], 50), 1),
-        "single_pages": alone_pages,
+        "single_next_p50_ms": round(_ms(alone["next"], 50), 1), "single_pages": alone_pages,
         "submit_p50_vs_single": round(_ms(crowd["submit"], 50) / _ms(alone["submit"], 50), 2),
-        "paced_think_s": think,
         "paced_ratings_per_s": round(paced_pages * candidates / paced_elapsed, 1),
         "paced_submit_p50_ms": round(_ms(paced["submit"], 50), 1),
         "paced_submit_p99_ms": round(_ms(paced["submit"], 99), 1),
         "paced_next_p50_ms": round(_ms(paced["next"], 50), 1),
         "paced_next_p99_ms": round(_ms(paced["next"], 99), 1),
-    }
+    }  # fmt: skip
+
+
+@benchmark(
+    "feedback",
+    help="annotation server on SQLite and PostgreSQL: p50/p99 latency and ratings/s, 50 annotators, paced and saturated",
+)
+def bench_feedback(quick: bool = False) -> dict[str, Any]:
+    measured: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp, _databases(Path(tmp)) as urls:
+        for store, url in urls.items():
+            measured[store] = _measure(url, Path(tmp) / f"media-{store}", quick)
+    figures: dict[str, Any] = {
+        "annotators": 10 if quick else 50, "candidates_per_page": 5, "paced_think_s": _think(quick),
+        "stores": ",".join(measured),
+    }  # fmt: skip
+    for key in measured["sqlite"]:  # each figure of both stores side by side
+        figures.update({f"{store}_{key}": measured[store][key] for store in STORES if store in measured})
+    if "postgresql" in measured:
+        figures["postgresql_vs_sqlite_ratings_per_s"] = round(
+            measured["postgresql"]["ratings_per_s"] / measured["sqlite"]["ratings_per_s"], 2
+        )
+        figures["postgresql_vs_sqlite_paced_submit_p50"] = round(
+            measured["postgresql"]["paced_submit_p50_ms"] / measured["sqlite"]["paced_submit_p50_ms"], 2
+        )
+    return figures
