@@ -54,9 +54,11 @@ def bench_eval(quick: bool = False) -> dict[str, Any]:
         env_kwargs = {"context_frames": config.context_frames, "words_window_s": config.words_window_s}
 
         def run(k: int, validity: bool) -> dict[str, Any]:
-            agents = {name: make_agent(name, data, config.seed, **({"words_window_s": config.words_window_s}
-                                                                    if name == "nn" else {}))
-                      for name in config.agents}  # fmt: skip
+            nn: dict[str, Any] = {"words_window_s": config.words_window_s}
+            agents = {
+                name: make_agent(name, data, config.seed, **(nn if name == "nn" else {}))
+                for name in config.agents
+            }
             return evaluate_agents(
                 agents, data, config.split, config.seed, max_clips=max_clips, env_kwargs=env_kwargs,
                 samples=k, validity=validity,
