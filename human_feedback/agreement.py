@@ -34,14 +34,14 @@ def value_counts(units: Iterable[Sequence[float | None]]) -> tuple[np.ndarray, n
     return counts, domain
 
 
-def _alpha(counts: np.ndarray, domain: np.ndarray, level: str) -> float:
+def _alpha(counts: np.ndarray, domain: np.ndarray, level: Level) -> float:
     if counts.shape[0] == 0 or domain.size < 2:
         return float("nan")  # nothing to pair, or one value throughout: agreement is undefined
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(krippendorff.alpha(value_counts=counts, value_domain=domain, level_of_measurement=level))
 
 
-def _check_level(level: str) -> None:
+def _check_level(level: object) -> None:
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, found {level!r}")
 
