@@ -9,11 +9,12 @@ import gymnasium
 LISTENER_ENV_ID = "dyadic_env/Listener-v0"
 
 if LISTENER_ENV_ID not in gymnasium.registry:
-    # make_vec builds the batched env (dyadic_env.envs.vector) unless vectorization_mode says otherwise.
+    # make_vec builds the batched env (dyadic_env.envs.vector, or .sharded with workers > 1) unless
+    # vectorization_mode says otherwise.
     gymnasium.register(
         id=LISTENER_ENV_ID,
         entry_point="dyadic_env.envs.listener:ListenerEnv",
-        vector_entry_point="dyadic_env.envs.vector:make_listener_vector_env",
+        vector_entry_point="dyadic_env.envs.sharded:make_listener_vector_env",
     )
 
 __all__ = ["LISTENER_ENV_ID", "ListenerEnv", "ListenerVectorEnv", "ShardedListenerVectorEnv"]
@@ -25,8 +26,12 @@ def __getattr__(name: str) -> Any:
         from dyadic_env.envs.listener import ListenerEnv
 
         return ListenerEnv
-    if name in ("ListenerVectorEnv", "ShardedListenerVectorEnv"):
-        from dyadic_env.envs import vector
+    if name == "ListenerVectorEnv":
+        from dyadic_env.envs.vector import ListenerVectorEnv
 
-        return getattr(vector, name)
+        return ListenerVectorEnv
+    if name == "ShardedListenerVectorEnv":
+        from dyadic_env.envs.sharded import ShardedListenerVectorEnv
+
+        return ShardedListenerVectorEnv
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -100,7 +100,7 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
     ``gym.make_vec("dyadic_env/Listener-v0", num_envs=N, dataset=...)`` builds
     :class:`~dyadic_env.envs.vector.ListenerVectorEnv`: N episodes stepped with batched numpy in one
     process (the same observations, rewards and seeded clip draws as N of these envs, next-step autoreset),
-    or with ``workers=W`` a :class:`~dyadic_env.envs.vector.ShardedListenerVectorEnv` of W processes.
+    or with ``workers=W`` a :class:`~dyadic_env.envs.sharded.ShardedListenerVectorEnv` of W processes.
     Gymnasium's per-env vector envs (``vectorization_mode="sync"`` or ``"async"``) are slower than one env
     here, the step being cheaper than their per-env overheads; use them for ``chunk_size > 1`` or rendering.
 

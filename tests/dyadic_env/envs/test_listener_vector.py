@@ -11,8 +11,9 @@ from gymnasium.vector.utils import batch_space
 
 import dyadic_env  # noqa: F401  (registers the env)
 from dyadic_env.envs import LISTENER_ENV_ID, ListenerEnv
+from dyadic_env.envs.sharded import ShardedListenerVectorEnv, WorkerError
 from dyadic_env.envs.testing import write_random_walk_dataset
-from dyadic_env.envs.vector import ListenerVectorEnv, ShardedListenerVectorEnv, WorkerError
+from dyadic_env.envs.vector import ListenerVectorEnv
 
 K = 4
 
