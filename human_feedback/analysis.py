@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select
 
 from human_feedback.agreement import alpha_bootstrap
@@ -272,17 +271,6 @@ def campaign_overview(store: Store, campaign_name: str, *, seed: int = 0) -> dic
         "ratings": len(rows),
         "agreement": agreement(rows, seed=seed),
         "annotators": [asdict(s) for s in stats],
-    }
-
-
-def mean_by(rows: Iterable[RatingRow], key: str) -> dict[str, dict[str, float]]:
-    """Mean rating per criterion for each value of a row attribute (e.g. ``policy_name``)."""
-    groups: dict[str, list[RatingRow]] = defaultdict(list)
-    for r in rows:
-        groups[str(getattr(r, key))].append(r)
-    return {
-        name: {k: float(np.mean([getattr(r, k) for r in rs])) for k in CRITERION_KEYS}
-        for name, rs in groups.items()
     }
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -440,9 +439,3 @@ def train_ppo(
         shutil.rmtree(out)
     os.replace(partial, out)
     return out
-
-
-def mean_episode_reward(model: PPO) -> float:
-    """Mean return of the episodes in SB3's info buffer (nan when none finished)."""
-    buffer = [e["r"] for e in model.ep_info_buffer] if model.ep_info_buffer else []
-    return float(np.mean(buffer)) if buffer else math.nan

@@ -72,15 +72,6 @@ def _finite_problem(
     )  # fmt: skip
 
 
-def check_array(
-    array: object, *, source: str, field: str, width: int | None, frames: int | None = None
-) -> None:
-    """Raise the first problem of :func:`array_problems`."""
-    problems = array_problems(array, source=source, field=field, width=width, frames=frames)
-    if problems:
-        raise problems[0]
-
-
 def word_problems(
     words: Sequence[Any], *, duration: float, source: str, field: str = "speaker_words"
 ) -> list[DataValidationError]:
