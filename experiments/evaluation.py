@@ -39,7 +39,8 @@ from experiments.scoring import FRDIST_GROUPS, GT_ROW, HELD_OUT_ROW, ORACLE_KEYS
 
 __all__ = [
     "GT_ROW", "HELD_OUT_ROW", "ORACLE_KEYS", "EvalConfig", "agent_tokenizer", "clip_seed", "default_run_dir",
-    "evaluate_agents", "evaluate_predictions", "report_markdown", "sample_seed", "save_results", "write_tensorboard",
+    "evaluate_agents", "evaluate_predictions", "report_markdown", "rollout_agents", "sample_seed", "save_results",
+    "write_tensorboard",
 ]  # fmt: skip
 
 
@@ -183,7 +184,35 @@ def evaluate_agents(
     clip_ids = data.split(split).clip_ids[:max_clips]
     if not clip_ids:
         raise ValueError(f"{data.path}: split {split!r} has no clips to evaluate")
-    table = RowTable(data, clip_ids, seed, samples=samples, frdist_groups=frdist_groups)
+    predictions, seconds = rollout_agents(
+        agents, data, split, seed, clip_ids=clip_ids, env_kwargs=env_kwargs, samples=samples
+    )
+    scored = evaluate_predictions(
+        predictions, dataset, split, seed, clip_ids=clip_ids, samples=samples, validity=validity,
+        frdist_groups=frdist_groups,
+    )  # fmt: skip
+    return {**scored, "seconds": seconds}
+
+
+def rollout_agents(
+    agents: Mapping[str, Agent],
+    dataset: str | os.PathLike | DyadicDataset,
+    split: str = "test",
+    seed: int = 0,
+    *,
+    clip_ids: Sequence[str] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    samples: int = 1,
+) -> tuple[dict[str, list[list[np.ndarray]]], dict[str, float]]:
+    """Decoded closed-loop predictions of every agent, ``samples`` per clip of ``clip_ids`` (default: the
+    split's), each from its own seed (:func:`sample_seed`); and the seconds each agent took.
+
+    Pipelines that sample some policies their own way (batched) merge these with theirs and score all of them
+    in one :func:`evaluate_predictions`, so one validity table ranks every row.
+    """
+    data = load_dataset(dataset)
+    clip_ids = list(clip_ids) if clip_ids is not None else data.split(split).clip_ids
+    predictions: dict[str, list[list[np.ndarray]]] = {}
     seconds: dict[str, float] = {}
     for name, agent in agents.items():
         kwargs = {
@@ -193,11 +222,10 @@ def evaluate_agents(
         }
         env = ListenerEnv(data, split, **kwargs)
         start = time.perf_counter()
-        predicted = [_samples(env, agent, cid, seed, i, samples) for i, cid in enumerate(clip_ids)]
+        predictions[name] = [_samples(env, agent, cid, seed, i, samples) for i, cid in enumerate(clip_ids)]
         seconds[name] = time.perf_counter() - start
         env.close()
-        table.add(name, predicted)
-    return {**table.results(dataset, split, validity=validity), "seconds": seconds}
+    return predictions, seconds
 
 
 def _samples(
@@ -249,7 +277,8 @@ def report_markdown(results: Mapping[str, Any], command: str | None = None) -> s
         sets = results["appropriate"]
         parts += [
             f"## REACT's metrics (against each clip's appropriate set: {sets['method']}, {sets['clips_with_set']} "
-            f"clips, {sets['mean_size']:.1f} reactions per clip; FRDist groups: {results['frdist_groups']})",
+            f"clips, {sets['mean_size']:.1f} reactions per clip{_thresholds(sets)}; FRDist groups: "
+            f"{results['frdist_groups']})",
             results["react_table"],
         ]
     if results.get("validity_table"):
@@ -259,6 +288,11 @@ def report_markdown(results: Mapping[str, Any], command: str | None = None) -> s
             results["validity_table"],
         ]
     return "\n\n".join(parts) + "\n"
+
+
+def _thresholds(sets: Mapping[str, Any]) -> str:
+    thresholds = sets.get("thresholds") or {}
+    return "".join(f", {split} threshold {value:.4g}" for split, value in thresholds.items())
 
 
 def write_tensorboard(results: Mapping[str, Any], run_dir: Path) -> bool:
@@ -284,20 +318,22 @@ def evaluate_predictions(
     split: str = "test",
     seed: int = 0,
     *,
-    clip_ids: list[str] | None = None,
+    clip_ids: Sequence[str] | None = None,
+    samples: int | None = None,
     validity: bool = False,
     frdist_groups: str = "frame",
 ) -> dict[str, Any]:
     """Score listener trajectories that were produced elsewhere (e.g. batched closed-loop sampling of a VLA).
 
     ``predictions`` maps a row name to, per clip of ``clip_ids`` (default: every clip of ``split``) in order,
-    one decoded ``(T, 56)`` trajectory or a list of K of them (the same K for every row and clip). Returns
-    the same dict as :func:`evaluate_agents` (without ``seconds``).
+    one decoded ``(T, 56)`` trajectory or a list of K of them (the same K for every row and clip; ``samples``
+    says K when there are no predictions). Returns the same dict as :func:`evaluate_agents` (without
+    ``seconds``).
     """
     data = load_dataset(dataset)
     clip_ids = list(clip_ids) if clip_ids is not None else list(data.split(split).clip_ids)
     nested = {name: [_as_samples(p) for p in predicted] for name, predicted in predictions.items()}
-    counts = {len(s) for predicted in nested.values() for s in predicted}
+    counts = {len(s) for predicted in nested.values() for s in predicted} | ({samples} if samples else set())
     if len(counts) > 1:
         raise ValueError(
             f"predictions: expected the same number of trajectories per clip everywhere, found {sorted(counts)}"

@@ -143,6 +143,7 @@ class RowTable:
                 frdist_groups=self.frdist_groups, appropriate={
                     "method": self.data.appropriate.method if self.data.appropriate else "",
                     "clips_with_set": int(sum(n > 0 for n in sizes)), "mean_size": float(np.mean(sizes)),
+                    "thresholds": (self.data.appropriate.info.get("params") or {}).get("thresholds") if self.data.appropriate else None,
                 },
             )  # fmt: skip
         if validity:
