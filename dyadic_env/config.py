@@ -136,7 +136,14 @@ def _describe(hint: Any) -> str:
     if hint in names:
         return names[hint]
     if origin in (list, tuple) or hint in (list, tuple):
-        return f"a list of {_describe(args[0])}" if args and args[0] is not Any else "a list"
+        plurals = {
+            bool: "true/false values",
+            int: "integers",
+            float: "numbers",
+            str: "strings",
+            Path: "paths",
+        }
+        return f"a list of {plurals[args[0]]}" if args and args[0] in plurals else "a list"
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         return "a mapping"
     if dataclasses.is_dataclass(hint):

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from dyadic_env.criteria import CRITERIA
 from dyadic_env.data import DyadicDataset
 from dyadic_env.metrics import evaluate, evaluate_per_clip, metrics_table, react_per_clip, react_table
 from dyadic_env.metrics.react import FRAME_GROUPS, PER_CLIP_KEYS, REACT_GROUPS, summarize
@@ -27,7 +28,7 @@ from dyadic_env.rewards import is_synthetic, listener_affect_estimator
 
 GT_ROW = "GT"
 HELD_OUT_ROW = "Appropriate (held-out)"
-ORACLE_KEYS = ("empathy", "appropriateness", "engagement", "naturalness", "weighted")
+ORACLE_KEYS = (*CRITERIA, "weighted")
 FRDIST_GROUPS = {"frame": FRAME_GROUPS, "react": REACT_GROUPS}
 Samples = list[list[np.ndarray]]  # per clip, K (T, 56) predictions
 

@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from dyadic_env.criteria import CRITERIA
 from human_feedback.analysis import annotator_stats, load_ratings
 from human_feedback.preferences import PairingReport, PreferenceDataset, build_pairs
 from human_feedback.store import Candidate, CandidateGroup, Store
@@ -30,10 +31,7 @@ CSV_COLUMNS = (
     "annotator",
     "annotator_kind",
     "page_kind",
-    "empathy",
-    "appropriateness",
-    "engagement",
-    "naturalness",
+    *CRITERIA,
     "watched_ms",
     "time_spent_ms",
     "submitted_at",

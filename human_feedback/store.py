@@ -49,6 +49,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from dyadic_env.criteria import CRITERIA
 from human_feedback.criteria import MAX_RATING, MIN_RATING
 
 SCHEMA_VERSION = 2
@@ -299,7 +300,7 @@ class Rating(Base):
         UniqueConstraint("assignment_id", "candidate_id", name="uq_rating_once"),
         *(
             CheckConstraint(f"{k} BETWEEN {MIN_RATING} AND {MAX_RATING}", name=f"ck_rating_{k}")
-            for k in ("empathy", "appropriateness", "engagement", "naturalness")
+            for k in CRITERIA
         ),
     )
 

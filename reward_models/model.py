@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from dyadic_env.criteria import CRITERIA
 from reward_models.features import StepFeatureConfig
 
 CONFIG_FILE = "reward_model.json"
 WEIGHTS_FILE = "reward_model.safetensors"
 FORMAT = "dyadic-reward-model"
-CRITERIA = ("empathy", "appropriateness", "engagement", "naturalness")
 
 
 @dataclass

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import lfilter
 
+from dyadic_env.criteria import CRITERIA
 from dyadic_env.expression_basis import EXPRESSION, FRAME_DIM, JAW_POSE, NECK_POSE, ict_index
 from dyadic_env.synthetic import signals
 from dyadic_env.synthetic.emotions import (
@@ -39,7 +40,6 @@ from dyadic_env.synthetic.emotions import (
 )
 from dyadic_env.synthetic.lexicon import word_emotion
 
-CRITERIA: tuple[str, ...] = ("empathy", "appropriateness", "engagement", "naturalness")
 DEFAULT_WEIGHTS: dict[str, float] = dict.fromkeys(CRITERIA, 0.25)
 
 _SPEAKER_SHOWN = SPEAKER_EMOTIONS[1:]

@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from dyadic_env.criteria import CRITERIA
 from experiments.bench import benchmark
 
-KEYS = ("empathy", "appropriateness", "engagement", "naturalness")
+KEYS = CRITERIA
 
 
 def _campaign(

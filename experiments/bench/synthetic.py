@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dyadic_env.criteria import CRITERIA
 from experiments.bench import benchmark
 
 
@@ -55,7 +56,7 @@ def bench_synthetic(quick: bool = False) -> dict[str, Any]:
         for key, value in row.items():
             figures[f"metrics.{listener}.{key}"] = round(value, 4)
     for listener, row in table.items():
-        for key in ("weighted", "empathy", "appropriateness", "engagement", "naturalness"):
+        for key in ("weighted", *CRITERIA):
             figures[f"oracle.{listener}.{key}"] = round(float(row[key]), 3)
     best_poor = max(
         table[k]["weighted"] for k in table if k != "appropriate" and not k.startswith("dataset_")
