@@ -119,6 +119,19 @@ class NeutralAgent(FrameAgent):
         return self._tokens.copy()
 
 
+def listener_sums(dataset: DyadicDataset, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame index t, the sum of the ``split``'s listener frames t ``(L, 56)`` and how many clips have one."""
+    clips = dataset.split(split)
+    if len(clips) == 0:
+        raise ValueError(f"{dataset.path}: split {split!r} has no listeners to average")
+    longest = int(clips.lengths.max())
+    total, count = np.zeros((longest, FRAME_DIM)), np.zeros(longest)
+    for clip in clips:
+        total[: clip.num_frames] += np.asarray(clip.listener_motion, np.float64)
+        count[: clip.num_frames] += 1
+    return total, count
+
+
 class MeanAgent(FrameAgent):
     """Always the mean frame of the ``split``'s listeners (every frame of every clip weighs the same).
 
@@ -132,11 +145,8 @@ class MeanAgent(FrameAgent):
         self, dataset: DyadicDataset, tokenizer: ActionTokenizer, *, split: str = "train", chunk_size: int = 1
     ) -> None:
         super().__init__(tokenizer, chunk_size=chunk_size)
-        clips = dataset.split(split)
-        if len(clips) == 0:
-            raise ValueError(f"{dataset.path}: split {split!r} has no listeners to average")
-        total = sum(np.asarray(c.listener_motion, np.float64).sum(axis=0) for c in clips)
-        self.frame = total / sum(c.num_frames for c in clips)
+        total, count = listener_sums(dataset, split)
+        self.frame = total.sum(axis=0) / count.sum()
 
     def act_frames(self, observation: Observation) -> np.ndarray:
         return np.repeat(self.frame[None], self.chunk_size, axis=0)
@@ -166,14 +176,7 @@ class MeanSeqAgent(FrameAgent):
         self, dataset: DyadicDataset, tokenizer: ActionTokenizer, *, split: str = "train", chunk_size: int = 1
     ) -> None:
         super().__init__(tokenizer, chunk_size=chunk_size)
-        clips = dataset.split(split)
-        if len(clips) == 0:
-            raise ValueError(f"{dataset.path}: split {split!r} has no listeners to average")
-        longest = int(clips.lengths.max())
-        total, count = np.zeros((longest, FRAME_DIM)), np.zeros(longest)
-        for clip in clips:
-            total[: clip.num_frames] += np.asarray(clip.listener_motion, np.float64)
-            count[: clip.num_frames] += 1
+        total, count = listener_sums(dataset, split)
         self.sequence = total / count[:, None]
 
     def act_frames(self, observation: Observation) -> np.ndarray:
