@@ -7,8 +7,9 @@ it; pipelines that sample predictions their own way can use it directly.
 Reference rows: ``GT`` (the recorded listener; in REACT's table it is all K predictions, so its FRDiv is 0
 and its FRCorr is 1 on clips whose set holds it) and, on synthetic data with appropriate sets,
 ``Appropriate (held-out)``: K fresh appropriate listeners per clip, drawn from a stream no set uses and
-checked by the oracle (:func:`dyadic_env.synthetic.appropriate.held_out_listeners`), not passed through the
-action tokenizer. Reference rows stay out of the validity ranking.
+checked by the oracle (:func:`dyadic_env.synthetic.appropriate.held_out_listeners`; on the rare clip where
+fewer pass, the best-scoring draws fill in), not passed through the action tokenizer. Reference rows stay
+out of the validity ranking.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class RowTable:
 
             config = dataset_config(self.data.manifest)
             held = [held_out_listeners(c, self.samples, seed=self.seed, config=config) for c in clips]
-            self._add(HELD_OUT_ROW, [_cycle(h, self.samples) for h in held], reference=True)
+            self._add(HELD_OUT_ROW, held, reference=True)
 
     def add(self, name: str, predictions: Samples) -> None:
         """Score a method's K predictions per clip (one list of ``(T, 56)`` arrays per clip, in clip order)."""
@@ -170,11 +171,6 @@ def _appropriate_sets(data: DyadicDataset, clip_ids: list[str]) -> list[list[np.
     return [
         [np.asarray(r, np.float32) for r in data.appropriate_listeners(data.row_of(cid))] for cid in clip_ids
     ]
-
-
-def _cycle(listeners: list[np.ndarray], k: int) -> list[np.ndarray]:
-    """``k`` listeners, repeating the drawn ones when the oracle accepted fewer (rare)."""
-    return [listeners[i % len(listeners)] for i in range(k)] if listeners else []
 
 
 def _json_list(values: np.ndarray) -> list[float | None]:

@@ -44,11 +44,16 @@ MIN_ORACLE_SCORE = 3.5
 @dataclass(frozen=True)
 class SetDraw:
     """How the sets are drawn: ``k`` members per clip, each with an oracle score of at least ``min_score``,
-    from at most ``max_draws_per_member * k`` draws."""
+    from at most ``max(max_draws_per_member * k, min_draws)`` draws."""
 
     k: int = DEFAULT_SET_SIZE
     min_score: float = MIN_ORACLE_SCORE
     max_draws_per_member: int = 4
+    min_draws: int = 40
+
+    @property
+    def max_draws(self) -> int:
+        return max(self.k * self.max_draws_per_member, self.min_draws)
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.max_draws_per_member < 1:
@@ -64,16 +69,20 @@ class SetDraw:
 
 def draw_listeners(
     clip: Clip, draw: SetDraw, *, seed: int, stream: int = SET_STREAM, config: SyntheticConfig | None = None,
-    oracle: Oracle | None = None,
+    oracle: Oracle | None = None, fill: bool = False,
 ) -> tuple[list[np.ndarray], list[float]]:  # fmt: skip
-    """Up to ``draw.k`` appropriate listeners for ``clip``'s speaker that the oracle accepts, and their scores."""
+    """Up to ``draw.k`` appropriate listeners for ``clip``'s speaker that the oracle accepts, and their scores.
+
+    Draw i is the same whatever ``draw.k`` is. With ``fill``, the best-scoring rejected draws make up a
+    shortfall (for reference rows, which need K listeners)."""
     config = config or SyntheticConfig()
     oracle = oracle or Oracle(fps=clip.fps)
     plan = SpeakerPlan.from_clip(clip)
     root = np.random.SeedSequence([seed, GENERATOR_VERSION, stream, zlib.crc32(clip.clip_id.encode())])
     listeners: list[np.ndarray] = []
     scores: list[float] = []
-    for child in root.spawn(draw.k * draw.max_draws_per_member):
+    rejected: list[tuple[float, np.ndarray]] = []
+    for child in root.spawn(draw.max_draws):
         rng = np.random.default_rng(child)
         style = listener_style(rng, f"{clip.clip_id}-appropriate", "appropriate", config)
         motion = listener_motion(rng, plan, style, config.tracker_noise)[0]
@@ -83,6 +92,12 @@ def draw_listeners(
             scores.append(float(score))
             if len(listeners) == draw.k:
                 break
+        else:
+            rejected.append((float(score), motion))
+    if fill and len(listeners) < draw.k:
+        best = sorted(rejected, key=lambda pair: -pair[0])[: draw.k - len(listeners)]
+        listeners += [motion for _, motion in best]
+        scores += [score for score, _ in best]
     return listeners, scores
 
 
@@ -90,8 +105,9 @@ def held_out_listeners(
     clip: Clip, k: int = DEFAULT_SET_SIZE, *, seed: int = 0, config: SyntheticConfig | None = None
 ) -> list[np.ndarray]:
     """``k`` oracle-checked appropriate listeners for ``clip``'s speaker that are in no appropriate set
-    (``config``: the generator settings of the clip's dataset, for the listeners' lag and nod ranges)."""
-    return draw_listeners(clip, SetDraw(k=k), seed=seed, stream=HELD_OUT_STREAM, config=config)[0]
+    (``config``: the generator settings of the clip's dataset, for the listeners' lag and nod ranges). When
+    fewer than ``k`` of the draws pass the oracle, the best-scoring others fill the shortfall."""
+    return draw_listeners(clip, SetDraw(k=k), seed=seed, stream=HELD_OUT_STREAM, config=config, fill=True)[0]
 
 
 def dataset_config(manifest: dict[str, Any]) -> SyntheticConfig | None:
@@ -129,7 +145,7 @@ def iter_clips_with_sets(
         short += len(listeners) < draw.k
         yield split, clip, entries
     report.update(method="synthetic-personas", params={
-        "k": draw.k, "min_oracle_score": draw.min_score, "max_draws": draw.k * draw.max_draws_per_member,
+        "k": draw.k, "min_oracle_score": draw.min_score, "max_draws": draw.max_draws,
         "seed": seed, "stream": SET_STREAM, "sets_version": SETS_VERSION,
         "drawn_oracle_score": {"min": round(min(scores), 4), "mean": round(float(np.mean(scores)), 4)} if scores else None,
         "recorded_listeners_included": recorded, "clips_short_of_k": short,

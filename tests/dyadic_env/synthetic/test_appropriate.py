@@ -66,3 +66,13 @@ def test_drawn_listeners_are_different_personas_and_held_out_ones_are_new(tiny):
     assert len(held) == 3 and not any(np.array_equal(h, m) for h in held for m in members)
     with pytest.raises(ValueError, match="min_score is on the oracle's 1-5 scale"):
         SetDraw(min_score=7.0)
+
+
+def test_held_out_rows_fill_a_shortfall_with_the_best_rejected_draws(tiny):
+    clip = load_dataset(tiny).split("test")[0]
+    strict = SetDraw(k=3, min_score=5.0, max_draws_per_member=1, min_draws=3)
+    accepted, _ = draw_listeners(clip, strict, seed=0)
+    filled, scores = draw_listeners(clip, strict, seed=0, fill=True)
+    assert len(filled) == 3 and len(accepted) < 3  # 3 draws, and a perfect 5.0 is rare
+    assert scores[len(accepted) :] == sorted(scores[len(accepted) :], reverse=True)
+    assert len(held_out_listeners(clip, 1, seed=0)) == 1
