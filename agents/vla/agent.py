@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -13,6 +13,9 @@ import torch
 from agents.vla.decoding import DecodeState, Sampler, decode_frames
 from agents.vla.text import new_words, split_words
 from dyadic_env.data import Clip
+
+if TYPE_CHECKING:
+    from agents.vla.modeling import VLAForListening
 
 
 class VLAAgent:
@@ -42,7 +45,7 @@ class VLAAgent:
 
     def __init__(
         self,
-        model: Any,
+        model: VLAForListening,
         *,
         temperature: float | None = None,
         greedy: bool = False,
@@ -57,7 +60,8 @@ class VLAAgent:
             raise ValueError(
                 "model has no processor (tokenizers); load it with VLAForListening.from_pretrained(dir)"
             )
-        self.model = model.to(device).eval()
+        self.model = model.eval()
+        self.model.to(torch.device(device))  # in place: a module's .to returns itself
         self.processor = model.processor
         self.device = torch.device(device)
         self.use_cache = use_cache

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from agents.vla.configuration import SAMPLING_MODES
 from agents.vla.inputs import FrameCache, FrameInputs
+
+if TYPE_CHECKING:
+    from agents.vla.modeling import VLAForListening
+    from agents.vla.network import FrameOutput, VLAModel
 
 # The older name of SAMPLING_MODES (experiments/evaluation.py and experiments/pipelines/evaluation.py read it).
 DECODE_MODES = SAMPLING_MODES
@@ -104,7 +108,7 @@ def _logprob(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def decode_frames(
-    model: Any, inputs: dict[str, torch.Tensor], state: DecodeState, sampler: Sampler
+    model: VLAForListening, inputs: dict[str, torch.Tensor], state: DecodeState, sampler: Sampler
 ) -> tuple[torch.Tensor, torch.Tensor, DecodeState]:
     """Feed frames (B, T) after ``state`` and sample the last frame's 56 tokens.
 
@@ -130,7 +134,7 @@ def decode_frames(
     return tokens, logp, new_state
 
 
-def _frame_inputs(vla: Any, inputs: dict[str, torch.Tensor]) -> FrameInputs:
+def _frame_inputs(vla: VLAModel, inputs: dict[str, torch.Tensor]) -> FrameInputs:
     """The network's inputs; an autoregressive model feeds the earlier frames' actions, not the last one's."""
     b, t = inputs["speaker_inputs"].shape[:2]
     action_inputs = None
@@ -151,7 +155,11 @@ def _frame_inputs(vla: Any, inputs: dict[str, torch.Tensor]) -> FrameInputs:
 
 
 def _decode_parallel(
-    model: Any, out: Any, inputs: dict[str, torch.Tensor], state: DecodeState, sampler: Sampler
+    model: VLAForListening,
+    out: FrameOutput,
+    inputs: dict[str, torch.Tensor],
+    state: DecodeState,
+    sampler: Sampler,
 ) -> tuple[torch.Tensor, torch.Tensor, DecodeState]:
     """The last frame's tokens from one hidden state: at once, group by group, or after its nod decision."""
     vla = model.vla
@@ -178,7 +186,7 @@ def _decode_parallel(
 
 
 def _decode_autoregressive(
-    vla: Any, out: Any, inputs: dict[str, torch.Tensor], sampler: Sampler
+    vla: VLAModel, out: FrameOutput, inputs: dict[str, torch.Tensor], sampler: Sampler
 ) -> tuple[torch.Tensor, torch.Tensor, DecodeState]:
     """RT-2 style: dimension 0 from the STATE token, each next one from the token just fed."""
     cache = FrameCache(out.past_key_values, out.attention_mask, out.positions)
@@ -197,7 +205,7 @@ def _decode_autoregressive(
 
 
 def _gesture_step(
-    vla: Any,
+    vla: VLAModel,
     frame_hidden: torch.Tensor,
     inputs: dict[str, torch.Tensor],
     state: DecodeState,
@@ -228,7 +236,7 @@ def _gesture_step(
 
 @torch.no_grad()
 def sample_window(
-    model: Any, window: dict[str, torch.Tensor], sampler: Sampler
+    model: VLAForListening, window: dict[str, torch.Tensor], sampler: Sampler
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample the current frame's tokens (B, 56) and their log-probs (B,) from independent windows.
 

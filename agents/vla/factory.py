@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,8 +12,11 @@ from agents.vla.configuration import DEFAULT_BACKBONE, VLAConfig
 from agents.vla.modeling import VLAForListening
 from agents.vla.processing import VLAProcessor
 from agents.vla.text import train_word_tokenizer
-from dyadic_env.data import Clip
+from dyadic_env.data import Clip, DyadicDataset
 from dyadic_env.tokenizer import ActionTokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 # Stop fitting statistics after this many frames: enough for means, quantiles and a vocabulary.
 _STAT_FRAMES = 200_000
@@ -46,7 +49,7 @@ def fit_action_tokenizer(clips: Sequence[Clip]) -> ActionTokenizer:
 def build_model(
     *,
     action_tokenizer: ActionTokenizer,
-    text_tokenizer: Any,
+    text_tokenizer: PreTrainedTokenizerBase,
     speaker_input: str = "motion",
     speaker_mean: np.ndarray | None = None,
     speaker_std: np.ndarray | None = None,
@@ -125,7 +128,7 @@ def _load_backbone(path: Path) -> tuple[Any, Any, dict[str, Any]]:
 
 
 def model_for_dataset(
-    dataset: Any, split: str = "train", speaker_input: str = "auto", **kwargs: Any
+    dataset: DyadicDataset, split: str = "train", speaker_input: str = "auto", **kwargs: Any
 ) -> VLAForListening:
     """A fresh VLA fitted to a dataset: its tokenizer (or one fitted on ``split``), word vocabulary and input
     statistics. ``speaker_input="auto"`` uses features when the dataset has them."""

@@ -13,12 +13,16 @@ pitch (:func:`nod_onsets`); closed-loop decoding samples the onset and carries t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from agents.vla.configuration import VLAConfig
+    from agents.vla.heads import ActionHead
 
 
 def fill_padding(values: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
@@ -104,10 +108,10 @@ def fit_nod_profile(
 class GestureMixin:
     """The nod-gesture methods of :class:`~agents.vla.network.VLAModel`, which provides the attributes below."""
 
-    config: Any  # the VLAConfig
+    config: VLAConfig
     gesture_head: nn.Linear | None
     gesture_offsets: torch.Tensor  # (gesture_frames + 1,) the mean nod's offset at each phase, 0 first
-    action_head: Any  # the ActionHead
+    action_head: ActionHead
 
     if TYPE_CHECKING:  # defined by VLAModel
 

@@ -6,6 +6,7 @@ log-probabilities of given actions, windowed observations).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,7 +111,7 @@ class VLAForListening(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.vla.backbone.get_input_embeddings()
 
-    def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
         """Save config and weights, plus the text tokenizer and ``action_tokenizer.json`` when attached."""
         super().save_pretrained(save_directory, *args, **kwargs)
         if self.processor is not None:

@@ -27,7 +27,6 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 from transformers.modeling_outputs import BaseModelOutputWithPast
-from transformers.utils import ModelOutput
 
 from agents.vla.configuration import VLAConfig
 from agents.vla.gestures import GestureMixin
@@ -37,23 +36,23 @@ from agents.vla.trl_support import flat_view
 
 
 @dataclass
-class FrameOutput(ModelOutput):
+class FrameOutput:
     """Output of :meth:`VLAModel.frames`.
 
     Attributes:
+        frame_hidden: (B, T, H) the hidden state of each frame's STATE token (e.g. for a value head).
+        positions: (B,) tokens seen per sample (the next position id), to pass back on the next call.
         action_hidden: (B, T, 56, head_hidden) the action head's features, one per dimension (``lm_head`` gives
             logits); packed (N, 56, head_hidden) with a ``head_mask``; None where the decoder must draw first.
-        frame_hidden: (B, T, H) the hidden state of each frame's STATE token (e.g. for a value head).
         past_key_values: the backbone's cache when ``use_cache``.
         attention_mask: (B, past + new) the 2-D mask matching the cache, to pass back on the next call.
-        positions: (B,) tokens seen per sample (the next position id), to pass back on the next call.
     """
 
+    frame_hidden: torch.Tensor
+    positions: torch.Tensor
     action_hidden: torch.Tensor | None = None
-    frame_hidden: torch.Tensor | None = None
     past_key_values: Any = None
     attention_mask: torch.Tensor | None = None
-    positions: torch.Tensor | None = None
 
     def cache(self) -> FrameCache:
         """The state to continue from on the next call."""

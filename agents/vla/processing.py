@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -13,6 +13,9 @@ from agents.vla.configuration import VLAConfig
 from agents.vla.text import WordEncoder, split_words
 from dyadic_env.data import Clip
 from dyadic_env.tokenizer import ActionTokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 ACTION_TOKENIZER_FILE = "action_tokenizer.json"
 TEXT_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -30,7 +33,7 @@ class VLAProcessor:
 
     def __init__(
         self,
-        text_tokenizer: Any,
+        text_tokenizer: PreTrainedTokenizerBase,
         action_tokenizer: ActionTokenizer,
         config: VLAConfig,
         max_words_per_frame: int = 16,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from dyadic_env.envs.listener import normalize_word as _env_normalize
 
@@ -24,7 +23,9 @@ def split_words(text: str) -> list[str]:
     return [w for w in (normalize_word(t) for t in text.split()) if w]
 
 
-def train_word_tokenizer(words: Iterable[str], *, min_frequency: int = 1, max_vocab: int = 30000) -> Any:
+def train_word_tokenizer(
+    words: Iterable[str], *, min_frequency: int = 1, max_vocab: int = 30000
+) -> PreTrainedTokenizerFast:
     """A word-level ``PreTrainedTokenizerFast`` over the given words, with ``[PAD]`` = 0 and ``[UNK]`` = 1.
 
     Used when the backbone has no pretrained tokenizer. Words are normalised with :func:`normalize_word`;
@@ -51,7 +52,7 @@ class WordEncoder:
         max_tokens_per_frame: ids kept per frame (the rest dropped); bounds the sequence length.
     """
 
-    def __init__(self, tokenizer: Any, max_tokens_per_frame: int = 16) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_tokens_per_frame: int = 16) -> None:
         self.tokenizer = tokenizer
         self.max_tokens_per_frame = max_tokens_per_frame
         self._cache: dict[str, list[int]] = {}

@@ -23,12 +23,20 @@ and keep a ``clip_id`` column in the dataset.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from agents.vla.inputs import FrameInputs
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
+    from transformers.modeling_outputs import BaseModelOutputWithPast
+
+    from agents.vla.network import VLAModel
+    from agents.vla.processing import VLAProcessor
+    from dyadic_env.data import Clip
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 
@@ -37,7 +45,7 @@ def action_token(k: int) -> str:
     return f"<a{k}>"
 
 
-def build_preference_tokenizer(num_bins: int = 256) -> Any:
+def build_preference_tokenizer(num_bins: int = 256) -> PreTrainedTokenizerFast:
     """A ``PreTrainedTokenizerFast`` over ``<a0>..<a{num_bins-1}>`` (ids 0..num_bins-1), ``<pad>``, ``<bos>``, ``<eos>``."""
     from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -99,7 +107,9 @@ class VLAPreferenceCollator:
         return {k: batch[k] for k in ("speaker_inputs", "word_ids", "word_mask", "frame_mask")}
 
 
-def flat_batch(processor: Any, clips: Sequence[Any], tokens: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+def flat_batch(
+    processor: VLAProcessor, clips: Sequence[Clip], tokens: Sequence[np.ndarray]
+) -> dict[str, torch.Tensor]:
     """The flat (trl) view of clips with given trajectories: ``input_ids``, ``attention_mask``,
     ``completion_mask`` and the speaker context, as ``VLAPreferenceCollator`` would build for one side."""
     tokenizer = build_preference_tokenizer(processor.config.num_bins)
@@ -115,13 +125,13 @@ def flat_batch(processor: Any, clips: Sequence[Any], tokens: Sequence[np.ndarray
 
 
 def flat_view(
-    vla: Any,
+    vla: VLAModel,
     input_ids: torch.Tensor,
     speaker_inputs: torch.Tensor | None,
     word_ids: torch.Tensor | None = None,
     word_mask: torch.Tensor | None = None,
     frame_mask: torch.Tensor | None = None,
-) -> Any:
+) -> BaseModelOutputWithPast:
     """The flat, token-per-action view of the network ``vla`` (a :class:`~agents.vla.network.VLAModel`).
 
     ``input_ids`` (B, L) holds a prompt of special tokens and, in order, the clip's action tokens (ids

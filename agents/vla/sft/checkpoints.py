@@ -12,12 +12,15 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from agents.vla.sft.config import SFTConfig
+
+if TYPE_CHECKING:
+    from agents.vla.modeling import VLAForListening
 
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE = "trainer_state.json"
@@ -28,7 +31,7 @@ FINAL_DIR = "final"
 class WeightAverage:
     """An exponential moving average of a model's trainable weights (``SFTConfig.ema_decay``)."""
 
-    def __init__(self, model: Any, decay: float) -> None:
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
         self.decay = decay
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.shadow = [p.detach().clone() for p in self.params]
@@ -68,9 +71,9 @@ class WeightAverage:
 def save_checkpoint(
     out: Path,
     step: int,
-    model: Any,
-    optimizer: Any,
-    scheduler: Any,
+    model: VLAForListening,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
     config: SFTConfig,
     average: WeightAverage | None = None,
 ) -> Path:
@@ -93,7 +96,9 @@ def save_checkpoint(
     return path
 
 
-def load_trainer_state(path: Path, optimizer: Any, scheduler: Any) -> int:
+def load_trainer_state(
+    path: Path, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler
+) -> int:
     """Restore the optimizer, scheduler and RNG states of checkpoint ``path``; returns its step."""
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))

@@ -5,9 +5,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dyadic_env.config import config_from_dict
+
+if TYPE_CHECKING:
+    from agents.vla.configuration import VLAConfig
 
 # VLAConfig arguments that the data or the other SFT settings fix, so a config cannot set them in ``model:``.
 _SET_ELSEWHERE = {
@@ -165,7 +168,7 @@ class SFTConfig:
                              "`model: {lora: {r: 8, alpha: 16, dropout: 0.0}}`")  # fmt: skip
         return config_from_dict(cls, values, "sft config")
 
-    def vla_config(self) -> Any:
+    def vla_config(self) -> VLAConfig:
         """The :class:`~agents.vla.VLAConfig` the ``model`` section describes, before fitting to the data (its
         checks run here: an unknown or fitted field, or a bad value, raises a ValueError naming it)."""
         from agents.vla.configuration import DEFAULT_BACKBONE, VLAConfig

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from agents.vla.sft.config import SFTConfig
 
+if TYPE_CHECKING:
+    from agents.vla.processing import VLAProcessor
+    from dyadic_env.data import Clip
+
 
 class ClipBatcher:
     """Deterministic batches of clips (or crops) as a function of ``(seed, step)``; shards by process, so a
     resumed run replays exactly the batches an uninterrupted one would."""
 
-    def __init__(self, clips: Any, processor: Any, config: SFTConfig, rank: int = 0, world: int = 1) -> None:
+    def __init__(
+        self, clips: Sequence[Clip], processor: VLAProcessor, config: SFTConfig, rank: int = 0, world: int = 1
+    ) -> None:
         self.clips, self.processor, self.config = clips, processor, config
         self.rank, self.world = rank, world
         self._examples: dict[int, dict[str, Any]] = {}

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -32,22 +32,29 @@ from agents.vla.sft.data import ClipBatcher
 from agents.vla.sft.objective import SFTLoss, evaluate_loss, training_loss
 from agents.vla.sft.states import noisy_states, sampled_states
 
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from torch.utils.tensorboard import SummaryWriter
+
+    from agents.vla.modeling import VLAForListening
+    from dyadic_env.data import DyadicDataset
+
 
 @dataclass
 class _Run:
     """The state of a training run between steps."""
 
     config: SFTConfig
-    accelerator: Any
-    model: Any  # as accelerate prepared it
-    unwrapped: Any  # the VLA itself
-    optimizer: Any
-    scheduler: Any
+    accelerator: Accelerator
+    model: torch.nn.Module  # as accelerate prepared it
+    unwrapped: VLAForListening  # the VLA itself
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
     step: int
     average: WeightAverage | None
     batcher: ClipBatcher
     val: ClipBatcher | None
-    writer: Any  # a SummaryWriter on the main process, else None
+    writer: SummaryWriter | None  # on the main process only
 
 
 def train_sft(config: SFTConfig, *, progress: bool = True) -> Path:
@@ -117,7 +124,9 @@ def _start(config: SFTConfig) -> _Run:
     )
 
 
-def _weight_average(unwrapped: Any, config: SFTConfig, resume_dir: Path | None) -> WeightAverage | None:
+def _weight_average(
+    unwrapped: VLAForListening, config: SFTConfig, resume_dir: Path | None
+) -> WeightAverage | None:
     if not config.ema_decay:
         return None
     average = WeightAverage(unwrapped, config.ema_decay)
@@ -129,7 +138,7 @@ def _weight_average(unwrapped: Any, config: SFTConfig, resume_dir: Path | None) 
     return average
 
 
-def _open_writer(config: SFTConfig, unwrapped: Any, step: int) -> Any:
+def _open_writer(config: SFTConfig, unwrapped: VLAForListening, step: int) -> SummaryWriter:
     """TensorBoard's writer; a fresh run also records its config (``sft_config.json`` and the hparams text)."""
     from torch.utils.tensorboard import SummaryWriter
 
@@ -207,7 +216,7 @@ def _finish(run: _Run) -> Path:
     return final
 
 
-def build_sft_model(config: SFTConfig, dataset: Any, resume_dir: Path | None) -> Any:
+def build_sft_model(config: SFTConfig, dataset: DyadicDataset, resume_dir: Path | None) -> VLAForListening:
     """The VLA to train: resumed from ``resume_dir``, loaded from ``init_from``, or fresh for the dataset."""
     from agents.vla.factory import model_for_dataset
     from agents.vla.modeling import VLAForListening
@@ -245,7 +254,9 @@ def _token_accuracy(logits: torch.Tensor, actions: torch.Tensor, mask: torch.Ten
     return float((hit * mask).sum() / mask.sum().clamp(min=1))
 
 
-def _log(writer: Any, step: int, loss: SFTLoss, charts: dict[str, float], prefix: str = "losses/") -> None:
+def _log(
+    writer: SummaryWriter, step: int, loss: SFTLoss, charts: dict[str, float], prefix: str = "losses/"
+) -> None:
     for name, value in loss._asdict().items():
         writer.add_scalar(f"{prefix}{name}", float(value.detach()), step)
     for name, value in charts.items():
@@ -253,13 +264,18 @@ def _log(writer: Any, step: int, loss: SFTLoss, charts: dict[str, float], prefix
 
 
 def _log_validation(
-    writer: Any, step: int, model: Any, val: ClipBatcher, config: SFTConfig, device: Any
+    writer: SummaryWriter,
+    step: int,
+    model: VLAForListening,
+    val: ClipBatcher,
+    config: SFTConfig,
+    device: torch.device,
 ) -> None:
     loss = evaluate_loss(model, val.eval_batches(config.batch_size), config, device)
     _log(writer, step, loss, {}, prefix="losses/val_")
 
 
-def _count_params(model: Any) -> int:
+def _count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 

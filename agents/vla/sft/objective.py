@@ -10,12 +10,16 @@ averaged over the batch (the ``1/N`` of eq. 8).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
+from torch import nn
 
 from agents.vla.sft.config import SFTConfig
+
+if TYPE_CHECKING:
+    from agents.vla.modeling import VLAForListening
 
 
 class SFTLoss(NamedTuple):
@@ -88,7 +92,7 @@ def _temporal(logp: torch.Tensor, m: torch.Tensor, bin_centers: torch.Tensor) ->
 
 
 def training_loss(
-    model: Any, unwrapped: Any, batch: dict[str, torch.Tensor], config: SFTConfig, step: int
+    model: nn.Module, unwrapped: VLAForListening, batch: dict[str, torch.Tensor], config: SFTConfig, step: int
 ) -> tuple[SFTLoss, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step's objective (eqs. 7-9 plus the speaker and nod-onset terms when on), with the scored logits,
     target tokens and mask. ``model`` may be wrapped (accelerate); ``unwrapped`` is the VLA itself."""
@@ -97,7 +101,9 @@ def training_loss(
     return loss, scored.logits, scored.actions, scored.mask
 
 
-def objective(model: Any, scored: ScoredFrames, batch: dict[str, torch.Tensor], config: SFTConfig) -> SFTLoss:
+def objective(
+    model: VLAForListening, scored: ScoredFrames, batch: dict[str, torch.Tensor], config: SFTConfig
+) -> SFTLoss:
     """Eqs. 7-9 on the scored frames, plus the speaker and nod-onset terms (on all frames) when on."""
     loss = sft_loss(
         scored.logits, scored.actions, scored.mask, model.vla.bin_centers,
@@ -112,7 +118,7 @@ def objective(model: Any, scored: ScoredFrames, batch: dict[str, torch.Tensor], 
 
 
 def scored_frames(
-    model: Any, batch: dict[str, torch.Tensor], config: SFTConfig, step: int, autoregressive: bool
+    model: nn.Module, batch: dict[str, torch.Tensor], config: SFTConfig, step: int, autoregressive: bool
 ) -> ScoredFrames:
     """Logits, target tokens and frame mask to score: all frames, or disjoint random pairs of neighbours."""
     if config.loss_frames >= 1 or autoregressive:
@@ -129,7 +135,11 @@ def scored_frames(
 
 
 def _with_speaker_loss(
-    loss: SFTLoss, model: Any, frame_hidden: torch.Tensor, batch: dict[str, torch.Tensor], weight: float
+    loss: SFTLoss,
+    model: VLAForListening,
+    frame_hidden: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    weight: float,
 ) -> SFTLoss:
     error = model.vla.speaker_prediction_error(
         frame_hidden, batch["speaker_inputs"], batch["frame_mask"].bool()
@@ -138,7 +148,11 @@ def _with_speaker_loss(
 
 
 def _with_gesture_loss(
-    loss: SFTLoss, model: Any, frame_hidden: torch.Tensor, batch: dict[str, torch.Tensor], weight: float
+    loss: SFTLoss,
+    model: VLAForListening,
+    frame_hidden: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    weight: float,
 ) -> SFTLoss:
     """Add the mean negative log-likelihood of the data's nod decisions (start or not, where one may start)."""
     from agents.vla.gestures import onset_allowed
@@ -167,7 +181,10 @@ def pair_mask(frame_mask: torch.Tensor, fraction: float, rng: np.random.Generato
 
 @torch.no_grad()
 def evaluate_loss(
-    model: Any, batches: list[dict[str, torch.Tensor]], config: SFTConfig, device: Any = "cpu"
+    model: VLAForListening,
+    batches: list[dict[str, torch.Tensor]],
+    config: SFTConfig,
+    device: str | torch.device = "cpu",
 ) -> SFTLoss:
     """Mean SFT loss parts over batches (teacher forcing, whole clips)."""
     was_training = model.training

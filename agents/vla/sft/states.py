@@ -7,14 +7,18 @@ All draws come from generators seeded by ``(seed, step)``, so a resumed run repl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from agents.vla.sft.config import SFTConfig
 
+if TYPE_CHECKING:
+    from agents.vla.modeling import VLAForListening
 
-def noisy_states(states: torch.Tensor, model: Any, config: SFTConfig, step: int) -> torch.Tensor:
+
+def noisy_states(states: torch.Tensor, model: VLAForListening, config: SFTConfig, step: int) -> torch.Tensor:
     """``states`` (B, T, 56) with ``state_noise``/``pose_state_noise`` per frame, one ``state_offset`` per clip and
     expression dimension, and whole clips zeroed with probability ``state_dropout``."""
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
@@ -31,7 +35,7 @@ def noisy_states(states: torch.Tensor, model: Any, config: SFTConfig, step: int)
 
 
 def sampled_states(
-    model: Any, batch: dict[str, torch.Tensor], unwrapped: Any, config: SFTConfig, step: int
+    model: nn.Module, batch: dict[str, torch.Tensor], unwrapped: VLAForListening, config: SFTConfig, step: int
 ) -> torch.Tensor:
     """``prev_listener`` with a ``self_states`` fraction of frames replaced by the policy's own previous sample.
 
