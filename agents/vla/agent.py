@@ -40,7 +40,7 @@ class VLAAgent:
             ``max_context_frames``, set by SFT on crops; 0: the whole episode).
         num_threads: torch CPU threads while acting (restored after). A frame is two or three tokens at batch
             1, too little work to split: one thread is fastest, and on a busy machine avoids OpenMP spinning
-            (p95 latency 18 ms instead of 340 ms on a loaded 2-core box). None keeps torch's setting.
+            (latencies: ``dyadic bench policy``). None keeps torch's setting.
     """
 
     def __init__(

@@ -1,7 +1,8 @@
 """The batched listener env: many episodes per step, for a cheap env whose per-env overheads would dominate.
 
-A listener step costs about 9 us, while Gymnasium's SyncVectorEnv adds its per-env Python loop and per-key
-info merging, and AsyncVectorEnv an inter-process round trip per env per step: both are slower than one env.
+A listener step costs microseconds (``dyadic bench env``), while Gymnasium's SyncVectorEnv adds its per-env
+Python loop and per-key info merging, and AsyncVectorEnv an inter-process round trip per env per step: both are
+slower than one env.
 :class:`ListenerVectorEnv` steps N episodes with batched numpy in one process; its sharded form, over several
 processes, is :class:`~dyadic_env.envs.sharded.ShardedListenerVectorEnv`. Both are what
 ``gymnasium.make_vec("dyadic_env/Listener-v0", num_envs=N)`` builds (``workers=W`` for the sharded one), with

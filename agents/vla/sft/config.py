@@ -68,7 +68,8 @@ class SFTConfig:
     loss_frames: float = 1.0
     """Fraction of frames the action head and loss run on (random disjoint pairs of consecutive frames, so eq.
     8 still sees neighbours). Consecutive frames are nearly redundant, and the head and loss over 56 x 256
-    logits cost most of a step, so 0.25 trains about twice as many clips a second. Parallel decoding only."""
+    logits cost most of a step, so a fraction trains more clips a second (``dyadic bench policy``). Parallel
+    decoding only."""
     state_noise: float = 0.0
     """Std of Gaussian noise added to each previous-frame state during training, in units of each dimension's
     tokenizer half-range (0: none). Teacher forcing otherwise rewards copying the last frame exactly; in closed
