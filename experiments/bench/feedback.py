@@ -143,7 +143,7 @@ def _measure(db: str, media: Path, quick: bool) -> dict[str, Any]:
     from human_feedback.process import ServerProcess
 
     annotators, candidates = (10, 5) if quick else (50, 5)
-    seconds, alone_seconds = (1.5, 0.75) if quick else (20.0, 4.0)
+    seconds, alone_seconds = (1.0, 0.5) if quick else (20.0, 4.0)
     groups = 100 if quick else 1000
     think = _think(quick)
     tokens = _campaign(db, media, groups, candidates, annotators + 1, frames=50 if quick else 250)
