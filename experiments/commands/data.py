@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from experiments.errors import UserError
+
 IMPORT_FORMATS = ("l2l", "lm-listener", "dualtalk")
 
 
@@ -113,8 +115,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
-
     try:
         from dyadic_env.synthetic import PRESETS, write_preset
     except ImportError as e:
@@ -132,7 +132,6 @@ def run_synth(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from dyadic_env.data.importers import import_dataset
-    from experiments.errors import UserError
 
     if not args.src.exists():
         raise UserError(f"{args.src}: no such file or folder to import")
@@ -164,7 +163,6 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     from dyadic_env.data import validate_dataset
-    from experiments.errors import UserError
 
     if not args.dataset.is_dir():
         raise UserError(f"{args.dataset}: no such dataset directory")
@@ -183,7 +181,6 @@ def run_validate(args: argparse.Namespace) -> int:
 def run_appropriate(args: argparse.Namespace) -> int:
     from dyadic_env.data import DyadicDataset, add_appropriate_sets
     from dyadic_env.data.neighbours import neighbour_sets
-    from experiments.errors import UserError
 
     if not args.dataset.is_dir():
         raise UserError(f"{args.dataset}: no such dataset directory")
@@ -214,8 +211,6 @@ def run_appropriate(args: argparse.Namespace) -> int:
 
 
 def _check_out(out: Path) -> None:
-    from experiments.errors import UserError
-
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out}: exists and is not empty; choose a new directory or delete it")
 
@@ -278,8 +273,6 @@ def _duration(seconds: float) -> str:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
-
     if args.dino is None and args.siglip is None:
         raise UserError("give --dino and/or --siglip: local model directories of the visual encoders")
     from agents.vla.features import VisualFeatureExtractor, add_speaker_features

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from experiments.errors import UserError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -74,7 +76,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def build_config(args: argparse.Namespace):  # -> EvalConfig
     """EvalConfig from the YAML file (if any) overridden by the flags given."""
     from experiments.commands.train import load_config_fields
-    from experiments.errors import UserError
     from experiments.evaluation import EvalConfig
 
     fields = load_config_fields(args.config, [])
@@ -99,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     from agents import agent_names, make_agent
     from dyadic_env.data import load_dataset
     from dyadic_env.rewards import is_synthetic
-    from experiments.errors import UserError
     from experiments.evaluation import default_run_dir, evaluate_agents, report_markdown, save_results
 
     config = build_config(args)
@@ -157,7 +157,6 @@ def plugin_agent(spec: str, dataset, seed: int):  # -> Agent
 
     from agents import Agent
     from dyadic_env.envs.listener import resolve_tokenizer
-    from experiments.errors import UserError
 
     module, _, attribute = spec.partition(":")
     try:
@@ -175,8 +174,6 @@ def plugin_agent(spec: str, dataset, seed: int):  # -> Agent
 
 
 def load_policy(path: str, mode: str | None = None):  # -> Agent
-    from experiments.errors import UserError
-
     if not Path(path).exists():
         raise UserError(f"--policy {path}: no such checkpoint directory")
     try:

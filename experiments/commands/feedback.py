@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from experiments.errors import UserError
+
 DEFAULT_DB = "runs/feedback/feedback.db"
 
 
@@ -282,7 +284,6 @@ def _mos(sub: Any) -> None:
 
 
 def _open(db: str, *, create: bool = False, migrate: bool = False) -> Any:
-    from experiments.errors import UserError
     from human_feedback.store import SchemaError, Store
 
     try:
@@ -321,7 +322,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_admin_token(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
     from human_feedback.auth import new_admin_token
 
     try:
@@ -332,7 +332,6 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
 
 
 def cmd_add_annotator(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
     from human_feedback.auth import add_annotator, new_annotator_token
 
     store = _open(args.db)
@@ -351,7 +350,6 @@ def cmd_add_annotator(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
     from human_feedback.auth import revoke_tokens
 
     if bool(args.name) == bool(args.admin):
@@ -367,7 +365,6 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 def _collect_config(args: argparse.Namespace, policies: list[str], *, study: bool) -> Any:
     from experiments.commands.train import load_config_fields
-    from experiments.errors import UserError
     from human_feedback.candidates import CollectConfig, PolicySpec
 
     fields = load_config_fields(args.config, [])
@@ -392,7 +389,6 @@ def _collect_config(args: argparse.Namespace, policies: list[str], *, study: boo
 
 
 def _run_collect(args: argparse.Namespace, policies: list[str], *, study: bool) -> int:
-    from experiments.errors import UserError
     from human_feedback.candidates import collect
     from human_feedback.service import FeedbackError
 
@@ -435,7 +431,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_relocate(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
     from human_feedback.campaigns import relocate_media
 
     store = _open(args.db)
@@ -447,7 +442,6 @@ def cmd_relocate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
     from human_feedback.server import serve
 
     store = _open(args.db)
@@ -463,7 +457,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
     from human_feedback.simulate import simulate
 
     store = _open(args.db)
@@ -486,7 +479,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
     from human_feedback.analysis import campaign_overview
 
     store = _open(args.db)
@@ -526,7 +518,6 @@ def format_overview(o: dict[str, Any]) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
     from human_feedback.criteria import parse_weights
     from human_feedback.export import export_preferences, write_ratings_csv
 
@@ -565,7 +556,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_mos(args: argparse.Namespace) -> int:
-    from experiments.errors import UserError
     from human_feedback.analysis import load_ratings, method_order
     from human_feedback.study import format_mos_table, mos_table
 
