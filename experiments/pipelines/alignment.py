@@ -169,7 +169,7 @@ def collect_preferences(
         "groups": len(clips), "candidates_per_group": config.samples + int(config.ground_truth),
         "ratings": report.ratings, "pairs": len(result.dataset.pairs), "pairing": result.report.counts(),
         "seconds_sampling": seconds_sampling, "seconds_rating": seconds_rating, "videos": len(videos),
-        "config": asdict(config),
+        "config": asdict(config), "clip_ids": list(clip_ids),
     }  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     log(

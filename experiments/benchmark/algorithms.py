@@ -1,0 +1,246 @@
+"""Alignment algorithms as the benchmark runs them, and the interface a researcher's own algorithm implements.
+
+An algorithm turns one SFT checkpoint and a budget of rated candidate groups into an aligned checkpoint::
+
+    class MyAlgorithm:                      # any class (or function) with this call
+        def __init__(self, **settings): ...  # the benchmark config's ``algorithm_settings[NAME]``
+        def __call__(self, task: AlignmentTask) -> Path: ...   # writes a checkpoint under task.out
+
+``dyadic benchmark alignment --algo package.module:MyAlgorithm`` adds it as a row. The task carries the
+preference data already collected for this (budget, seed, selection) cell; an on-policy algorithm may ask for
+more through ``task.collect``, which charges every rated group to the cell's budget. See docs/alignment.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from experiments.errors import UserError
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class AlignmentTask:
+    """Everything an algorithm may use for one benchmark cell.
+
+    Attributes:
+        sft: the SFT checkpoint every cell starts from (read-only).
+        pairs: best-vs-worst preference pairs, one per rated group (paper section III-D).
+        groups: every rated group: ``clip_id``, the candidates' tokens and their eq. 10 scores and criteria.
+        dataset: the dataset (``dataset.clip(id)`` gives a clip).
+        budget: rated groups this cell may use in all (``len(groups)`` of them are already spent).
+        seed: the cell's seed; every random choice of the algorithm must flow from it.
+        out: a fresh directory; return the path of the aligned checkpoint (inside it, or ``out`` itself).
+        collect: ``collect(policy_dir, groups, tag) -> (pairs, groups)`` rates ``groups`` more candidate groups
+            sampled from ``policy_dir`` on train clips; raises once the budget is spent.
+        log: progress messages.
+    """
+
+    sft: Path
+    pairs: list[Any]
+    groups: list[Any]
+    dataset: Any
+    budget: int
+    seed: int
+    out: Path
+    collect: Callable[[Path, int, str], tuple[list[Any], list[Any]]]
+    log: Log = print
+    num_threads: int = 0
+
+
+class AlignmentAlgorithm(Protocol):
+    def __call__(self, task: AlignmentTask) -> Path: ...
+
+
+@dataclass
+class BudgetLedger:
+    """Counts the rated groups a cell spends; collecting beyond the budget is an error, not a silent overrun."""
+
+    budget: int
+    spent: int = 0
+    history: list[tuple[str, int]] = field(default_factory=list)
+
+    def charge(self, groups: int, tag: str) -> None:
+        if groups < 1:
+            raise ValueError(f"collect: groups must be >= 1, found {groups}")
+        if self.spent + groups > self.budget:
+            raise UserError(
+                f"algorithm asked for {groups} more rated groups ({tag}) with {self.budget - self.spent} of its "
+                f"budget of {self.budget} left"
+            )
+        self.spent += groups
+        self.history.append((tag, groups))
+
+
+def load_algorithm(spec: str, settings: Mapping[str, Any] | None = None) -> AlignmentAlgorithm:
+    """A built-in algorithm by name, or ``package.module:Name`` (a class taking ``**settings``, or a function)."""
+    settings = dict(settings or {})
+    if ":" not in spec:
+        if spec not in BUILTINS:
+            raise UserError(
+                f"algorithm {spec!r}: unknown; built-ins are {', '.join(BUILTINS)}, or give package.module:Name"
+            )
+        return BUILTINS[spec](**settings)
+    module_name, _, attr = spec.partition(":")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"algorithm {spec!r}: cannot import it ({e}); is its package on PYTHONPATH?") from e
+    if inspect.isclass(target):
+        return target(**settings)  # type: ignore[no-any-return]
+    if settings:
+        raise UserError(f"algorithm {spec!r} is a function: it takes no settings, found {sorted(settings)}")
+    if not callable(target):
+        raise UserError(f"algorithm {spec!r} is not callable")
+    return cast(AlignmentAlgorithm, target)
+
+
+def algorithm_name(spec: str) -> str:
+    """The row name of an algorithm spec (``package.module:Name`` -> ``Name``)."""
+    return spec.rpartition(":")[2]
+
+
+# --- built-ins ------------------------------------------------------------------------------------------------
+class DPO:
+    """trl DPO (paper eq. 11) on the cell's pairs; ``settings`` are :class:`DPOTrainingConfig` fields."""
+
+    def __init__(self, shuffle_labels: bool = False, pairing: str = "best-worst", **settings: Any) -> None:
+        from agents.alignment.dpo import DPOTrainingConfig
+
+        if pairing not in ("best-worst", "all-pairs"):
+            raise UserError(f"dpo pairing: expected best-worst or all-pairs, found {pairing!r}")
+        self.settings = settings
+        self.shuffle_labels = shuffle_labels
+        self.pairing = pairing
+        DPOTrainingConfig.from_dict({**settings, "seed": 0})  # fail on a bad setting now, not in a cell
+
+    def __call__(self, task: AlignmentTask) -> Path:
+        from agents.alignment.ablations import randomize_labels
+        from agents.alignment.dpo import DPOTrainingConfig, train_dpo
+
+        pairs = task.pairs if self.pairing == "best-worst" else all_pairs(task.groups)
+        if self.shuffle_labels:
+            pairs = randomize_labels(pairs, seed=task.seed)
+        config = DPOTrainingConfig.from_dict(
+            {"num_threads": task.num_threads, **self.settings, "seed": task.seed}
+        )
+        path, _ = train_dpo(task.sft, pairs, task.dataset.clip, config, task.out / "policy")
+        return path
+
+
+class RandomPrefer(DPO):
+    """Paper Table IV: DPO on the same pairs with each label flipped with probability 1/2."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(shuffle_labels=True, **settings)
+
+
+class SFTPreferred:
+    """Paper Table IV: continued SFT on the preferred trajectories (:class:`ContinueSFTConfig` settings)."""
+
+    def __init__(self, **settings: Any) -> None:
+        from agents.alignment.ablations import ContinueSFTConfig
+
+        self.settings = settings
+        ContinueSFTConfig(**settings)
+
+    def __call__(self, task: AlignmentTask) -> Path:
+        from agents.alignment.ablations import ContinueSFTConfig, continue_sft
+
+        config = ContinueSFTConfig(**{**self.settings, "seed": task.seed})
+        chosen = [(p.clip_id, p.chosen_tokens) for p in task.pairs]
+        return continue_sft(task.sft, chosen, task.dataset.clip, config, task.out / "policy")
+
+
+class IteratedDPO:
+    """On-policy rounds: round k rates candidates of round k-1's policy and runs DPO from it (own reference).
+
+    The first round uses the cell's collected groups cut to its share; later rounds collect through
+    ``task.collect``, so all rounds together spend exactly the budget.
+    """
+
+    def __init__(self, rounds: int = 2, **settings: Any) -> None:
+        if rounds < 1:
+            raise UserError(f"iterated_dpo rounds: expected >= 1, found {rounds}")
+        self.rounds = rounds
+        self.dpo = DPO(**settings)
+
+    def __call__(self, task: AlignmentTask) -> Path:
+        shares = _split(task.budget, self.rounds)
+        policy, pairs = task.sft, task.pairs[: shares[0]]
+        for k, share in enumerate(shares):
+            if k:
+                pairs, _ = task.collect(policy, share, f"round{k}")
+            round_task = _replace(
+                task, sft=policy, pairs=pairs, out=task.out / f"round{k}", seed=task.seed + 1000 * k
+            )
+            policy = self.dpo(round_task)
+            task.log(f"  iterated DPO round {k + 1}/{self.rounds}: {len(pairs)} pairs")
+        return policy
+
+
+class PPOOnRewardModel:
+    """A Bradley-Terry reward-model ensemble on the cell's pairs, then SB3 PPO of the SFT network on it."""
+
+    def __init__(self, rm: Mapping[str, Any] | None = None, ppo: Mapping[str, Any] | None = None) -> None:
+        from experiments.pipelines.trainers import PPORunConfig, RewardModelRunConfig
+
+        self.rm, self.ppo = dict(rm or {}), dict(ppo or {})
+        RewardModelRunConfig.from_dict(self.rm)
+        PPORunConfig.from_dict(self.ppo)
+
+    def __call__(self, task: AlignmentTask) -> Path:
+        from experiments.pipelines.stages import train_ppo_stage, train_reward_model_stage
+
+        rm = train_reward_model_stage(
+            task.pairs,
+            task.dataset,
+            {**self.rm, "seed": task.seed, "num_threads": task.num_threads},
+            task.out / "rm",
+        )
+        return train_ppo_stage(
+            task.sft, rm, task.dataset, {**self.ppo, "seed": task.seed, "num_threads": task.num_threads},
+            task.out / "policy",
+        )  # fmt: skip
+
+
+def all_pairs(groups: Sequence[Any]) -> list[Any]:
+    """Every ordered pair of candidates with different scores in each group (chosen = higher score)."""
+    from agents.alignment.dpo import TrajectoryPair
+
+    pairs = []
+    for group in groups:
+        ranked = sorted(group.candidates, key=lambda c: -c.score)
+        for i, better in enumerate(ranked):
+            for worse in ranked[i + 1 :]:
+                if better.score > worse.score + 1e-9:
+                    pairs.append(
+                        TrajectoryPair(group.clip_id, better.tokens, worse.tokens, better.score - worse.score)
+                    )
+    return pairs
+
+
+def _split(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (1 if k < extra else 0) for k in range(parts)]
+
+
+def _replace(task: AlignmentTask, **changes: Any) -> AlignmentTask:
+    from dataclasses import replace
+
+    return replace(task, **changes)
+
+
+BUILTINS: dict[str, Callable[..., AlignmentAlgorithm]] = {
+    "dpo": DPO,
+    "random_prefer": RandomPrefer,
+    "sft_preferred": SFTPreferred,
+    "iterated_dpo": IteratedDPO,
+    "ppo_rm": PPOOnRewardModel,
+}

@@ -1,0 +1,217 @@
+"""The alignment benchmark's results: a table with 95 % intervals over seeds and a label-efficiency plot.
+
+Every cell is compared with the SFT policy evaluated with the same seed (common random numbers), so a row's
+interval is over the per-seed differences (Student t). ``write_results`` writes ``results.md``, ``results.json``
+and ``label_efficiency.png`` into the run folder; ``dyadic benchmark alignment --report-to docs/results/alignment.md``
+also regenerates the documentation page from them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.benchmark.protocol import PROTOCOL_VERSION, BenchmarkConfig, Cell, sft_eval_path
+
+KEYS = ("weighted", "appropriateness", "empathy", "engagement", "naturalness", "L2", "FD", "P-FD")
+RELATIVE = ("L2", "FD", "P-FD")  # reported as a change in % of SFT's value
+
+
+def student_t_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided Student-t interval (nan bounds for a single value)."""
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def summarize(config: BenchmarkConfig) -> dict[str, Any]:
+    """Per algorithm and budget: per-seed differences to SFT and their mean with a 95 % interval."""
+    sft = {s: _read(sft_eval_path(config.out, s)) for s in config.seeds}
+    rows: dict[str, dict[str, Any]] = {}
+    for algorithm in config.algorithms:
+        for budget in config.budgets:
+            found = {
+                s: _read(Cell(algorithm, budget, s).directory(config.out) / "result.json")
+                for s in config.seeds
+            }
+            seeds = [s for s in config.seeds if found[s] and sft[s]]
+            if seeds:
+                rows.setdefault(algorithm, {})[str(budget)] = _cell_summary(found, sft, seeds)
+    ceilings = _read(config.out / "ceilings.json")
+    sft_scores = [sft[s]["row"]["weighted"] for s in config.seeds if sft[s]]
+    return {
+        "protocol": PROTOCOL_VERSION, "fingerprint": config.fingerprint(), "dataset": config.dataset,
+        "seeds": config.seeds, "budgets": config.budgets, "algorithms": config.algorithms, "rows": rows,
+        "sft": {k: float(np.mean([sft[s]["row"][k] for s in config.seeds if sft[s]])) for k in KEYS if sft_scores},
+        "ceilings": ceilings, "eval": json.loads(json.dumps(config.eval.__dict__)),
+    }  # fmt: skip
+
+
+def _cell_summary(found: dict[int, Any], sft: dict[int, Any], seeds: list[int]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"seeds": seeds, "labels_spent": [found[s]["labels_spent"] for s in seeds]}
+    for key in KEYS:
+        if not all(key in found[s]["row"] and key in sft[s]["row"] for s in seeds):
+            continue
+        diffs = [found[s]["row"][key] - sft[s]["row"][key] for s in seeds]
+        if key in RELATIVE:
+            diffs = [100 * d / sft[s]["row"][key] for d, s in zip(diffs, seeds)]
+        mean, low, high = student_t_interval(diffs)
+        entry[key] = {"diffs": diffs, "mean": mean, "low": low, "high": high,
+                      "value": float(np.mean([found[s]["row"][key] for s in seeds]))}  # fmt: skip
+    return entry
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The results table (oracle and metric changes against SFT) and the ceilings."""
+    lines = [
+        f"Protocol `{summary['protocol']}` (config {summary['fingerprint']}), dataset `{summary['dataset']}`, "
+        f"{summary['eval']['split']} split, {len(summary['seeds'])} seeds ({', '.join(map(str, summary['seeds']))}), "
+        f"{summary['eval']['samples']} samples a clip at T={summary['eval']['temperature']}. Budgets count rated "
+        "candidate groups (one best-vs-worst pair each under the paper's rule). Δ is the mean over seeds of "
+        "(algorithm - SFT, same seed) with a 95 % Student-t interval; L2/FD/P-FD changes are in % of SFT's value.",
+        "",
+        f"SFT: oracle {summary['sft'].get('weighted', math.nan):.3f}, L2 {summary['sft'].get('L2', math.nan):.4f}, "
+        f"FD {summary['sft'].get('FD', math.nan):.3f}.",
+        "",
+        "| Algorithm | Labels | Oracle | Δ Oracle [95 % CI] | Δ App. | Δ Emp. | Δ Eng. | Δ Nat. | Δ L2 % | Δ FD % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for algorithm, budgets in summary["rows"].items():
+        for budget, e in budgets.items():
+            w = e.get("weighted", {})
+            lines.append(
+                f"| {algorithm} | {budget} | {w.get('value', math.nan):.3f} | {_ci(w)} | "
+                + " | ".join(
+                    _short(e.get(k)) for k in ("appropriateness", "empathy", "engagement", "naturalness")
+                )
+                + f" | {_short(e.get('L2'), 1)} | {_short(e.get('FD'), 1)} |"
+            )
+    lines += ["", *ceiling_lines(summary.get("ceilings"))]
+    return "\n".join(lines) + "\n"
+
+
+def ceiling_lines(ceilings: dict[str, Any] | None) -> list[str]:
+    if not ceilings:
+        return ["Ceilings: not measured in this run."]
+    lines = [
+        f"Ceilings on the same clips (difference to the SFT policy's mean of {ceilings['sft']:.3f}, 95 % bootstrap "
+        f"interval over {ceilings['clips']} clips):",
+        "",
+        "| Ceiling | Oracle | Δ [95 % CI] |",
+        "|---|---|---|",
+    ]
+    for name, c in ceilings["ceilings"].items():
+        label = {"ground_truth": "recorded listeners", "appropriate": "appropriate listeners (set mean)"}.get(
+            name, name
+        )
+        if name == "rl_oracle":
+            label = f"PPO on the oracle reward ({c['env_steps']:,} env steps)"
+        lines.append(
+            f"| {label} | {c['score']:.3f} | {c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] |"
+        )
+    return lines
+
+
+def _ci(e: dict[str, Any]) -> str:
+    if not e:
+        return ""
+    if math.isnan(e["low"]):
+        return f"{e['mean']:+.3f} (1 seed)"
+    return f"{e['mean']:+.3f} [{e['low']:+.3f}, {e['high']:+.3f}]"
+
+
+def _short(e: dict[str, Any] | None, digits: int = 2) -> str:
+    return "" if not e else f"{e['mean']:+.{digits}f}"
+
+
+def plot(summary: dict[str, Any], path: Path) -> Path:
+    """Oracle score against rated groups, one line per algorithm (95 % intervals), ceilings as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for algorithm, budgets in summary["rows"].items():
+        xs = [int(b) for b in budgets]
+        ys = [budgets[b]["weighted"]["value"] for b in budgets]
+        err = [budgets[b]["weighted"]["high"] - budgets[b]["weighted"]["mean"] for b in budgets]
+        ax.errorbar(xs, ys, yerr=np.nan_to_num(err), marker="o", capsize=3, label=algorithm)
+    sft = summary["sft"].get("weighted")
+    if sft is not None:
+        ax.axhline(sft, color="black", lw=1, label="SFT")
+    ceilings = (summary.get("ceilings") or {}).get("ceilings", {})
+    base = (summary.get("ceilings") or {}).get("sft", sft)
+    for k, (name, c) in enumerate(ceilings.items()):
+        ax.axhline(sft + c["diff"] if sft is not None else c["score"], ls="--", lw=1, color=f"C{k + 5}",
+                   label=f"ceiling: {name}")  # fmt: skip
+    del base
+    ax.set_xscale("log")
+    ax.set_xlabel("rated candidate groups (labels)")
+    ax.set_ylabel("oracle score (eq. 10), test split")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_results(
+    config: BenchmarkConfig,
+    summary: dict[str, Any],
+    *,
+    docs: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """``results.md``/``results.json``/``label_efficiency.png`` in the run folder (and ``docs`` when given)."""
+    out = config.out
+    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    text = markdown(summary)
+    (out / "results.md").write_text(text)
+    if summary["rows"]:
+        plot(summary, out / "label_efficiency.png")
+    log(text)
+    return out / "results.md"
+
+
+def write_docs(config: BenchmarkConfig, summary: dict[str, Any], page: Path) -> Path:
+    """The results page for ``docs/``: how it was made, the table, and the plot next to it."""
+    import shutil
+
+    page.parent.mkdir(parents=True, exist_ok=True)
+    figure = page.with_name(page.stem + "_label_efficiency.png")
+    if (config.out / "label_efficiency.png").exists():
+        shutil.copyfile(config.out / "label_efficiency.png", figure)
+    text = [
+        "# Alignment benchmark results",
+        "",
+        "Generated by `dyadic benchmark alignment` (see docs/alignment.md); do not edit by hand. Regenerate with:",
+        "",
+        "```bash",
+        f"dyadic benchmark alignment --config {_config_name(config)} --out {config.out} --report-to {page}",
+        "```",
+        "",
+        markdown(summary),
+    ]
+    if figure.exists():
+        text += [f"![label efficiency]({figure.name})", ""]
+    page.write_text("\n".join(text))
+    return page
+
+
+def _config_name(config: BenchmarkConfig) -> str:
+    return "experiments/configs/benchmark_alignment_small.yaml"

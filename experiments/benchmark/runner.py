@@ -1,0 +1,312 @@
+"""Runs the alignment benchmark's cells, in this process or as Ray tasks, resumably.
+
+Every output is written atomically by :func:`experiments.pipelines.stages.run_stage` and skipped when it exists,
+so an interrupted sweep resumes where it stopped and never recomputes a finished cell. Work is split in three
+kinds of independent jobs, each a pure function of the config and its arguments (what Ray ships to workers):
+
+1. per seed, the preference collection (rated groups of SFT samples on train clips) and the SFT's evaluation;
+2. per cell, the algorithm's training on the first ``budget`` groups of its seed's collection, then evaluation;
+3. once, the ceilings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.benchmark.protocol import (
+    PROTOCOL_VERSION,
+    BenchmarkConfig,
+    Cell,
+    cells,
+    collection_dir,
+    sft_eval_path,
+)
+from experiments.errors import UserError
+from experiments.pipelines.stages import run_stage
+
+Log = Callable[[str], None]
+
+
+def run_benchmark(config: BenchmarkConfig, log: Log = print) -> dict[str, Any]:
+    """Run (or resume) every cell and the ceilings; write the results table; return the summary."""
+    from experiments.benchmark.report import summarize, write_results
+
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config_file(config)
+    sft = resolve_sft(config, log)
+    jobs = _jobs(config, sft)
+    if config.ray:
+        _run_on_ray(config, jobs, log)
+    else:
+        for job in jobs:
+            job[0](config, *job[1:], log=log)
+    summary = summarize(config)
+    write_results(config, summary, log=log)
+    return summary
+
+
+def _jobs(config: BenchmarkConfig, sft: Path) -> list[tuple[Any, ...]]:
+    """The jobs in dependency order: per-seed collections and SFT evaluations first, then cells, then ceilings."""
+    first: list[tuple[Any, ...]] = [(collect_seed, str(sft), s) for s in config.seeds]
+    first += [(evaluate_sft, str(sft), s) for s in config.seeds]
+    rest: list[tuple[Any, ...]] = [(run_cell, str(sft), c.algorithm, c.budget, c.seed) for c in cells(config)]
+    rest.append((run_ceilings, str(sft)))
+    return [*first, ("barrier",), *rest] if config.ray else first + rest
+
+
+def resolve_sft(config: BenchmarkConfig, log: Log) -> Path:
+    if config.sft:
+        path = Path(config.sft)
+        if not (path / "config.json").exists():
+            raise UserError(
+                f"sft: {path} is not a VLA checkpoint (no config.json); train one with dyadic train sft"
+            )
+        return path
+    from experiments.pipelines.stages import train_sft_stage
+
+    return train_sft_stage(config.sft_config, config.dataset, config.out / "sft", seed=0, log=log)
+
+
+# --- jobs ------------------------------------------------------------------------------------------------------
+def collect_seed(config: BenchmarkConfig, sft: str, seed: int, log: Log = print) -> list[Path]:
+    """Rate ``max(budgets)`` groups of SFT samples for ``seed``, in parts of at most one pass over the train clips."""
+    from dyadic_env.data import load_dataset
+    from experiments.pipelines.alignment import collect_preferences
+
+    dataset = load_dataset(config.dataset)
+    order = _clip_order(dataset, seed, config.budgets[-1])
+    parts = []
+    for p, clip_ids in enumerate(order):
+        feedback = config.feedback_config(seed, p)
+        build = lambda tmp, ids=clip_ids, fb=feedback: collect_preferences(  # noqa: E731
+            sft, config.dataset, tmp, fb, clip_ids=ids, log=log
+        )
+        parts.append(
+            run_stage(
+                f"collect s{seed} part {p}", collection_dir(config.out, seed) / f"part{p}", build, log=log
+            )
+        )
+    return parts
+
+
+def _clip_order(dataset: Any, seed: int, groups: int) -> list[list[str]]:
+    """Train clips for ``groups`` groups: seeded passes over the train split, each a fresh permutation."""
+    ids = list(dataset.split("train").clip_ids)
+    rng = np.random.default_rng([seed, 17])
+    parts = []
+    while groups > 0:
+        take = min(groups, len(ids))
+        parts.append([ids[i] for i in rng.permutation(len(ids))[:take]])
+        groups -= take
+    return parts
+
+
+def pool(config: BenchmarkConfig, seed: int, budget: int) -> tuple[list[Any], list[Any]]:
+    """The first ``budget`` rated groups of a seed's collection (and their best-vs-worst pairs), in order."""
+    from experiments.pipelines.alignment import load_pairs, load_rated_groups
+
+    groups, pairs = [], []
+    for part in sorted(collection_dir(config.out, seed).glob("part[0-9]*"), key=lambda p: int(p.name[4:])):
+        summary = json.loads((part / "summary.json").read_text())
+        order = {cid: i for i, cid in enumerate(summary["clip_ids"])}
+        part_groups = sorted(load_rated_groups(part), key=lambda g: order[g.clip_id])
+        by_clip = {p.clip_id: p for p in load_pairs(part / "preferences")[1]}
+        groups += part_groups
+        pairs += [by_clip[g.clip_id] for g in part_groups if g.clip_id in by_clip]
+        if len(groups) >= budget:
+            break
+    if len(groups) < budget:
+        raise UserError(
+            f"seed {seed}: the collection holds {len(groups)} rated groups, the cell needs {budget}"
+        )
+    kept = {id(g) for g in groups[:budget]}
+    clip_of_kept = [g.clip_id for g in groups[:budget]]
+    pairs = _first_pairs(pairs, clip_of_kept)
+    return pairs, [g for g in groups if id(g) in kept]
+
+
+def _first_pairs(pairs: list[Any], clip_ids: list[str]) -> list[Any]:
+    """The pairs of the listed groups' clips, each clip's pairs used as often as it occurs in ``clip_ids``."""
+    remaining: dict[str, list[Any]] = {}
+    for p in pairs:
+        remaining.setdefault(p.clip_id, []).append(p)
+    out = []
+    for cid in clip_ids:
+        if remaining.get(cid):
+            out.append(remaining[cid].pop(0))
+    return out
+
+
+def evaluate_sft(config: BenchmarkConfig, sft: str, seed: int, log: Log = print) -> Path:
+    return run_stage(
+        f"eval SFT s{seed}", sft_eval_path(config.out, seed),
+        lambda tmp: _write_eval(config, Path(sft), seed, tmp, {"algorithm": "SFT", "seed": seed}, log), log=log,
+    )  # fmt: skip
+
+
+def run_cell(
+    config: BenchmarkConfig, sft: str, algorithm: str, budget: int, seed: int, log: Log = print
+) -> Path:
+    """Train one cell's algorithm on its share of preference data, evaluate it; returns ``result.json``."""
+    cell = Cell(algorithm, budget, seed)
+    directory = cell.directory(config.out)
+    return run_stage(
+        cell.key, directory / "result.json", lambda tmp: _cell(config, Path(sft), cell, tmp, log), log=log
+    )
+
+
+def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -> None:
+    import shutil
+
+    import torch
+
+    from dyadic_env.data import load_dataset
+    from experiments.benchmark.algorithms import AlignmentTask, BudgetLedger, load_algorithm
+
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    spec, settings = config.spec(cell.algorithm)
+    algorithm = load_algorithm(spec, settings)
+    pairs, groups = pool(config, cell.seed, cell.budget)
+    ledger = BudgetLedger(cell.budget, spent=len(groups))
+    work = cell.directory(config.out) / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    dataset = load_dataset(config.dataset)
+    task = AlignmentTask(
+        sft=sft, pairs=pairs, groups=groups, dataset=dataset, budget=cell.budget, seed=cell.seed, out=work,
+        collect=_collector(config, cell, ledger, work, log), log=log, num_threads=config.num_threads,
+    )  # fmt: skip
+    if hasattr(algorithm, "groups_up_front"):  # on-policy algorithms take their first share only
+        task.pairs, task.groups = (
+            pairs[: algorithm.groups_up_front(cell.budget)],
+            groups[: algorithm.groups_up_front(cell.budget)],
+        )
+        ledger.spent = len(task.groups)
+    started = time.perf_counter()
+    policy = Path(algorithm(task))
+    seconds = time.perf_counter() - started
+    meta = {"algorithm": cell.algorithm, "spec": spec, "settings": settings, "budget": cell.budget,
+            "seed": cell.seed, "labels_spent": ledger.spent, "collections": ledger.history, "train_seconds": seconds}  # fmt: skip
+    _write_eval(config, policy, cell.seed, tmp, meta, log)
+    final = cell.directory(config.out) / "policy"
+    shutil.rmtree(final, ignore_errors=True)
+    shutil.copytree(policy, final)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _collector(config: BenchmarkConfig, cell: Cell, ledger: Any, work: Path, log: Log) -> Callable[..., Any]:
+    """``collect(policy, groups, tag)`` for on-policy algorithms: rates new groups, charged to the cell's budget."""
+
+    def collect(policy: Path, groups: int, tag: str) -> tuple[list[Any], list[Any]]:
+        from dyadic_env.data import load_dataset
+        from experiments.pipelines.alignment import collect_preferences, load_pairs, load_rated_groups
+
+        ledger.charge(groups, tag)
+        ids = list(load_dataset(config.dataset).split("train").clip_ids)
+        rng = np.random.default_rng([cell.seed, 23, len(ledger.history)])
+        clip_ids = [ids[i] for i in rng.permutation(len(ids))[: min(groups, len(ids))]]
+        out = work / f"collect-{tag}"
+        feedback = config.feedback_config(cell.seed, 100 + len(ledger.history))
+        collect_preferences(
+            policy, config.dataset, out, feedback, clip_ids=clip_ids, policy_name=tag, log=log
+        )
+        return load_pairs(out / "preferences")[1], load_rated_groups(out)
+
+    return collect
+
+
+def _write_eval(
+    config: BenchmarkConfig, policy: Path, seed: int, tmp: Path, meta: dict[str, Any], log: Log
+) -> None:
+    from experiments.pipelines.evaluation import evaluate_quickstart
+
+    e = config.eval
+    results = evaluate_quickstart(
+        config.dataset, {"policy": policy}, baselines=(), split=e.split, seed=seed, max_clips=e.max_clips,
+        temperature=e.temperature, samples=e.samples, mode=e.mode, log=log,
+    )  # fmt: skip
+    record = {
+        "protocol": PROTOCOL_VERSION, "fingerprint": config.fingerprint(), **meta,
+        "row": results["rows"]["policy"], "per_clip": results["per_clip"]["policy"],
+        "clip_ids": results["per_clip"]["clip_ids"], "eval": asdict(e),
+    }  # fmt: skip
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(json.dumps(record, indent=1, default=_json_default))
+
+
+def run_ceilings(config: BenchmarkConfig, sft: str, log: Log = print) -> Path:
+    from experiments.benchmark.ceilings import measure_ceilings
+
+    return run_stage(
+        "ceilings", config.out / "ceilings.json",
+        lambda tmp: tmp.write_text(json.dumps(measure_ceilings(config, Path(sft), log), indent=1)), log=log,
+    )  # fmt: skip
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# --- bookkeeping -----------------------------------------------------------------------------------------------
+def _check_config_file(config: BenchmarkConfig) -> None:
+    """Refuse to resume a results folder made under another protocol version or config."""
+    path = config.out / "benchmark_config.json"
+    record = {"protocol": PROTOCOL_VERSION, "fingerprint": config.fingerprint(), "config": asdict(config)}
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if (previous.get("protocol"), previous.get("fingerprint")) != (
+            PROTOCOL_VERSION,
+            config.fingerprint(),
+        ):
+            raise UserError(
+                f"{config.out} holds results of another protocol or config ({previous.get('protocol')}, "
+                f"{previous.get('fingerprint')}); use a new --out or delete it"
+            )
+    path.write_text(json.dumps(record, indent=1, default=str))
+
+
+def _run_on_ray(config: BenchmarkConfig, jobs: list[tuple[Any, ...]], log: Log) -> None:
+    """The same jobs as Ray tasks (one CPU each); a barrier separates collections from cells."""
+    try:
+        import ray
+    except ImportError as e:  # pragma: no cover - ray is in the lock
+        raise UserError("--ray needs the `cluster` extra: pip install 'dyadic-listener[cluster]'") from e
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=None if config.ray == "local" else config.ray,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    remote = ray.remote(num_cpus=1)(_ray_job)
+    try:
+        batch: list[Any] = []
+        for job in [*jobs, ("barrier",)]:
+            if job[0] == "barrier":
+                for done in ray.get(batch):
+                    log(f"[ray] {done}")
+                batch = []
+            else:
+                batch.append(remote.remote(asdict(config), job[0].__name__, job[1:]))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_job(config_values: dict[str, Any], name: str, args: tuple[Any, ...]) -> str:
+    config = BenchmarkConfig(**{**config_values, "ray": None})
+    result = globals()[name](config, *args, log=lambda _msg: None)
+    return str(result)

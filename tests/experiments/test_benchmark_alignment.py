@@ -1,0 +1,115 @@
+"""The alignment benchmark's protocol on the tiny preset: cells, budgets, resumption, plug-ins and Ray."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments.benchmark.algorithms import BudgetLedger, load_algorithm
+from experiments.benchmark.protocol import BenchmarkConfig, cells
+from experiments.errors import UserError
+
+
+class KeepSFT:
+    """A plug-in algorithm (as a researcher would write one): returns the SFT checkpoint unchanged."""
+
+    def __init__(self, note: str = "") -> None:
+        self.note = note
+
+    def __call__(self, task):
+        assert len(task.pairs) <= task.budget and task.seed in (0, 1)
+        return task.sft
+
+
+def _tiny(tmp_path: Path) -> tuple[Path, Path]:
+    from agents.vla.factory import model_for_dataset
+    from dyadic_env.data import load_dataset
+    from dyadic_env.synthetic import write_preset
+
+    data = write_preset("tiny", tmp_path / "data")
+    tiny = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "num_key_value_heads": 2}  # fmt: skip
+    model = model_for_dataset(load_dataset(data), backbone=tiny, head_hidden=32, projector_hidden=32)
+    model.save_pretrained(tmp_path / "sft")
+    return data, tmp_path / "sft"
+
+
+def _config(tmp_path: Path, data: Path, sft: Path, **changes) -> BenchmarkConfig:
+    values = dict(
+        out=tmp_path / "run", dataset=str(data), sft=str(sft), seeds=[0], budgets=[2, 3],
+        algorithms=["dpo", f"{__name__}:KeepSFT"], num_threads=1,
+        algorithm_specs={"dpo": {"algorithm": "dpo", "settings": {"num_epochs": 1, "batch_size": 2}}},
+        feedback={"samples": 2, "annotators": 2, "ratings_per_group": 2, "temperature": 1.0},
+        eval={"samples": 1, "max_clips": 2}, ceilings={"best_of": [2]},
+    )  # fmt: skip
+    values.update(changes)
+    return BenchmarkConfig.from_dict(values)
+
+
+def test_config_errors_name_the_field() -> None:
+    with pytest.raises(UserError, match="unknown fields"):
+        BenchmarkConfig.from_dict({"budget": [1]})
+    with pytest.raises(UserError, match="budgets"):
+        BenchmarkConfig(budgets=[0])
+    with pytest.raises(UserError, match=r"eval\.split"):
+        BenchmarkConfig(eval={"split": "train"})
+    with pytest.raises(UserError, match="unknown; built-ins"):
+        load_algorithm("nope")
+    with pytest.raises(UserError, match="cannot import"):
+        load_algorithm("no_such_module:Thing")
+
+
+def test_budget_ledger_refuses_overspending() -> None:
+    ledger = BudgetLedger(10, spent=6)
+    ledger.charge(4, "round1")
+    with pytest.raises(UserError, match="budget of 10"):
+        ledger.charge(1, "round2")
+
+
+def test_cells_cover_algorithms_budgets_and_seeds() -> None:
+    config = BenchmarkConfig(algorithms=["dpo", "sft_preferred"], budgets=[120, 60], seeds=[0, 1])
+    assert config.budgets == [60, 120]
+    assert len(cells(config)) == 8
+
+
+@pytest.mark.slow
+def test_protocol_end_to_end_resumes_and_takes_plugins(tmp_path: Path) -> None:
+    from experiments.benchmark.runner import run_benchmark
+
+    data, sft = _tiny(tmp_path)
+    config = _config(tmp_path, data, sft)
+    summary = run_benchmark(config, log=lambda _msg: None)
+    assert set(summary["rows"]) == {"dpo", f"{__name__}:KeepSFT"}
+    assert set(summary["rows"]["dpo"]) == {"2", "3"}
+    keep = summary["rows"][f"{__name__}:KeepSFT"]["2"]["weighted"]
+    assert keep["mean"] == pytest.approx(0.0)  # the SFT checkpoint scored with the SFT row's sampling seed
+    assert "best_of_2" in summary["ceilings"]["ceilings"]
+    assert (config.out / "label_efficiency.png").exists()
+    # Resuming recomputes nothing finished: every result file keeps its bytes and mtime.
+    results = sorted(config.out.glob("cells/**/result.json"))
+    stamps = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in results}
+    messages: list[str] = []
+    run_benchmark(config, log=messages.append)
+    assert all((p.stat().st_mtime_ns, p.read_bytes()) == stamps[p] for p in results)
+    assert not any("running" in m for m in messages)
+    # Another config may not be mixed into the same results folder.
+    with pytest.raises(UserError, match="another protocol or config"):
+        run_benchmark(_config(tmp_path, data, sft, eval={"samples": 2, "max_clips": 2}), log=lambda _m: None)
+
+
+@pytest.mark.slow
+def test_ray_run_equals_in_process_run(tmp_path: Path) -> None:
+    from experiments.benchmark.runner import run_benchmark
+
+    data, sft = _tiny(tmp_path)
+    local = run_benchmark(
+        _config(tmp_path, data, sft, out=tmp_path / "local", budgets=[2]), log=lambda _m: None
+    )
+    on_ray = run_benchmark(
+        _config(tmp_path, data, sft, out=tmp_path / "ray", budgets=[2], ray="local"), log=lambda _m: None
+    )
+    for name in ("local", "ray"):
+        assert (tmp_path / name / "results.json").exists()
+    assert json.dumps(local["rows"], sort_keys=True) == json.dumps(on_ray["rows"], sort_keys=True)
