@@ -93,7 +93,7 @@ def load_algorithm(spec: str, settings: Mapping[str, Any] | None = None) -> Alig
     except (ImportError, AttributeError) as e:
         raise UserError(f"algorithm {spec!r}: cannot import it ({e}); is its package on PYTHONPATH?") from e
     if inspect.isclass(target):
-        return target(**settings)  # type: ignore[no-any-return]
+        return cast(AlignmentAlgorithm, target(**settings))
     if settings:
         raise UserError(f"algorithm {spec!r} is a function: it takes no settings, found {sorted(settings)}")
     if not callable(target):
