@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train listener policies: supervised fine-tuning of the VLA (sft) and alignment trainers.",
     )  # fmt: skip
     trainers = parser.add_subparsers(dest="trainer", metavar="TRAINER", required=True)
-    _register_sft(trainers)
-    _register_dpo(trainers)
-    _register_rm(trainers)
-    _register_ppo(trainers)
+    path = {"type": Path, "required": True}
+    policy = ("--policy", {**path, "help": "SFT checkpoint directory (e.g. runs/sft_small/final)"})
+    preferences = ("--preferences", {**path, "help": "preference dataset (dyadic feedback export)"})
+    speakers = (
+        "--dataset",
+        {"default": None, "help": "speaker dataset (default: the one the preferences name)"},
+    )
+    _add_trainer(
+        trainers, "sft", run_sft, "SFTConfig's own; e.g. experiments/configs/sft_small.yaml",
+        [("--no-progress", {"action": "store_true", "help": "hide the progress bar"})],
+        help="supervised fine-tuning of the VLA listener (paper eqs. 7-9)",
+        description="Train the VLA by teacher forcing on ground-truth listeners. Resumes from the latest "
+        "checkpoint in output_dir after a kill; the policy lands in OUTPUT_DIR/final.",
+    )  # fmt: skip
+    _add_trainer(
+        trainers, "dpo", run_dpo, "experiments/configs/dpo_small.yaml",
+        [policy, preferences, ("--out", {**path, "help": "directory for the aligned checkpoint"}), speakers],
+        help="DPO of a VLA checkpoint on a preference dataset (paper eq. 11, trl's DPOTrainer)",
+        description="Align an SFT checkpoint with preference pairs through trl's DPOTrainer; the reference is a "
+        "frozen copy of the checkpoint. TensorBoard logs land in OUT/tb.",
+    )  # fmt: skip
+    _add_trainer(
+        trainers, "rm", run_rm, "experiments/configs/rm_small.yaml",
+        [preferences, speakers, ("--out", {**path, "help": "directory for the reward model"})],
+        help="a Bradley-Terry reward-model ensemble on a preference dataset",
+        description="Train r(observation, action) whose sums over trajectories explain the preference pairs.",
+    )  # fmt: skip
+    _add_trainer(
+        trainers, "ppo", run_ppo, "experiments/configs/ppo_small.yaml",
+        [policy, ("--reward-model", {**path, "help": "reward model directory (dyadic train rm)"}),
+         ("--dataset", {"required": True, "help": "dataset directory or synthetic:PRESET (episodes replay it)"}),
+         ("--out", {**path, "help": "directory for the tuned checkpoint"})],
+        help="PPO (Stable-Baselines3) of a VLA checkpoint on a learned reward, KL-penalised to the SFT policy",
+        description="Fine-tune the VLA with PPO in dyadic_env/Listener-v0 whose reward is a learned reward model.",
+    )  # fmt: skip
+
+
+def _add_trainer(
+    trainers: argparse._SubParsersAction,
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    config: str,
+    arguments: list[tuple[str, dict[str, Any]]],
+    **texts: str,
+) -> None:
+    """One ``dyadic train NAME`` subcommand: its own arguments, then ``--config`` (``config`` says what is read
+    without it) and the ``key=value`` overrides."""
+    parser = trainers.add_parser(name, **texts)
+    for flag, options in arguments:
+        parser.add_argument(flag, **options)
+    add_config_arguments(parser, config)
+    parser.set_defaults(handler=handler)
 
 
 # --- config files and overrides, shared by the commands that read a config ------------------------------------
@@ -36,7 +85,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument("--config", type=Path, default=None, help=f"YAML config file (default: {default})")
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
-        help="override config fields (YAML values), e.g. max_steps=100 output_dir=runs/x",
+        help="override config fields (YAML values), e.g. max_steps=100 model.head_hidden=64",
     )  # fmt: skip
 
 
@@ -117,17 +166,6 @@ def _preferences(path: Path, dataset_arg: str | None) -> tuple[Any, Any]:
 
 
 # --- sft -------------------------------------------------------------------------------------------------------
-def _register_sft(trainers: argparse._SubParsersAction) -> None:
-    sft = trainers.add_parser(
-        "sft", help="supervised fine-tuning of the VLA listener (paper eqs. 7-9)",
-        description="Train the VLA by teacher forcing on ground-truth listeners. Resumes from the latest "
-        "checkpoint in output_dir after a kill; the policy lands in OUTPUT_DIR/final.",
-    )  # fmt: skip
-    add_config_arguments(sft, "SFTConfig's own; e.g. experiments/configs/sft_small.yaml")
-    sft.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    sft.set_defaults(handler=run_sft)
-
-
 def run_sft(args: argparse.Namespace) -> int:
     from agents.vla.sft import SFTConfig, train_sft
 
@@ -141,26 +179,6 @@ def run_sft(args: argparse.Namespace) -> int:
 
 
 # --- dpo -------------------------------------------------------------------------------------------------------
-def _register_dpo(trainers: argparse._SubParsersAction) -> None:
-    dpo = trainers.add_parser(
-        "dpo", help="DPO of a VLA checkpoint on a preference dataset (paper eq. 11, trl's DPOTrainer)",
-        description="Align an SFT checkpoint with preference pairs through trl's DPOTrainer; the reference is a "
-        "frozen copy of the checkpoint. TensorBoard logs land in OUT/tb.",
-    )  # fmt: skip
-    dpo.add_argument(
-        "--policy", type=Path, required=True, help="SFT checkpoint directory (e.g. runs/sft_small/final)"
-    )
-    dpo.add_argument(
-        "--preferences", type=Path, required=True, help="preference dataset (dyadic feedback export)"
-    )
-    dpo.add_argument("--out", type=Path, required=True, help="directory for the aligned checkpoint")
-    dpo.add_argument(
-        "--dataset", default=None, help="speaker dataset (default: the one the preferences name)"
-    )
-    add_config_arguments(dpo, "experiments/configs/dpo_small.yaml")
-    dpo.set_defaults(handler=run_dpo)
-
-
 def run_dpo(args: argparse.Namespace) -> int:
     from agents.alignment.dpo import DPOTrainingConfig, train_dpo
 
@@ -175,20 +193,6 @@ def run_dpo(args: argparse.Namespace) -> int:
 
 
 # --- rm --------------------------------------------------------------------------------------------------------
-def _register_rm(trainers: argparse._SubParsersAction) -> None:
-    rm = trainers.add_parser(
-        "rm", help="a Bradley-Terry reward-model ensemble on a preference dataset",
-        description="Train r(observation, action) whose sums over trajectories explain the preference pairs.",
-    )  # fmt: skip
-    rm.add_argument(
-        "--preferences", type=Path, required=True, help="preference dataset (dyadic feedback export)"
-    )
-    rm.add_argument("--dataset", default=None, help="speaker dataset (default: the one the preferences name)")
-    rm.add_argument("--out", type=Path, required=True, help="directory for the reward model")
-    add_config_arguments(rm, "experiments/configs/rm_small.yaml")
-    rm.set_defaults(handler=run_rm)
-
-
 def run_rm(args: argparse.Namespace) -> int:
     from experiments.pipelines.trainers import RewardModelRunConfig, train_reward_model_from_preferences
 
@@ -204,23 +208,6 @@ def run_rm(args: argparse.Namespace) -> int:
 
 
 # --- ppo -------------------------------------------------------------------------------------------------------
-def _register_ppo(trainers: argparse._SubParsersAction) -> None:
-    ppo = trainers.add_parser(
-        "ppo", help="PPO (Stable-Baselines3) of a VLA checkpoint on a learned reward, KL-penalised to the SFT policy",
-        description="Fine-tune the VLA with PPO in dyadic_env/Listener-v0 whose reward is a learned reward model.",
-    )  # fmt: skip
-    ppo.add_argument("--policy", type=Path, required=True, help="SFT checkpoint directory")
-    ppo.add_argument(
-        "--reward-model", type=Path, required=True, help="reward model directory (dyadic train rm)"
-    )
-    ppo.add_argument(
-        "--dataset", required=True, help="dataset directory or synthetic:PRESET (episodes replay it)"
-    )
-    ppo.add_argument("--out", type=Path, required=True, help="directory for the tuned checkpoint")
-    add_config_arguments(ppo, "experiments/configs/ppo_small.yaml")
-    ppo.set_defaults(handler=run_ppo)
-
-
 def run_ppo(args: argparse.Namespace) -> int:
     from experiments.pipelines.trainers import PPORunConfig, train_ppo_on_learned_reward
 
