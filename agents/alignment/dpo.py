@@ -74,11 +74,9 @@ class DPOTrainingConfig:
             truncated trajectories, with the pair's label. Short prefixes are also a credit assignment: the
             policy conditions on its own past, so a sampled listener commits to a response in its first frames
             and then continues it; later frames carry the label's signal only through that commitment, while
-            each adds 56 tokens of sampling noise to the log-ratio. On ``small`` (240 on-policy pairs),
-            8 frames raised the oracle's score over an SFT policy without nod gestures where 64-100 frames did
-            not; from ``sft_small`` with gestures 32 frames did best (see
-            ``experiments/configs/ablations_small.yaml``). With gestures the nods in a prefix are found in the
-            prefix itself, so a nod cut by its end may go unseen.
+            each adds 56 tokens of sampling noise to the log-ratio (prefix lengths compared: docs/results/dpo.md;
+            ``dpo_small.yaml`` uses 32). With gestures the nods in a prefix are found in the prefix itself, so a
+            nod cut by its end may go unseen.
         logging_steps: steps between logged metrics.
         seed: seeds trl/transformers (data order, dropout).
         num_threads: torch CPU threads (0 leaves torch's default).
