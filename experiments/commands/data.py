@@ -73,6 +73,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
     validate.set_defaults(handler=run_validate)
 
+    _register_appropriate(commands)
+
+    # Added by the VLA engineer: visual features from speaker videos (handler in agents.vla.features).
+    features = commands.add_parser(
+        "features",
+        help="copy a dataset with speaker_features from speaker videos (DINOv2 + SigLIP, local models)",
+    )
+    features.add_argument("--dataset", required=True, help="dataset directory or synthetic:PRESET")
+    features.add_argument(
+        "--videos", type=Path, required=True, help="folder of speaker videos CLIP_ID.mp4 (or .npy frames)"
+    )
+    features.add_argument(
+        "--dino", type=Path, default=None, help="local DINOv2 model directory (Dinov2Model)"
+    )
+    features.add_argument("--siglip", type=Path, default=None, help="local SigLIP vision model directory")
+    features.add_argument("--out", type=Path, required=True, help="new dataset directory to write")
+    features.add_argument("--device", default="cpu", help="torch device for the encoders (cpu, cuda)")
+    features.add_argument("--batch-size", type=int, default=32, help="frames per encoder forward pass")
+    features.set_defaults(handler=run_features)
+
+
+def _register_appropriate(commands: argparse._SubParsersAction) -> None:
     sets = commands.add_parser(
         "appropriate", help="give a dataset appropriate-reaction sets (REACT 2023: speaker-behaviour neighbours)",
         description="Within each split, a clip's set is the recorded listeners of the clips whose speaker behaves "
@@ -94,24 +116,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sets.add_argument("--replace", action="store_true", help="replace the sets the dataset already has")
     sets.set_defaults(handler=run_appropriate)
-
-    # Added by the VLA engineer: visual features from speaker videos (handler in agents.vla.features).
-    features = commands.add_parser(
-        "features",
-        help="copy a dataset with speaker_features from speaker videos (DINOv2 + SigLIP, local models)",
-    )
-    features.add_argument("--dataset", required=True, help="dataset directory or synthetic:PRESET")
-    features.add_argument(
-        "--videos", type=Path, required=True, help="folder of speaker videos CLIP_ID.mp4 (or .npy frames)"
-    )
-    features.add_argument(
-        "--dino", type=Path, default=None, help="local DINOv2 model directory (Dinov2Model)"
-    )
-    features.add_argument("--siglip", type=Path, default=None, help="local SigLIP vision model directory")
-    features.add_argument("--out", type=Path, required=True, help="new dataset directory to write")
-    features.add_argument("--device", default="cpu", help="torch device for the encoders (cpu, cuda)")
-    features.add_argument("--batch-size", type=int, default=32, help="frames per encoder forward pass")
-    features.set_defaults(handler=run_features)
 
 
 def run_synth(args: argparse.Namespace) -> int:
