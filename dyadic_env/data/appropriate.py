@@ -178,6 +178,18 @@ def set_listeners(
     return out
 
 
+def set_entries(sets: AppropriateSets, row: int, clip_ids: np.ndarray) -> list[Any]:
+    """Clip ``row``'s set as ``write_dataset`` takes it: stored arrays, and clip ids for recorded listeners."""
+    out: list[Any] = []
+    for _, source, ref, frames in sets.entries(row).tolist():
+        if source == STORED:
+            assert sets.motion is not None
+            out.append(np.asarray(sets.motion[ref : ref + frames]))
+        else:
+            out.append(str(clip_ids[ref]))
+    return out
+
+
 def manifest_block(index: np.ndarray, motion: str | None, info: Mapping[str, Any], num_clips: int,
                    index_file: str = INDEX_FILE) -> dict[str, Any]:  # fmt: skip
     """``manifest["appropriate"]``: files, how the sets were made, and their sizes."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 
 from dyadic_env.data import ondisk
-from dyadic_env.data.appropriate import AppropriateSets, open_sets, set_listeners
+from dyadic_env.data.appropriate import AppropriateSets, open_sets, set_entries, set_listeners
 from dyadic_env.data.clip import Clip, Word
 from dyadic_env.data.errors import DataValidationError
 from dyadic_env.data.specs import resolve_spec
@@ -209,6 +209,11 @@ class DyadicDataset:
             return []
         offsets = np.asarray(self.index[:, ondisk.OFFSET])
         return set_listeners(self.appropriate, row, self.arrays["listener_motion"], offsets)
+
+    def appropriate_entries(self, row: int) -> list[np.ndarray | str]:
+        """Clip ``row``'s set as :func:`~dyadic_env.data.write_dataset` takes it (stored arrays, and the clip ids
+        of recorded listeners): a copy of the dataset yields ``(split, clip, dataset.appropriate_entries(row))``."""
+        return [] if self.appropriate is None else set_entries(self.appropriate, row, self.clip_id_array)
 
     def entry(self, row: int) -> dict[str, Any]:
         """The parsed JSON line of clip ``row``: ids, split, words, meta."""

@@ -58,6 +58,23 @@ def test_sets_round_trip_as_memory_maps(with_sets):
     assert validate_dataset(path) == []
 
 
+def test_a_copy_keeps_the_sets(with_sets, tmp_path):
+    source = load_dataset(with_sets[0])
+    items = [
+        (s, c, source.appropriate_entries(source.row_of(c.clip_id)))
+        for s in source.splits
+        for c in source.split(s)
+    ]
+    copy = load_dataset(write_dataset(tmp_path / "copy", items, fps=25.0, expression_basis="flame"))
+    for clip_id in ("c4", "c5"):
+        for a, b in zip(
+            source.appropriate_listeners(source.row_of(clip_id)),
+            copy.appropriate_listeners(copy.row_of(clip_id)),
+        ):
+            np.testing.assert_array_equal(a, b)
+    assert source.appropriate_entries(source.row_of("c4"))[1:] == ["c4", "c0"]
+
+
 def test_a_schema_1_dataset_still_loads(small_dataset):
     manifest = json.loads((small_dataset / "manifest.json").read_text())
     manifest["schema_version"] = 1
