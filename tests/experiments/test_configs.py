@@ -138,7 +138,8 @@ def test_eval_and_feedback_configs_read_the_same_way(tmp_path):
 
     (tmp_path / "mine.yaml").write_text("base: eval.yaml\nsplit: val\n")
     config = build_config(build_parser().parse_args(["eval", "--config", str(tmp_path / "mine.yaml")]))
-    assert config.split == "val" and config.agents == read_config("eval.yaml")["agents"]  # the rest from its base
+    assert config.split == "val"
+    assert config.agents == read_config("eval.yaml")["agents"]  # from its base
     (tmp_path / "bad.yaml").write_text("- 1\n")
     with pytest.raises(UserError, match=r"bad\.yaml: expected a mapping of fields"):
         build_config(build_parser().parse_args(["eval", "--config", str(tmp_path / "bad.yaml")]))
