@@ -20,11 +20,18 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from human_feedback.store import Annotator, Credential, SignInSession, Store, check_length, utcnow
+from human_feedback.store import (
+    DEFAULT_TOKEN_DAYS,
+    Annotator,
+    Credential,
+    SignInSession,
+    Store,
+    check_length,
+    utcnow,
+)
 
 TOKEN_PREFIX = "dyf_"
 SESSION_PREFIX = "dys_"
-DEFAULT_TOKEN_DAYS = 30
 MAX_TOKEN_DAYS = 3650
 SESSION_HOURS = 12
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,127}$")

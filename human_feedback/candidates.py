@@ -171,9 +171,8 @@ def collect(
     """Create ``campaign`` (or, with ``append``, extend it) and fill it with candidate groups.
 
     Each group is written in one transaction after its videos are rendered, so an interrupted collection
-    leaves only complete groups (and perhaps unreferenced video files). Appending draws clips the campaign
-    does not have yet; ``kind``, ``ratings_per_group``, ``repeat_every`` and ``settings`` (campaign config
-    such as ``require_watch_time``) are the campaign's own then.
+    leaves only complete groups (and perhaps unreferenced videos). ``settings``: campaign config such as
+    ``require_watch_time``. Appending draws clips the campaign lacks; the other settings stay its own.
     """
     import gymnasium as gym
 
@@ -191,23 +190,20 @@ def collect(
     if append:
         media, taken = _extend_campaign(store, campaign, config, tokenizer.to_dict(), media_dir)
     else:
-        media = Path(media_dir) if media_dir is not None else default_media_dir(store, campaign)
+        media, taken = Path(media_dir) if media_dir is not None else default_media_dir(store, campaign), []
         service.create_campaign(
             store, campaign, media_dir=media, kind=kind, ratings_per_group=ratings_per_group,
             repeat_every=repeat_every, seed=config.seed, dataset_spec=config.dataset, split=config.split,
             expression_basis=dataset.expression_basis, tokenizer=tokenizer.to_dict(),
             config={**(settings or {}), "collect": _config_dict(config)},
         )  # fmt: skip
-        taken = []
     chosen = _chosen_clips(dataset.split(config.split).clip_ids, config, taken)
     agents = [
         (spec, load_policy(spec, dataset, seed=config.seed, temperature=config.temperature))
         for spec in config.policies
     ]
     first = len(taken)  # group numbers go on where the campaign left off: new seeds, new broken picks
-    picker = np.random.default_rng([config.seed, 2, first] if first else [config.seed, 2])
-    picked = picker.permutation(len(chosen))[: round(config.broken_fraction * len(chosen))]
-    broken_groups = {first + int(i) for i in picked}
+    broken_groups = _broken_groups(config, first, len(chosen))
     report = CollectReport(campaign=campaign, clip_ids=chosen)
     renderer = _renderer(config) if config.render else None
     try:
@@ -220,10 +216,10 @@ def collect(
             report.seconds_rollout += time.perf_counter() - started
             started = time.perf_counter()
             if renderer is not None:
+                tokens = [c["tokens"] for c in candidates]
                 paths = render_group(
-                    renderer, media, clip, [c["tokens"] for c in candidates], tokenizer,
-                    dataset.expression_basis, seed=config.seed + index,
-                )  # fmt: skip
+                    renderer, media, clip, tokens, tokenizer, dataset.expression_basis, seed=index
+                )
                 for c, path in zip(candidates, paths):
                     c["video"] = path
                 report.videos += len(candidates)
@@ -238,6 +234,12 @@ def collect(
         if renderer is not None:
             renderer.close()
     return report
+
+
+def _broken_groups(config: CollectConfig, first: int, count: int) -> set[int]:
+    """Numbers of the groups that get a broken candidate (seeded; appends draw afresh)."""
+    picker = np.random.default_rng([config.seed, 2, first] if first else [config.seed, 2])
+    return {first + int(i) for i in picker.permutation(count)[: round(config.broken_fraction * count)]}
 
 
 def _chosen_clips(available: Sequence[str], config: CollectConfig, taken: Sequence[str]) -> list[str]:

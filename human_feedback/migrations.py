@@ -1,5 +1,8 @@
 """Upgrading a feedback store of an older schema version in place (``dyadic feedback migrate``).
 
+:func:`migrate` opens the store accepting any version it can upgrade (:class:`Store` refuses older ones
+otherwise, naming this command) and runs the steps from its version to the current one.
+
 Each step takes the database from version N to N + 1 in one transaction (PostgreSQL and SQLite both run
 DDL inside transactions), so a failed upgrade leaves the store as it was. The schema is small and changes
 rarely, so steps are plain SQL here rather than an Alembic environment.
@@ -19,12 +22,11 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from human_feedback.store import SCHEMA_VERSION, Base, Store, utcnow
+from human_feedback.store import DEFAULT_TOKEN_DAYS, SCHEMA_VERSION, Base, Store, utcnow
 
 log = logging.getLogger("human_feedback.migrations")
 # Columns that were 32-bit in version 1 and hold values up to 2**32 - 1 (seeds) or long durations (ms).
@@ -35,6 +37,16 @@ WIDENED = (
     ("submissions", "time_spent_ms"),
     ("ratings", "watched_ms"),
 )
+
+
+def migrate(url: str) -> list[str]:
+    """Upgrade the store at ``url`` to :data:`SCHEMA_VERSION`; a line per change (none when current).
+
+    Raises:
+        SchemaError: not a feedback store, or one newer than this toolkit.
+    """
+    with Store(url, oldest=min(STEPS)) as store:
+        return upgrade(store, store.version)
 
 
 def upgrade(store: Store, version: int) -> list[str]:
@@ -53,7 +65,6 @@ def upgrade(store: Store, version: int) -> list[str]:
 
 
 def _v1_to_v2(store: Store, conn: Connection) -> list[str]:
-    from human_feedback.auth import DEFAULT_TOKEN_DAYS
     from human_feedback.store import MediaFetch, SignInSession
 
     done = []
@@ -108,8 +119,3 @@ def _find_media_dir(base: Path, old: Path) -> Path | None:
 
 
 STEPS: dict[int, Callable[[Store, Connection], list[str]]] = {1: _v1_to_v2}
-
-
-def current_version(store: Store) -> Any:
-    with store.engine.connect() as conn:
-        return conn.execute(text("SELECT version FROM schema_info WHERE id = 1")).scalar()

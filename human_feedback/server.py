@@ -31,6 +31,7 @@ from fastapi.responses import (
 )
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
 from human_feedback import service
 from human_feedback.auth import (
@@ -45,7 +46,7 @@ from human_feedback.auth import (
 from human_feedback.criteria import rubric
 from human_feedback.media import MediaPathError, resolve_media
 from human_feedback.middleware import GuardMiddleware
-from human_feedback.store import Store
+from human_feedback.store import Campaign, Store
 from human_feedback.videos import served_size, video_response
 from human_feedback.viewing import record_fetch
 
@@ -214,7 +215,8 @@ def create_app(
         return who
 
     _add_pages(app, store)
-    _add_annotator_api(app, store, principal, annotator, (secure_cookies, session_hours))
+    _add_session_api(app, store, principal, (secure_cookies, session_hours))
+    _add_annotator_api(app, store, principal, annotator)
     _add_admin_api(app, store, admin)
     return app
 
@@ -292,11 +294,8 @@ def _page_principal(store: Store, request: Request) -> Principal:
     return who
 
 
-def _add_annotator_api(
-    app: FastAPI, store: Store, principal: Any, annotator: Any, cookies: tuple[bool, float]
-) -> None:
+def _add_session_api(app: FastAPI, store: Store, principal: Any, cookies: tuple[bool, float]) -> None:
     Who = Annotated[Principal, Depends(principal)]
-    Annotator_ = Annotated[Principal, Depends(annotator)]
     secure, session_hours = cookies
 
     @app.post("/api/session", response_model=SignedIn)
@@ -318,6 +317,11 @@ def _add_annotator_api(
             close_session(store, who.session_id)
         response.delete_cookie(COOKIE, path="/")
         return {"ok": True, "session_ended": who.session_id is not None}
+
+
+def _add_annotator_api(app: FastAPI, store: Store, principal: Any, annotator: Any) -> None:
+    Who = Annotated[Principal, Depends(principal)]
+    Annotator_ = Annotated[Principal, Depends(annotator)]
 
     @app.get("/api/me")
     def me(who: Who) -> dict[str, Any]:
@@ -395,10 +399,6 @@ def _add_admin_api(app: FastAPI, store: Store, admin: Any) -> None:
 
     @app.get("/api/admin/campaigns")
     def campaigns(_: Admin) -> list[dict[str, Any]]:
-        from sqlalchemy import select
-
-        from human_feedback.store import Campaign
-
         with store.read() as session:
             names = list(session.scalars(select(Campaign.name).order_by(Campaign.id)))
         return [{"name": n} for n in names]

@@ -4,6 +4,9 @@ The HTTP API calls these and nothing else touches ratings, so people, simulated 
 go through the same code. Every function raises a :class:`FeedbackError` subclass carrying the HTTP status
 that fits and a message that says what was wrong. Campaigns are built with :mod:`human_feedback.campaigns`
 (re-exported here, where the pipelines have always found them).
+
+One file, a little over 500 lines, on purpose: every rule the server applies to an annotator's request
+(hand-out, blinding, submission, what they may read back) reads top to bottom in one place.
 """
 
 from __future__ import annotations
@@ -199,33 +202,45 @@ def next_assignment(store: Store, annotator_id: int, campaign_name: str) -> Assi
 
     A new page is a repeat of a group they already rated (attention check) once every
     ``campaign.repeat_every`` pages, else the group with the most raters in progress below R that they have
-    never had (so groups complete one after another). Runs in one write transaction, so concurrent calls
-    never hand a group to more than R annotators.
+    never had (so groups complete one after another). The choice runs in one write transaction that holds
+    the campaign (a row lock on PostgreSQL, the write lock on SQLite), so concurrent calls never hand a
+    group to more than R annotators; the page is read afterwards, so the lock is held only for the choice.
     """
-    now = utcnow()
+    with store.read() as session:  # a page already open needs no lock (reloads, retries)
+        unfinished = _unfinished(session, _campaign(session, campaign_name), annotator_id)
+        if unfinished is not None:
+            _annotator(session, annotator_id)
+            return _page(session, unfinished, annotator_id)
     with store.write() as session:
         _annotator(session, annotator_id)
         campaign = _campaign(session, campaign_name, lock=True)
-        unfinished = session.scalars(
-            select(Assignment)
-            .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
-            .where(
-                CandidateGroup.campaign_id == campaign.id,
-                Assignment.annotator_id == annotator_id,
-                Assignment.completed_at.is_(None),
-            )
-            .order_by(Assignment.id)
-        ).first()
-        if unfinished is not None:
-            return _page(session, unfinished, annotator_id)
-        assignment = _repeat_check(session, campaign, annotator_id) or _new_regular(
-            session, campaign, annotator_id, now
-        )
+        assignment = _unfinished(session, campaign, annotator_id)
         if assignment is None:
-            return None
-        session.add(assignment)
-        session.flush()
-        return _page(session, assignment, annotator_id)
+            assignment = _repeat_check(session, campaign, annotator_id) or _new_regular(
+                session, campaign, annotator_id, utcnow()
+            )
+            if assignment is None:
+                return None
+            session.add(assignment)
+            session.flush()
+        public_id = assignment.public_id
+    with store.read() as session:
+        chosen = session.scalar(select(Assignment).where(Assignment.public_id == public_id))
+        assert chosen is not None  # committed above
+        return _page(session, chosen, annotator_id)
+
+
+def _unfinished(session: Session, campaign: Campaign, annotator_id: int) -> Assignment | None:
+    return session.scalars(
+        select(Assignment)
+        .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
+        .where(
+            CandidateGroup.campaign_id == campaign.id,
+            Assignment.annotator_id == annotator_id,
+            Assignment.completed_at.is_(None),
+        )
+        .order_by(Assignment.id)
+    ).first()
 
 
 def _new_regular(
@@ -363,19 +378,7 @@ def submit(
         Conflict: the page was already submitted under another id, or this id was used for other ratings;
             or its videos were not fetched (or not long enough ago, see :mod:`human_feedback.viewing`).
     """
-    try:
-        check_length(submission_id, Submission.id, "submission id")
-    except ValueError as e:
-        raise Invalid(str(e)) from None
-    if time_spent_ms is not None and not 0 <= time_spent_ms < 2**62:
-        raise Invalid(f"time_spent_ms must be a non-negative number of milliseconds, found {time_spent_ms}")
-    for r in ratings:
-        for key in CRITERION_KEYS:
-            value = r.get(key)
-            if not isinstance(value, int) or isinstance(value, bool) or not MIN_RATING <= value <= MAX_RATING:
-                raise Invalid(
-                    f"item {r.get('item_id')!r}: {key} must be an integer {MIN_RATING}-{MAX_RATING}, found {value!r}"
-                )
+    _check_submission(submission_id, ratings, time_spent_ms)
     payload_hash = _payload_hash(ratings)
     try:
         with store.write() as session:
@@ -432,6 +435,25 @@ def submit(
                 f"page {assignment_public_id} was already submitted; ratings cannot be changed"
             ) from None
         raise
+
+
+def _check_submission(
+    submission_id: str, ratings: Sequence[dict[str, Any]], time_spent_ms: int | None
+) -> None:
+    """What can be checked before touching the database (the API's models check the same)."""
+    try:
+        check_length(submission_id, Submission.id, "submission id")
+    except ValueError as e:
+        raise Invalid(str(e)) from None
+    if time_spent_ms is not None and not 0 <= time_spent_ms < 2**62:
+        raise Invalid(f"time_spent_ms must be a non-negative number of milliseconds, found {time_spent_ms}")
+    for r in ratings:
+        for key in CRITERION_KEYS:
+            value = r.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or not MIN_RATING <= value <= MAX_RATING:
+                raise Invalid(
+                    f"item {r.get('item_id')!r}: {key} must be an integer {MIN_RATING}-{MAX_RATING}, found {value!r}"
+                )
 
 
 def _replayed(

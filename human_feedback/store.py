@@ -9,6 +9,9 @@ Columns are sized for every value they can hold: seeds and millisecond counts ar
 overflows on PostgreSQL, which, unlike SQLite, enforces sizes), and text that users choose is checked
 against its column's length before it is stored (:func:`check_length`).
 
+The schema and how a database is opened stay in one file (a little over 500 lines) so that what a
+column holds and how it is checked read together.
+
 SQLite is the default (a file next to the campaign's videos); any SQLAlchemy URL works, e.g.
 ``postgresql+psycopg://user@host/feedback`` for a team. On SQLite every connection turns on foreign keys,
 WAL journaling (readers never block the writer), ``synchronous=FULL`` (a commit that was acknowledged
@@ -53,6 +56,7 @@ from dyadic_env.criteria import CRITERIA
 from human_feedback.criteria import MAX_RATING, MIN_RATING
 
 SCHEMA_VERSION = 2
+DEFAULT_TOKEN_DAYS = 30  # how long a new sign-in token works (human_feedback.auth)
 SCHEMA_NAME = "dyadic-feedback"
 
 
@@ -395,14 +399,14 @@ class Store:
     Args:
         url: a SQLAlchemy URL, or a file path for SQLite.
         create: create the tables when the database is empty; otherwise an empty database is an error.
-        migrate: upgrade a store of an older schema version in place (:mod:`human_feedback.migrations`);
-            otherwise an older version is an error that says how to upgrade.
+        oldest: the oldest schema version accepted (:func:`human_feedback.migrations.migrate` opens older
+            stores to upgrade them); an older version is an error that says how to upgrade.
 
     Raises:
         SchemaError: the database is missing, not a feedback store, or of another schema version.
     """
 
-    def __init__(self, url: str | os.PathLike, *, create: bool = False, migrate: bool = False) -> None:
+    def __init__(self, url: str | os.PathLike, *, create: bool = False, oldest: int = SCHEMA_VERSION) -> None:
         self.url = database_url(url)
         self.sqlite_path = _sqlite_path(self.url)
         if self.sqlite_path is not None:
@@ -422,14 +426,13 @@ class Store:
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
         )
         self._write = sessionmaker(write_engine, expire_on_commit=False)
-        self.migrated: list[str] = []  # what opening with migrate=True changed
         try:
-            self._check_schema(create, migrate)
+            self.version = self._check_schema(create, oldest)
         except BaseException:
             self.engine.dispose()
             raise
 
-    def _check_schema(self, create: bool, migrate: bool) -> None:
+    def _check_schema(self, create: bool, oldest: int) -> int:
         from sqlalchemy.exc import OperationalError
 
         try:
@@ -447,28 +450,25 @@ class Store:
             Base.metadata.create_all(self.engine)
             with self.write() as session:
                 session.add(SchemaInfo(id=1, name=SCHEMA_NAME, version=SCHEMA_VERSION))
-            return
+            return SCHEMA_VERSION
         with self.read() as session:
             info = session.execute(
                 select(SchemaInfo.name, SchemaInfo.version).where(SchemaInfo.id == 1)
             ).first()
         if info is None or info.name != SCHEMA_NAME:
             raise SchemaError(f"{self.url}: schema_info does not name a {SCHEMA_NAME} store")
-        if info.version < SCHEMA_VERSION and migrate:
-            from human_feedback.migrations import upgrade
-
-            self.migrated = upgrade(self, info.version)
-        elif info.version < SCHEMA_VERSION:
+        if info.version < oldest:
             raise SchemaError(
                 f"{self.url}: feedback store schema version {info.version}; this toolkit reads version "
                 f"{SCHEMA_VERSION}. Upgrade it in place with `dyadic feedback migrate --db {self.url}` "
                 "(back the database up first)."
             )
-        elif info.version > SCHEMA_VERSION:
+        if info.version > SCHEMA_VERSION:
             raise SchemaError(
                 f"{self.url}: feedback store schema version {info.version}, but this toolkit reads version "
                 f"{SCHEMA_VERSION}. Use the toolkit version that wrote it (a newer one)."
             )
+        return int(info.version)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
