@@ -189,7 +189,7 @@ def _decode_autoregressive(
     vla: VLAModel, out: FrameOutput, inputs: dict[str, torch.Tensor], sampler: Sampler
 ) -> tuple[torch.Tensor, torch.Tensor, DecodeState]:
     """RT-2 style: dimension 0 from the STATE token, each next one from the token just fed."""
-    cache = FrameCache(out.past_key_values, out.attention_mask, out.positions)
+    cache = out.cache()
     hidden = out.frame_hidden[:, -1]
     prev_tokens = vla.encode_actions(inputs["prev_listener"][:, -1])
     picked: list[torch.Tensor] = []

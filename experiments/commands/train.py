@@ -67,11 +67,13 @@ def _add_trainer(
     handler: Callable[[argparse.Namespace], int],
     config: str,
     arguments: list[tuple[str, dict[str, Any]]],
-    **texts: str,
+    *,
+    help: str,
+    description: str,
 ) -> None:
     """One ``dyadic train NAME`` subcommand: its own arguments, then ``--config`` (``config`` says what is read
     without it) and the ``key=value`` overrides."""
-    parser = trainers.add_parser(name, **texts)
+    parser = trainers.add_parser(name, help=help, description=description)
     for flag, options in arguments:
         parser.add_argument(flag, **options)
     add_config_arguments(parser, config)

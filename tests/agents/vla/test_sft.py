@@ -303,3 +303,25 @@ def test_training_loss_adds_the_speaker_and_nod_onset_terms(random_dataset):
     assert loss.speaker > 0 and loss.gesture > 0
     parts = loss.ce_expression + loss.ce_pose + 0.01 * loss.temporal + 0.5 * loss.speaker + 2.0 * loss.gesture
     torch.testing.assert_close(loss.total, parts)
+
+
+def test_the_model_section_builds_the_policy_and_init_from_keeps_its_network(random_dataset, tmp_path):
+    from agents.vla import VLAForListening
+    from agents.vla.sft import build_sft_model
+
+    first = train_sft(_config(random_dataset, tmp_path / "a", {"head_groups": 2, "decode_mode": "greedy"},
+                              max_steps=2, save_every=0), progress=False)  # fmt: skip
+    trained = VLAForListening.from_pretrained(first).config
+    assert (trained.head_groups, trained.decode_mode, trained.max_context_frames) == (2, "greedy", 16)
+    assert (
+        trained.head_hidden == TINY["head_hidden"] and trained.speaker_input == "motion"
+    )  # auto: no features
+    again = build_sft_model(
+        _config(random_dataset, tmp_path / "b", {"decode_mode": "mean"}, init_from=str(first), max_frames=8),
+        None, None,
+    )  # fmt: skip
+    assert (again.config.head_groups, again.config.decode_mode, again.config.max_context_frames) == (
+        2,
+        "mean",
+        8,
+    )
