@@ -77,6 +77,10 @@ class DPOTrainingConfig:
             each adds 56 tokens of sampling noise to the log-ratio (prefix lengths compared: docs/results/dpo.md;
             ``dpo_small.yaml`` uses 32). With gestures the nods in a prefix are found in the prefix itself, so a
             nod cut by its end may go unseen.
+        nod_decisions: score each frame's nod decision too (models with gestures), so DPO also learns *when to
+            nod*; trl's token view cannot, see :mod:`agents.alignment.trajectory_logprobs`.
+        action_frames: only the action tokens of the first N frames enter the log-ratio (0: all); with
+            ``nod_decisions`` the decisions of every frame still count.
         logging_steps: steps between logged metrics.
         seed: seeds trl/transformers (data order, dropout).
         num_threads: torch CPU threads (0 leaves torch's default).
@@ -96,6 +100,8 @@ class DPOTrainingConfig:
     max_grad_norm: float = 1.0
     precompute_ref_log_probs: bool = False
     max_frames: int = 0
+    nod_decisions: bool = False
+    action_frames: int = 0
     logging_steps: int = 5
     seed: int = 0
     num_threads: int = 0
@@ -114,6 +120,8 @@ class DPOTrainingConfig:
             raise ValueError(f"dpo config: beta must be > 0, found {self.beta}")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"dpo config: label_smoothing must be in [0, 0.5), found {self.label_smoothing}")
+        if self.action_frames < 0:
+            raise ValueError(f"dpo config: action_frames must be >= 0 (0: all), found {self.action_frames}")
         if self.max_frames < 0:
             raise ValueError(
                 f"dpo config: max_frames must be >= 0 (0: whole trajectories), found {self.max_frames}"
@@ -225,6 +233,14 @@ def make_dpo_trainer(
 
     # Metrics go to TensorBoard and dpo_log.jsonl; printing every logged step drowns pipeline logs.
     trainer.remove_callback(PrinterCallback)
+    if config.nod_decisions or config.action_frames:
+        from agents.alignment.trajectory_logprobs import use_trajectory_logprobs
+
+        for model in (trainer.model, trainer.ref_model):
+            if model is not None:
+                use_trajectory_logprobs(
+                    model, nod_decisions=config.nod_decisions, action_frames=config.action_frames
+                )
     return trainer
 
 

@@ -236,3 +236,53 @@ def test_dpo_on_a_gesture_vla_scores_the_tokens_given_the_nods_found(
         tmp_path / "sft", pairs, dataset.clip, DPOTrainingConfig(batch_size=4), tmp_path / "dpo"
     )
     assert VLAForListening.from_pretrained(out).config.gesture_frames == 4
+
+
+@pytest.mark.parametrize("action_frames", [0, 3])
+def test_dpo_with_nod_decisions_is_eq11_on_the_whole_closed_loop_logprob(
+    tmp_path, walk_dataset_path, tiny_vla_kwargs, action_frames
+) -> None:
+    """nod_decisions: trl's loss is eq. 11 on step_logprobs (tokens and nod decisions); action_frames keeps the
+    tokens of the first frames only while every frame's decision counts."""
+    from agents.vla.factory import model_for_dataset
+
+    dataset = load_dataset(walk_dataset_path)
+    torch.manual_seed(0)
+    policy = model_for_dataset(dataset, seed=0, gesture_frames=4, **tiny_vla_kwargs).eval()
+    with torch.no_grad():
+        policy.vla.action_head.phase_embed.weight.normal_(0.0, 1.0)
+    policy.save_pretrained(tmp_path / "sft")
+    reference = VLAForListening.from_pretrained(tmp_path / "sft").eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    pairs = _pairs(dataset)
+    config = DPOTrainingConfig(beta=BETA, nod_decisions=True, action_frames=action_frames)
+    trainer = make_dpo_trainer(policy, pairs, dataset.clip, config, tmp_path / "trl", reference=reference)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
+    clips = [dataset.clip(p.clip_id) for p in pairs]
+    keys = ("speaker_inputs", "prev_listener", "word_ids", "word_mask", "frame_mask", "actions")
+    with torch.no_grad():
+        trl_loss = float(trainer.compute_loss(trainer.model, batch))
+        logp, decided = {}, 0.0
+        for name, model in (("pi", policy), ("ref", reference)):
+            for side in ("chosen", "rejected"):
+                frames = model.processor.clips_batch(clips, [getattr(p, f"{side}_tokens") for p in pairs])
+                out = model(**{k: frames[k] for k in keys})
+                tokens = (
+                    torch.log_softmax(out.logits, -1).gather(-1, frames["actions"][..., None]).squeeze(-1)
+                )
+                tokens = tokens.sum(-1) * frames["frame_mask"]
+                if action_frames:
+                    tokens[:, action_frames:] = 0
+                nods = model.vla.gesture_logprobs(out.frame_hidden, frames["actions"], frames["frame_mask"])
+                decided += float(nods.abs().sum())
+                logp[name, side] = (tokens + nods * frames["frame_mask"]).sum(-1).double().numpy()
+    assert decided > 0, "the nod decisions must enter the log-probability"
+    d = BETA * (
+        (logp["pi", "chosen"] - logp["ref", "chosen"]) - (logp["pi", "rejected"] - logp["ref", "rejected"])
+    )
+    assert trl_loss == pytest.approx(float(np.mean([-_log_sigmoid(x) for x in d])), rel=2e-4, abs=1e-5)
+    out, _ = train_dpo(tmp_path / "sft", pairs, dataset.clip, DPOTrainingConfig(batch_size=4, nod_decisions=True),
+                       tmp_path / "dpo")  # fmt: skip
+    assert VLAForListening.from_pretrained(out).config.gesture_frames == 4
