@@ -230,17 +230,18 @@ def next_assignment(store: Store, annotator_id: int, campaign_name: str) -> Assi
         return _page(session, chosen, annotator_id)
 
 
-def _unfinished(session: Session, campaign: Campaign, annotator_id: int) -> Assignment | None:
-    return session.scalars(
+def _pages_of(campaign: Campaign, annotator_id: int, *, submitted: bool) -> Any:
+    """A query of the annotator's pages in the campaign, submitted or still open."""
+    state = Assignment.completed_at.is_not(None) if submitted else Assignment.completed_at.is_(None)
+    return (
         select(Assignment)
         .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
-        .where(
-            CandidateGroup.campaign_id == campaign.id,
-            Assignment.annotator_id == annotator_id,
-            Assignment.completed_at.is_(None),
-        )
-        .order_by(Assignment.id)
-    ).first()
+        .where(CandidateGroup.campaign_id == campaign.id, Assignment.annotator_id == annotator_id, state)
+    )
+
+
+def _unfinished(session: Session, campaign: Campaign, annotator_id: int) -> Assignment | None:
+    return session.scalars(_pages_of(campaign, annotator_id, submitted=False).order_by(Assignment.id)).first()
 
 
 def _new_regular(
@@ -507,14 +508,7 @@ def own_ratings(store: Store, annotator_id: int, campaign_name: str) -> list[dic
     with store.read() as session:
         campaign = _campaign(session, campaign_name)
         assignments = session.scalars(
-            select(Assignment)
-            .join(CandidateGroup, Assignment.group_id == CandidateGroup.id)
-            .where(
-                CandidateGroup.campaign_id == campaign.id,
-                Assignment.annotator_id == annotator_id,
-                Assignment.completed_at.is_not(None),
-            )
-            .order_by(Assignment.completed_at)
+            _pages_of(campaign, annotator_id, submitted=True).order_by(Assignment.completed_at)
         ).all()
         out = []
         for a in assignments:
