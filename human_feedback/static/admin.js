@@ -49,7 +49,7 @@ async function showCampaign(name) {
   );
   table($("agreement"), ["Criterion", "Ordinal", "Interval", "Candidates rated twice or more"],
     CRITERIA.map(([key, title]) => [title, interval(c.agreement[key].ordinal), interval(c.agreement[key].interval), c.agreement[key].ordinal.units]));
-  table($("annotators"), ["Annotator", "Kind", "Pages", "Open", "Median s / page", "Watched s / page (server)", "Played s / video (browser)", "Mean rating", "Broken-candidate checks", "Repeated pages (mean |Δ|)", "Status"],
+  table($("annotators"), ["Annotator", "Kind", "Pages", "Open", "Median s / page", "Watched s / page", "Played s / video", "Mean rating", "Broken-candidate checks", "Repeated pages (mean |Δ|)", "Status"],
     c.annotators.map((a) => [a.name, a.kind, a.pages_done, a.pages_open, fmt(a.median_page_seconds, 1), fmt(a.median_view_seconds, 1), fmt(a.median_reported_play_seconds, 1), fmt(a.mean_rating),
       a.broken_checks ? `${a.broken_passed} / ${a.broken_checks} passed` : "–",
       a.repeat_checks ? `${a.repeat_passed} / ${a.repeat_checks} (${fmt(a.repeat_mean_abs_diff)})` : "–",
