@@ -46,7 +46,7 @@ class QuickstartConfig:
     sft_config: str = "sft_small.yaml"
     """SFT config (a file in experiments/configs/ or a path)."""
     sft_overrides: dict[str, Any] = field(default_factory=dict)
-    """Fields of the SFT config to override (e.g. ``max_steps``)."""
+    """Fields of the SFT config to override (e.g. ``max_steps``, ``model: {head_hidden: 64}``)."""
     feedback: dict[str, Any] = field(default_factory=dict)
     """:class:`~experiments.pipelines.alignment.FeedbackConfig` fields."""
     dpo: dict[str, Any] = field(default_factory=dict)
@@ -176,14 +176,15 @@ def _sft(
 ) -> Path:
     """SFT into ``run_dir`` (the trainer resumes from its checkpoints and writes ``final/`` atomically)."""
     from agents.vla.sft import FINAL_DIR, SFTConfig, train_sft
-    from experiments.configs import read_config
+    from experiments.configs import merge_fields, read_config
 
     final = run_dir / FINAL_DIR
     if final.exists():
         log(f"[sft] done already: {final} (delete it to redo the stage)")
         return final
     values = read_config(config.sft_config)
-    values.update(dataset=str(data_dir), output_dir=str(run_dir), seed=config.seed, **config.sft_overrides)
+    values.update(dataset=str(data_dir), output_dir=str(run_dir), seed=config.seed)
+    values = merge_fields(values, config.sft_overrides)  # model: {...} changes only the keys it names
     if config.num_threads:
         values.setdefault("num_threads", config.num_threads)
     log("[sft] running")

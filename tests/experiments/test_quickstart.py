@@ -9,10 +9,10 @@ import pytest
 from experiments.cli import main
 
 TINY_SFT = {
-    "backbone": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                 "num_key_value_heads": 2},
-    "head_hidden": 32, "projector_hidden": 32, "max_steps": 6, "save_every": 6, "batch_size": 4, "max_frames": 32,
-    "warmup_steps": 2, "eval_every": 0,
+    "model": {"backbone": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                           "num_attention_heads": 2, "num_key_value_heads": 2},
+              "head_hidden": 32, "projector_hidden": 32},  # sft_small's other model settings stay
+    "max_steps": 6, "save_every": 6, "batch_size": 4, "max_frames": 32, "warmup_steps": 2, "eval_every": 0,
 }  # fmt: skip
 
 
