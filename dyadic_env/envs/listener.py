@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import math
 import os
-import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,12 +13,11 @@ from gymnasium import logger, spaces
 from gymnasium.error import DependencyNotInstalled, ResetNeeded
 
 from dyadic_env.data import Clip, DyadicDataset, load_dataset
+from dyadic_env.envs.spaces import WORD_CHARSET, check_clip_lengths, listener_observation_space
 from dyadic_env.expression_basis import FRAME_DIM
 from dyadic_env.rewards import EpisodeReward, RewardFn, make_reward
 from dyadic_env.tokenizer import ActionTokenizer
 
-# Characters the "words" Text space holds; words are lowercased and stripped of anything else.
-WORD_CHARSET = frozenset(string.ascii_lowercase + string.digits + " '-")
 # Frames read from the train split when a dataset ships no tokenizer and one must be fitted.
 TOKENIZER_FIT_FRAMES = 200_000
 
@@ -52,7 +51,13 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
     | ``listener_motion`` | Box (K, 56) f32 | the agent's own decoded frames ``t-K .. t-1``, zeros before 0 |
     | ``mask`` | MultiBinary (K,) int8 | 1 where the speaker frame is valid |
     | ``words`` | Text | speaker words ending within the last ``words_window_s`` seconds, lowercase |
-    | ``step`` | Box (1,) int64 | the current frame index ``t`` |
+    | ``step`` | Box (1,) int64 | the current frame index ``t``, in ``[0, MAX_CLIP_FRAMES]`` |
+    | ``phase`` | Box (1,) f32 | ``t / T`` for a clip of T frames: 0 at the start, 1 at the end |
+
+    The space depends on ``context_frames``, ``max_words_chars`` and the dataset's feature width only, never
+    on the split or its clips (``step``'s bound is the constant ``MAX_CLIP_FRAMES`` = 1,000,000), so a policy
+    saved on one split loads on another (:mod:`dyadic_env.envs.spaces`). ``words`` is a
+    :class:`~dyadic_env.envs.spaces.WordsText` (a ``Text`` space that Gymnasium's async vector env reads live).
 
     ## Rewards
 
@@ -71,7 +76,7 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
     ## Episode End
 
     ``terminated`` is True once a frame has been placed for every frame of the clip (the clip is the task's
-    horizon and ``step`` is observed, so the end is part of the MDP). ``truncated`` is always False here; time
+    horizon and ``phase`` is observed, so the end is part of the MDP). ``truncated`` is always False here; time
     limits are left to ``TimeLimit``. The final observation has ``step == T`` and an invalid (zero) current
     speaker frame. Info of every step: ``clip_id``, ``frame`` (the first frame placed), ``gt_listener_frame``
     and ``decoded_action`` (``(56,)``, or ``(k, 56)`` with chunks, zero-padded past the clip's end, with
@@ -141,6 +146,7 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
             raise ValueError(
                 f"{self.dataset.path}: split {split!r} has no clips; choose one of {list(self.dataset.splits)}"
             )
+        check_clip_lengths(self.clips.lengths, f"{self.dataset.path} split {split!r}")
         self.clip_ids = self.clips.clip_ids
         self._index_of = {cid: i for i, cid in enumerate(self.clip_ids)}
         self.context_frames, self.chunk_size = context_frames, chunk_size
@@ -155,25 +161,12 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
         self.action_space = spaces.MultiDiscrete(
             np.full(self._action_shape, self.tokenizer.num_bins, dtype=np.int64)
         )
-        self.observation_space = self._build_observation_space()
+        self.observation_space = listener_observation_space(
+            context_frames, max_words_chars, self.dataset.feature_dim
+        )
         self.clip: Clip | None = None
         self._t = -1
         self._renderer: Any = None
-
-    # ------------------------------------------------------------------ spaces
-    def _build_observation_space(self) -> spaces.Dict:
-        k = self.context_frames
-        max_frames = int(self.clips.lengths.max())
-        obs: dict[str, spaces.Space] = {
-            "speaker_motion": spaces.Box(-np.inf, np.inf, (k, FRAME_DIM), np.float32),
-            "listener_motion": spaces.Box(-np.inf, np.inf, (k, FRAME_DIM), np.float32),
-            "mask": spaces.MultiBinary(k),
-            "words": spaces.Text(max_length=self.max_words_chars, min_length=0, charset=WORD_CHARSET),
-            "step": spaces.Box(0, max_frames, (1,), np.int64),
-        }
-        if self.dataset.feature_dim:
-            obs["speaker_features"] = spaces.Box(-np.inf, np.inf, (k, self.dataset.feature_dim), np.float32)
-        return spaces.Dict(obs)
 
     # ------------------------------------------------------------------ gym API
     def reset(
@@ -215,6 +208,8 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
             bonus, extra = self.reward_fn.finish()
             reward += bonus
             info.update(extra)
+        if not math.isfinite(reward):
+            raise ValueError(non_finite_reward_message(reward, self._clip_id, t, self.reward_fn))
         return self._observation(), reward, terminated, False, info
 
     def _step_chunk(self, t: int, tokens: np.ndarray, decoded: np.ndarray) -> tuple[float, dict[str, Any]]:
@@ -322,6 +317,7 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
             "mask": self._mask[t : t + k].copy(),
             "words": self._words[t],
             "step": np.array([t], dtype=np.int64),
+            "phase": np.array([t / self._num_frames], dtype=np.float32),
         }
         if self._features is not None:
             obs["speaker_features"] = self._features[t : t + k].copy()
@@ -386,6 +382,14 @@ def check_tokens(action: Any, shape: tuple[int, ...], num_bins: int, hint: str =
         bad = tokens[(tokens < 0) | (tokens >= num_bins)].ravel()[0]
         raise ValueError(f"action: token {bad} out of range; tokens must be in [0, {num_bins - 1}]")
     return tokens
+
+
+def non_finite_reward_message(reward: float, clip_id: str, frame: int, reward_fn: Any) -> str:
+    """Why a reward of NaN or inf stops the episode: it would poison returns, advantages and every metric."""
+    return (
+        f"reward: {type(reward_fn).__name__} returned {reward} at frame {frame} of clip {clip_id!r}; rewards must "
+        "be finite (check the reward function and the clip's data: `dyadic data validate DATASET`)"
+    )
 
 
 def _make_renderer() -> Any:

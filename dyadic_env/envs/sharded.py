@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import multiprocessing as mp
 import os
+import sys
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
@@ -35,8 +36,23 @@ SHARED_INFOS: dict[str, tuple[type, tuple[int, ...]]] = {
 }  # fmt: skip
 
 
+# A spawned worker that finds itself making workers while it imports the user's script exits with this code
+# (sysexits' EX_CONFIG), so the parent can say what went wrong instead of "worker died".
+UNGUARDED_EXIT_CODE = 78
+
+
 class WorkerError(RuntimeError):
     """A worker process of a :class:`ShardedListenerVectorEnv` failed or died."""
+
+
+def unguarded_script_message(workers: object) -> str:
+    main = getattr(sys.modules.get("__main__"), "__file__", None) or "your script"
+    return (
+        f"{main} makes a listener vector env with workers={workers} at its top level, without an "
+        '`if __name__ == "__main__":` guard. Its worker processes are spawned: each one imports the script '
+        "again, which would start workers of its own. Put the code that makes and steps the env under "
+        '`if __name__ == "__main__":` (see Python\'s multiprocessing guidelines), or use workers=1.'
+    )
 
 
 class ShardedListenerVectorEnv(VectorEnv):
@@ -64,7 +80,17 @@ class ShardedListenerVectorEnv(VectorEnv):
         self._processes: list[Any] = []
         self._conns: list[Connection] = []
         self.closed = True  # until the workers run: close() then has nothing to stop
-        check_vector_options(num_envs, env_kwargs.get("chunk_size", 1), env_kwargs.get("render_mode"))
+        if getattr(mp.current_process(), "_inheriting", False):
+            # We are a spawned worker importing an unguarded script: stop before making workers; the parent
+            # recognises the exit code and explains.
+            raise SystemExit(UNGUARDED_EXIT_CODE)
+        vector_options: dict[str, Any] = {
+            key: env_kwargs.pop(key) for key in ("max_episode_steps", "autoreset_mode") if key in env_kwargs
+        }
+        self.autoreset_mode = check_vector_options(
+            num_envs, env_kwargs.get("chunk_size", 1), env_kwargs.get("render_mode"), **vector_options
+        )
+        self.max_episode_steps = vector_options.get("max_episode_steps")
         if (
             isinstance(workers, bool)
             or not isinstance(workers, (int, np.integer))
@@ -72,8 +98,12 @@ class ShardedListenerVectorEnv(VectorEnv):
         ):
             raise ValueError(f"workers: expected an integer in [1, num_envs={num_envs}], found {workers!r}")
         template = ListenerEnv(dataset, split, **env_kwargs)  # checks the arguments here, not in a worker
-        self.num_envs, self.tokenizer = num_envs, template.tokenizer
-        self.metadata = {**self.metadata, "render_fps": template.dataset.fps}
+        self.num_envs, self.tokenizer, self.dataset = num_envs, template.tokenizer, template.dataset
+        self.metadata = {
+            **self.metadata,
+            "render_fps": template.dataset.fps,
+            "autoreset_mode": self.autoreset_mode,
+        }
         self.single_observation_space = template.observation_space
         self.single_action_space = template.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -81,8 +111,9 @@ class ShardedListenerVectorEnv(VectorEnv):
         sizes = [num_envs // workers + (w < num_envs % workers) for w in range(workers)]
         self.shards = [(sum(sizes[:w]), sum(sizes[: w + 1])) for w in range(workers)]
         self._sizes = sizes
-        worker_kwargs = {
+        worker_kwargs: dict[str, Any] = {
             **env_kwargs,
+            **vector_options,
             "dataset": str(template.dataset.path),
             "split": split,
             "tokenizer": template.tokenizer,
@@ -225,6 +256,8 @@ class ShardedListenerVectorEnv(VectorEnv):
                 status, payload = conn.recv()
             except (EOFError, OSError):
                 self._processes[w].join(timeout=1)
+                if self._processes[w].exitcode == UNGUARDED_EXIT_CODE:
+                    raise WorkerError(unguarded_script_message(len(self.shards))) from None
                 failures.append(
                     f"worker {w} (envs {self._describe(w)}) died during {what} "
                     f"(exit code {self._processes[w].exitcode})"

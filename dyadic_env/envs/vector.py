@@ -23,17 +23,35 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from dyadic_env.data import DyadicDataset
-from dyadic_env.envs.listener import ListenerEnv, check_tokens, episode_data
+from dyadic_env.envs.listener import ListenerEnv, check_tokens, episode_data, non_finite_reward_message
 from dyadic_env.expression_basis import FRAME_DIM
 from dyadic_env.rewards import EpisodeReward, ImitationReward, make_reward
 
 SyncHint = "gymnasium.make_vec(..., vectorization_mode='sync')"
+AUTORESET_MODES = {
+    "next_step": AutoresetMode.NEXT_STEP, "NextStep": AutoresetMode.NEXT_STEP,
+    "same_step": AutoresetMode.SAME_STEP, "SameStep": AutoresetMode.SAME_STEP,
+}  # fmt: skip
 
 
-def check_vector_options(num_envs: Any, chunk_size: Any, render_mode: Any) -> None:
-    """Reject what the batched envs do not support, saying what to use instead."""
+def check_vector_options(
+    num_envs: Any,
+    chunk_size: Any,
+    render_mode: Any,
+    max_episode_steps: Any = None,
+    autoreset_mode: Any = None,
+) -> AutoresetMode:
+    """Reject what the batched envs do not support, saying what to use instead; the autoreset mode."""
     if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
         raise ValueError(f"num_envs: expected a positive integer, found {num_envs!r}")
+    if max_episode_steps is not None and (
+        isinstance(max_episode_steps, bool)
+        or not isinstance(max_episode_steps, (int, np.integer))
+        or max_episode_steps < 1
+    ):
+        raise ValueError(
+            f"max_episode_steps: expected a positive integer or None (no limit), found {max_episode_steps!r}"
+        )
     if chunk_size != 1:
         raise ValueError(
             f"chunk_size: the batched listener env places one frame per step (chunk_size=1), found {chunk_size!r}; "
@@ -44,6 +62,16 @@ def check_vector_options(num_envs: Any, chunk_size: Any, render_mode: Any) -> No
             f"render_mode: the batched listener env does not render, found {render_mode!r}; "
             f"use {SyncHint} with render_mode='rgb_array'"
         )
+    if autoreset_mode is None or isinstance(autoreset_mode, AutoresetMode):
+        mode = autoreset_mode or AutoresetMode.NEXT_STEP
+    else:
+        mode = AUTORESET_MODES.get(str(autoreset_mode))  # type: ignore[assignment]
+    if mode not in AUTORESET_MODES.values():
+        raise ValueError(
+            f"autoreset_mode: expected 'next_step' or 'same_step' (or Gymnasium's AutoresetMode.NEXT_STEP or "
+            f"SAME_STEP), found {autoreset_mode!r}"
+        )
+    return mode
 
 
 def slot_options(options: dict[str, Any] | None, num_envs: int) -> list[dict[str, Any]]:
@@ -82,6 +110,12 @@ class ListenerVectorEnv(VectorEnv):
     Infos are in Gymnasium's vector format (arrays and ``_key`` masks): ``clip_id``, ``frame``,
     ``decoded_action`` and ``gt_listener_frame`` on steps, ``clip_id``, ``frame`` and ``num_frames`` on resets.
 
+    ``max_episode_steps=n`` truncates an episode after n steps (Gymnasium's ``TimeLimit``; what
+    ``gymnasium.make_vec(..., max_episode_steps=n)`` passes here). ``autoreset_mode="same_step"`` starts the
+    next clip in the step that ends one, as Stable-Baselines3 expects: the last observation is in
+    ``infos["final_obs"]`` and the ended clip's id (and what its reward reports) in ``infos["final_info"]``,
+    each with its ``_key`` mask; the top-level ``clip_id`` and ``num_frames`` are the new clip's.
+
     The default ``imitation`` reward is computed for the whole batch; other rewards run per env (an
     ``EpisodeReward`` instance is deep-copied per env). Only
     ``chunk_size=1`` and no rendering. Memory: about ``3 * num_envs * (longest clip + K) * 56 * 4`` bytes.
@@ -107,16 +141,25 @@ class ListenerVectorEnv(VectorEnv):
         reward_kwargs: dict[str, Any] | None = None,
         chunk_size: int = 1,
         render_mode: str | None = None,
+        max_episode_steps: int | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         **env_kwargs: Any,
     ) -> None:
-        check_vector_options(num_envs, chunk_size, render_mode)
+        self.autoreset_mode = check_vector_options(
+            num_envs, chunk_size, render_mode, max_episode_steps, autoreset_mode
+        )
+        self.max_episode_steps = max_episode_steps
         # One ListenerEnv checks the arguments and owns the dataset, tokenizer, spaces and clip choice.
         self.template = ListenerEnv(dataset, split, reward=reward, reward_kwargs=reward_kwargs, **env_kwargs)
         env = self.template
         self.num_envs, self.dataset, self.clips = num_envs, env.dataset, env.clips
         self.tokenizer = env.tokenizer
         self.context_frames, self.render_mode = env.context_frames, None
-        self.metadata = {**self.metadata, "render_fps": env.dataset.fps}
+        self.metadata = {
+            **self.metadata,
+            "render_fps": env.dataset.fps,
+            "autoreset_mode": self.autoreset_mode,
+        }
         self.single_observation_space, self.single_action_space = env.observation_space, env.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -190,16 +233,61 @@ class ListenerVectorEnv(VectorEnv):
         }  # fmt: skip
         self._t = t + 1
         terminated = self._t >= self._n
+        # The episode's step count is its frame index: one frame placed per step from frame 0.
+        truncated = np.zeros(self.num_envs, bool)
+        if self.max_episode_steps is not None:
+            truncated = ~terminated & (self._t >= self.max_episode_steps)
+        finished: dict[int, dict[str, Any]] = {}
         if self._reward_fns is not None:
             for i in np.flatnonzero(terminated & stepping).tolist():
-                bonus, extra = self._reward_fns[i].finish()
+                bonus, finished[i] = self._reward_fns[i].finish()
                 rewards[i] += bonus
-                infos = self._add_info(infos, extra, i)
+        if not np.isfinite(rewards).all():
+            i = int(np.flatnonzero(~np.isfinite(rewards))[0])
+            raise ValueError(
+                non_finite_reward_message(rewards[i], self._clip_ids[i], int(t[i]), self.template.reward_fn)
+            )
         if restart.any():
             self._restart(restart, rewards, terminated, infos)
+            truncated[restart] = False
+        done = terminated | truncated
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
+            return self._same_step_reset(done, rewards, terminated, truncated, infos, finished)
+        for i, extra in finished.items():
+            infos = self._add_info(infos, extra, i)
         infos["clip_id"] = self._clip_ids.copy()
-        self._autoreset = terminated
-        return self._observe(), rewards, terminated.copy(), np.zeros(self.num_envs, bool), infos
+        self._autoreset = done
+        return self._observe(), rewards, terminated, truncated, infos
+
+    def _same_step_reset(
+        self, done: np.ndarray, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+        infos: dict[str, Any], finished: dict[int, dict[str, Any]],
+    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:  # fmt: skip
+        """Same-step autoreset: record the ended episodes' last observations, start new clips, observe those."""
+        last = self._observe({})  # fresh arrays, not the (shared) output buffers
+        final_obs: dict[str, Any] = {}
+        for key, value in last.items():
+            if key == "words":
+                value = np.array([w if d else None for w, d in zip(value, done.tolist())], dtype=object)
+            else:
+                value[~done] = 0
+            final_obs[key], final_obs[f"_{key}"] = value, done.copy()
+        final_info: dict[str, Any] = {
+            "clip_id": np.array(
+                [c if d else None for c, d in zip(self._clip_ids, done.tolist())], dtype=object
+            ),
+            "_clip_id": done.copy(),
+        }
+        for i, extra in finished.items():
+            final_info = self._add_info(final_info, extra, i)
+        for i in np.flatnonzero(done).tolist():
+            self._load(i, self.template._choose_clip({}, self._rngs[i]))
+        self._autoreset[:] = False
+        infos.update(
+            final_obs=final_obs, _final_obs=done.copy(), final_info=final_info, _final_info=done.copy(),
+            num_frames=np.where(done, self._n, 0), _num_frames=done.copy(), clip_id=self._clip_ids.copy(),
+        )  # fmt: skip
+        return self._observe(), rewards, terminated, truncated, infos
 
     def close_extras(self, **kwargs: Any) -> None:
         self.template.close()
@@ -256,9 +344,10 @@ class ListenerVectorEnv(VectorEnv):
             for key in ("decoded_action", "gt_listener_frame"):
                 del infos[key], infos[f"_{key}"]
 
-    def _observe(self) -> dict[str, Any]:
-        """The observation of every env at its frame t: rows [t, t+K) of its arrays, gathered at once."""
-        out = self._out or {}
+    def _observe(self, out: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+        """The observation of every env at its frame t: rows [t, t+K) of its arrays, gathered at once, into
+        ``out`` (default: the env's output buffers, if any)."""
+        out = (self._out or {}) if out is None else out
         index = self._t[:, None] + self._window  # (N, K)
         obs: dict[str, Any] = {
             "speaker_motion": _gather(self._speaker, index, out.get("speaker_motion")),
@@ -273,6 +362,11 @@ class ListenerVectorEnv(VectorEnv):
             step = np.empty((self.num_envs, 1), np.int64)
         step[:, 0] = self._t
         obs["step"] = step
+        phase = out.get("phase")
+        if phase is None:
+            phase = np.empty((self.num_envs, 1), np.float32)
+        np.divide(self._t, np.maximum(self._n, 1), out=phase[:, 0], casting="unsafe")
+        obs["phase"] = phase
         return obs
 
 

@@ -2,6 +2,20 @@
 
 from dyadic_env.wrappers.actions import ContinuousActions
 from dyadic_env.wrappers.metrics import EpisodeMetrics
-from dyadic_env.wrappers.words import SentenceEmbedding, WordsToTokenIds, build_vocabulary
+from dyadic_env.wrappers.words import (
+    BagOfWords,
+    SentenceEmbedding,
+    WordIds,
+    WordsToTokenIds,
+    build_vocabulary,
+)
 
-__all__ = ["ContinuousActions", "EpisodeMetrics", "SentenceEmbedding", "WordsToTokenIds", "build_vocabulary"]
+__all__ = [
+    "BagOfWords",
+    "ContinuousActions",
+    "EpisodeMetrics",
+    "SentenceEmbedding",
+    "WordIds",
+    "WordsToTokenIds",
+    "build_vocabulary",
+]

@@ -37,6 +37,58 @@ def build_vocabulary(
     return [*SPECIAL_TOKENS, *ranked[:max_size]]
 
 
+class WordIds:
+    """Text to the ids ``(max_words,)`` int64 of its last ``max_words`` words in ``vocabulary``, right-aligned
+    (the last position is the most recent word), left-padded with 0; unknown words get 1."""
+
+    def __init__(self, vocabulary: Sequence[str], max_words: int = 16, space: str = "multidiscrete") -> None:
+        if space not in ("multidiscrete", "box"):
+            raise ValueError(f"space: expected 'multidiscrete' or 'box', found {space!r}")
+        if max_words < 1:
+            raise ValueError(f"max_words: expected a positive integer, found {max_words}")
+        self.vocabulary = list(vocabulary)
+        if len(self.vocabulary) < 2:
+            raise ValueError("vocabulary: expected at least the <pad> and <unk> entries")
+        self._ids = {w: i for i, w in enumerate(self.vocabulary)}
+        self.max_words, size = max_words, len(self.vocabulary)
+        self.space: spaces.Space = (
+            spaces.MultiDiscrete(np.full(max_words, size, dtype=np.int64))
+            if space == "multidiscrete" else spaces.Box(0, size - 1, (max_words,), np.int64)
+        )  # fmt: skip
+        self._cache: dict[str, np.ndarray] = {}
+
+    def encode(self, text: str) -> np.ndarray:
+        ids = self._cache.get(text)
+        if ids is None:
+            words = text.split()[-self.max_words :]
+            ids = np.zeros(self.max_words, dtype=np.int64)
+            if words:
+                ids[-len(words) :] = [self._ids.get(w, UNKNOWN_ID) for w in words]
+            self._cache[text] = ids
+        return ids.copy()
+
+
+class BagOfWords:
+    """Text to a multi-hot ``(len(vocabulary),)`` float32 vector: 1 at the id of every word it holds (words
+    outside the vocabulary at ``<unk>``). Order-free and small, for policies that take one flat vector."""
+
+    def __init__(self, vocabulary: Sequence[str]) -> None:
+        self.vocabulary = list(vocabulary)
+        if len(self.vocabulary) < 2:
+            raise ValueError("vocabulary: expected at least the <pad> and <unk> entries")
+        self._ids = {w: i for i, w in enumerate(self.vocabulary)}
+        self.space: spaces.Space = spaces.Box(0.0, 1.0, (len(self.vocabulary),), np.float32)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def encode(self, text: str) -> np.ndarray:
+        vector = self._cache.get(text)
+        if vector is None:
+            vector = np.zeros(len(self.vocabulary), np.float32)
+            vector[[self._ids.get(w, UNKNOWN_ID) for w in text.split()]] = 1.0
+            self._cache[text] = vector
+        return vector.copy()
+
+
 class WordsToTokenIds(gym.ObservationWrapper):
     """Replace ``words`` with the ids of its last ``max_words`` words in a fixed vocabulary.
 
@@ -65,34 +117,15 @@ class WordsToTokenIds(gym.ObservationWrapper):
         space: str = "multidiscrete",
     ) -> None:
         super().__init__(env)
-        if space not in ("multidiscrete", "box"):
-            raise ValueError(f"space: expected 'multidiscrete' or 'box', found {space!r}")
-        if max_words < 1:
-            raise ValueError(f"max_words: expected a positive integer, found {max_words}")
-        dataset = env.unwrapped.dataset  # type: ignore[attr-defined]
-        self.vocabulary = list(vocabulary) if vocabulary is not None else build_vocabulary(dataset)
-        if len(self.vocabulary) < 2:
-            raise ValueError("vocabulary: expected at least the <pad> and <unk> entries")
-        self._ids = {w: i for i, w in enumerate(self.vocabulary)}
-        self.max_words = max_words
-        size = len(self.vocabulary)
-        words_space = (
-            spaces.MultiDiscrete(np.full(max_words, size, dtype=np.int64))
-            if space == "multidiscrete" else spaces.Box(0, size - 1, (max_words,), np.int64)
-        )  # fmt: skip
-        self.observation_space = spaces.Dict({**env.observation_space.spaces, "words": words_space})  # type: ignore[attr-defined]
-        self._cache: dict[str, np.ndarray] = {}
+        if vocabulary is None:
+            vocabulary = build_vocabulary(env.unwrapped.dataset)  # type: ignore[attr-defined]
+        self._encoder = WordIds(vocabulary, max_words, space)
+        self.vocabulary, self.max_words = self._encoder.vocabulary, max_words
+        self.observation_space = spaces.Dict({**env.observation_space.spaces, "words": self._encoder.space})  # type: ignore[attr-defined]
 
     def encode(self, text: str) -> np.ndarray:
         """Ids ``(max_words,)`` int64 of a space-joined word string."""
-        ids = self._cache.get(text)
-        if ids is None:
-            words = text.split()[-self.max_words :]
-            ids = np.zeros(self.max_words, dtype=np.int64)
-            if words:
-                ids[-len(words) :] = [self._ids.get(w, UNKNOWN_ID) for w in words]
-            self._cache[text] = ids
-        return ids.copy()
+        return self._encoder.encode(text)
 
     def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
         return {**observation, "words": self.encode(observation["words"])}
