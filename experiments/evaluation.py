@@ -23,6 +23,7 @@ import json
 import os
 import re
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ import numpy as np
 from agents.base import Agent
 from agents.rollout import rollout
 from dyadic_env.data import DyadicDataset, load_dataset
+from dyadic_env.envs.compatibility import agent_data_card, check_data_card
 from dyadic_env.envs.listener import ListenerEnv
 from dyadic_env.tokenizer import ActionTokenizer
 from experiments.scoring import FRDIST_GROUPS, GT_ROW, HELD_OUT_ROW, ORACLE_KEYS, RowTable
@@ -68,6 +70,9 @@ class EvalConfig:
     """How far back the env's (and the NN's) words reach, in seconds."""
     samples: int = 1
     """K, predictions per clip, each rolled out from its own seed (REACT draws 10)."""
+    seeds: int = 1
+    """Repeat the evaluation with seeds ``seed .. seed+seeds-1`` (agents rebuilt each time): every row then has
+    a mean and a 95 % confidence interval over the seeds (:func:`summarize_seeds`)."""
     validity: bool = False
     """Also rank every metric against the oracle over the agents (synthetic data; at least 3 agents)."""
     frdist_groups: str = "frame"
@@ -94,6 +99,8 @@ class EvalConfig:
             raise ValueError(
                 f"samples (--samples): expected a positive number of predictions per clip, found {self.samples!r}"
             )
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ValueError(f"seeds (--seeds): expected a positive number of seeds, found {self.seeds!r}")
         if self.frdist_groups not in FRDIST_GROUPS:
             raise ValueError(
                 f"frdist_groups: expected one of {list(FRDIST_GROUPS)}, found {self.frdist_groups!r}"
@@ -131,7 +138,8 @@ class EvalConfig:
         parts += [f"--policy {self.policy}"] * bool(self.policy) + [f"--decode {self.policy_mode}"] * bool(
             self.policy_mode
         )
-        parts += [f"--samples {self.samples}"] + ["--validity"] * self.validity
+        parts += [f"--samples {self.samples}"] + [f"--seeds {self.seeds}"] * (self.seeds > 1)
+        parts += ["--validity"] * self.validity
         parts += [f"--max-clips {self.max_clips}"] * (self.max_clips is not None)
         parts += [f"--frdist-groups {self.frdist_groups}"] * (self.frdist_groups != "frame")
         return " ".join(parts)
@@ -215,6 +223,7 @@ def rollout_agents(
     predictions: dict[str, list[list[np.ndarray]]] = {}
     seconds: dict[str, float] = {}
     for name, agent in agents.items():
+        check_agent_fits(name, agent, data, clip_ids)
         kwargs = {
             "chunk_size": getattr(agent, "chunk_size", 1),
             "tokenizer": agent_tokenizer(agent),
@@ -228,6 +237,25 @@ def rollout_agents(
     return predictions, seconds
 
 
+def check_agent_fits(name: str, agent: Agent, data: DyadicDataset, clip_ids: Sequence[str]) -> None:
+    """Refuse a policy trained on data of another expression basis (its data card says); warn when an agent
+    retrieves listener responses from the very clips it is scored on (the nearest neighbour's database)."""
+    card = agent_data_card(agent)
+    if card is not None:
+        for note in check_data_card(card, data, policy=f"agent {name!r}"):
+            warnings.warn(note, stacklevel=3)
+    database = getattr(agent, "database", None)
+    if database is not None and Path(database[0]) == data.path.resolve():
+        seen = sorted(database[1].intersection(clip_ids))
+        if seen:
+            warnings.warn(
+                f"agent {name!r} retrieves listener responses from {len(seen)} of the {len(clip_ids)} clips it is "
+                f"scored on (e.g. {seen[:3]}): its scores there are not held out; evaluate a split it was not "
+                "built from (e.g. --split test)",
+                stacklevel=3,
+            )
+
+
 def _samples(
     env: ListenerEnv, agent: Agent, clip_id: str, seed: int, index: int, samples: int
 ) -> list[np.ndarray]:
@@ -237,6 +265,44 @@ def _samples(
     return [
         rollout(env, agent, clip_id=clip_id, seed=sample_seed(seed, index, k)).frames for k in range(samples)
     ]
+
+
+def summarize_seeds(
+    rows_per_seed: Sequence[Mapping[str, Mapping[str, float]]], confidence: float = 0.95
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{row: {metric: {"mean", "ci", "std", "n"}}}`` over runs with different seeds: ``ci`` is the half-width
+    of the Student-t confidence interval of the mean (0 with one seed, or when every seed agrees)."""
+    from scipy import stats
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for row in rows_per_seed[0]:
+        out[row] = {}
+        for key in rows_per_seed[0][row]:
+            values = np.array(
+                [rows[row][key] for rows in rows_per_seed if key in rows.get(row, {})], np.float64
+            )
+            n = len(values)
+            std = float(values.std(ddof=1)) if n > 1 else 0.0
+            half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n)) if n > 1 else 0.0
+            out[row][key] = {"mean": float(values.mean()), "ci": half, "std": std, "n": n}
+    return out
+
+
+def seeds_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]], digits: int = 4) -> str:
+    """The paper's table (plus the oracle's criteria) with ``mean ± CI half-width`` in every cell."""
+    from dyadic_env.metrics.table import COLUMNS
+
+    shown = [c for c in COLUMNS if any(c[1] in r for r in summary.values())]
+    lines = ["| Method | " + " | ".join(c[0] for c in shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    for method, row in summary.items():
+        cells = [
+            f"{row[key]['mean'] * scale:.{digits}f} ± {row[key]['ci'] * scale:.{digits}f}"
+            if key in row
+            else ""
+            for _, key, scale in shown
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def default_run_dir(config: EvalConfig, root: str | os.PathLike = "runs/eval") -> Path:
@@ -273,6 +339,12 @@ def report_markdown(results: Mapping[str, Any], command: str | None = None) -> s
         "## The paper's metrics (each prediction against the clip's recorded listener, mean over predictions)",
         results["table"],
     ]
+    if results.get("seeds_table"):
+        parts += [
+            f"## Mean ± 95 % CI (Student t) over seeds {results['seeds']} (each seed rebuilds the agents and draws "
+            "their samples anew; the tables above are the first seed's)",
+            results["seeds_table"],
+        ]
     if results.get("react_table"):
         sets = results["appropriate"]
         parts += [
@@ -344,8 +416,30 @@ def evaluate_predictions(
             raise ValueError(
                 f"predictions[{name!r}]: {len(predicted)} trajectories for {len(clip_ids)} clips"
             )
+        _check_finite_predictions(name, predicted, clip_ids)
         table.add(name, predicted)
-    return table.results(dataset, split, validity=validity)
+    results = table.results(dataset, split, validity=validity)
+    _check_finite_metrics(results)
+    return results
+
+
+def _check_finite_predictions(name: str, predicted: list[list[np.ndarray]], clip_ids: list[str]) -> None:
+    for clip_id, sampled in zip(clip_ids, predicted):
+        if not all(np.isfinite(p).all() for p in sampled):
+            raise ValueError(f"predictions[{name!r}]: NaN or inf in the trajectory of clip {clip_id!r}")
+
+
+def _check_finite_metrics(results: Mapping[str, Any]) -> None:
+    """A metric that is NaN or inf on a clip is an error naming the clip, not a NaN in a table."""
+    clip_ids = results["per_clip"]["clip_ids"]
+    for name, metrics in results["metrics_per_clip"].items():
+        for key, values in metrics.items():
+            bad = [clip_ids[i] for i, v in enumerate(values) if v is None]
+            if bad:
+                raise ValueError(
+                    f"{name}: metric {key} is NaN or inf on clip(s) {bad[:5]}{' ...' * (len(bad) > 5)} of "
+                    f"{results['dataset_path']}; check those clips (`dyadic data validate`)"
+                )
 
 
 def _as_samples(prediction: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -13,6 +13,7 @@ from agents.vla.modeling import VLAForListening
 from agents.vla.processing import VLAProcessor
 from agents.vla.text import train_word_tokenizer
 from dyadic_env.data import Clip, DyadicDataset
+from dyadic_env.envs.compatibility import data_card
 from dyadic_env.tokenizer import ActionTokenizer
 
 if TYPE_CHECKING:
@@ -146,6 +147,9 @@ def model_for_dataset(
     mean, std = speaker_statistics(clips, speaker_input)
     if kwargs.get("gesture_frames") and kwargs.get("gesture_profile") is None:
         kwargs["gesture_profile"] = _nod_profile(clips, kwargs)
+    # The data card (basis, frame layout, tokenizer fingerprint) goes into config.json, so every checkpoint
+    # derived from this model (SFT, DPO, PPO) refuses data of another basis (dyadic_env.envs.compatibility).
+    kwargs.setdefault("data_card", data_card(dataset, action_tokenizer))
     return build_model(
         action_tokenizer=action_tokenizer, text_tokenizer=text_tokenizer, speaker_input=speaker_input,
         speaker_mean=mean, speaker_std=std, fps=dataset.fps, **kwargs,

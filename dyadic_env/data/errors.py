@@ -21,3 +21,15 @@ class DataValidationError(ValueError):
     def to_dict(self) -> dict[str, str]:
         return {"file": self.file, "field": self.field, "expected": self.expected, "found": self.found,
                 "hint": self.hint}  # fmt: skip
+
+
+def array_load_problem(error: BaseException) -> str:
+    """What numpy's refusal to load an array file means, without its advice to allow pickle: the toolkit never
+    unpickles data files (a pickle can run any code), so an array file holding Python objects is unusable."""
+    text = str(error)
+    if "pickle" in text.lower() or "python objects" in text.lower():
+        return (
+            "not a plain numeric array (an unreadable .npy header, or Python objects, which are never unpickled); "
+            "write the array again with numpy.save of a numeric array"
+        )
+    return f"unreadable ({text})"

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from dyadic_env.data.errors import DataValidationError
+from dyadic_env.data.errors import DataValidationError, array_load_problem
 from dyadic_env.expression_basis import EXPRESSION_BASES, FRAME_DIM
 
 FORMAT_NAME = "dyadic-dataset"
@@ -150,7 +150,7 @@ def open_npy(file: Path, field: str, expected: str) -> tuple[np.ndarray | None, 
         return np.load(file, mmap_mode="r", allow_pickle=False), None
     except (ValueError, OSError, EOFError, SyntaxError) as e:
         return None, DataValidationError(
-            str(file), field, f"a readable .npy, {expected}", f"unreadable ({e})", RECREATE_HINT
+            str(file), field, f"a readable .npy, {expected}", array_load_problem(e), RECREATE_HINT
         )
 
 

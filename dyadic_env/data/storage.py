@@ -21,6 +21,7 @@ from dyadic_env.data.appropriate import AppropriateSets, open_sets, set_entries,
 from dyadic_env.data.clip import Clip, Word
 from dyadic_env.data.errors import DataValidationError
 from dyadic_env.data.specs import resolve_spec
+from dyadic_env.data.validation import _finite_problem
 
 if TYPE_CHECKING:
     from dyadic_env.tokenizer import ActionTokenizer
@@ -107,6 +108,7 @@ class DyadicDataset:
         )
         _raise_first(problems)
         self._lines = self._open_lines()
+        self._finite = np.zeros(len(self.index), bool)  # clips whose arrays were read and found finite
         self._rows_by_split: dict[str, np.ndarray] = {}
         self._row_of: dict[str, int] | None = None
         self._tokenizer: ActionTokenizer | bool | None = False
@@ -253,6 +255,9 @@ class DyadicDataset:
         optional = {
             name: (self.arrays[name][sl] if name in self.arrays else None) for name in ondisk.OPTIONAL_ARRAYS
         }
+        if not self._finite[row]:
+            self._check_finite(entry["clip_id"], sl)
+            self._finite[row] = True
         return Clip(
             clip_id=entry["clip_id"], fps=float(entry.get("fps", self.fps)),
             speaker_motion=self.arrays["speaker_motion"][sl], listener_motion=self.arrays["listener_motion"][sl],
@@ -260,6 +265,21 @@ class DyadicDataset:
             speaker_id=entry.get("speaker_id", ""), listener_id=entry.get("listener_id", ""),
             source=entry.get("source", ""), meta=entry.get("meta", {}), **optional,
         )  # fmt: skip
+
+    def _check_finite(self, clip_id: str, frames: slice) -> None:
+        """NaN or inf in a clip is an error when the clip is first read: it would turn the env's rewards and
+        every metric into NaN far from its cause. Each clip is checked once per opened dataset."""
+        for name, array in self.arrays.items():
+            problem = _finite_problem(
+                np.asarray(array[frames]), source=str(ondisk.array_file(self.path, name, self.manifest)),
+                field=f"{name} of clip {clip_id!r}", frame_base=0,
+            )  # fmt: skip
+            if problem:
+                raise DataValidationError(
+                    problem.file, problem.field, problem.expected, problem.found + " (frame within the clip)",
+                    "Fix or drop the clip and write the dataset again; `dyadic data validate DATASET` lists "
+                    "every problem.",
+                )  # fmt: skip
 
     def tokenizer(self) -> ActionTokenizer | None:
         """The action tokenizer saved with the dataset (fitted on its train split), or None."""

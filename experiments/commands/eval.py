@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=None, help="seeds the agents and Diversity sampling (default: 0)"
     )
     parser.add_argument(
+        "--seeds", type=int, default=None,
+        help="N: repeat the evaluation with seeds SEED..SEED+N-1 and report every row as mean ± 95 %% CI (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
         "--max-clips", type=int, default=None, help="only the first N clips of the split (quick runs)"
     )
     parser.add_argument(
@@ -80,8 +84,8 @@ def build_config(args: argparse.Namespace):  # -> EvalConfig
 
     fields = load_config_fields(args.config, [])
     flags = {"agents": args.agent or None, "policy": args.policy, "policy_mode": args.decode,
-             "dataset": args.dataset, "split": args.split, "seed": args.seed, "max_clips": args.max_clips,
-             "samples": args.samples, "validity": args.validity, "frdist_groups": args.frdist_groups,
+             "dataset": args.dataset, "split": args.split, "seed": args.seed, "seeds": args.seeds,
+             "max_clips": args.max_clips, "samples": args.samples, "validity": args.validity, "frdist_groups": args.frdist_groups,
              "report": args.report, "run_dir": args.run_dir}  # fmt: skip
     fields.update({k: v for k, v in flags.items() if v is not None})
     if not fields.get("dataset"):
@@ -97,10 +101,10 @@ def build_config(args: argparse.Namespace):  # -> EvalConfig
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents import agent_names, make_agent
+    from agents import agent_names
     from dyadic_env.data import load_dataset
     from dyadic_env.rewards import is_synthetic
-    from experiments.evaluation import default_run_dir, evaluate_agents, report_markdown, save_results
+    from experiments.evaluation import default_run_dir, report_markdown, save_results
 
     config = build_config(args)
     unknown = [a for a in config.agents if a not in agent_names() and ":" not in a]
@@ -118,26 +122,14 @@ def run(args: argparse.Namespace) -> int:
         )
     if config.validity and len(config.agents) + len(config.policies()) < 3:
         raise UserError("--validity ranks agents: give at least 3 (e.g. --agent random,nn,mean,mime,meanseq)")
-    nn_kwargs = {"words_window_s": config.words_window_s}
-    agents = {
-        name: plugin_agent(name, dataset, config.seed)
-        if ":" in name
-        else make_agent(name, dataset, config.seed, **(nn_kwargs if name == "nn" else {}))
-        for name in config.agents
-    }
-    for name, path in config.policies().items():
-        agents[name] = load_policy(path, config.policy_mode)
-    env_kwargs = {"context_frames": config.context_frames, "words_window_s": config.words_window_s}
-    results = evaluate_agents(
-        agents, dataset, config.split, config.seed, max_clips=config.max_clips, env_kwargs=env_kwargs,
-        samples=config.samples, validity=config.validity, frdist_groups=config.frdist_groups,
-    )  # fmt: skip
-    results["dataset"] = config.dataset
+    results = evaluate_seeds(config, dataset)
     run_dir = save_results(results, config.run_dir or default_run_dir(config), config)
     if config.report:
         Path(config.report).parent.mkdir(parents=True, exist_ok=True)
         Path(config.report).write_text(report_markdown(results, command=config.command()))
     print(results["table"])
+    if results.get("seeds_table"):
+        print(f"\nMean ± 95 % CI over seeds {results['seeds']}:\n{results['seeds_table']}")
     if results.get("react_table"):
         print(f"\nREACT (K = {config.samples} predictions per clip):\n{results['react_table']}")
     elif config.samples > 1:
@@ -148,6 +140,42 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nMetric validity (agreement with the oracle):\n{results['validity_table']}")
     print(f"\nsaved {run_dir}/results.json, results.md and TensorBoard scalars")
     return 0
+
+
+def evaluate_seeds(config, dataset) -> dict:  # config: EvalConfig
+    """The evaluation of the first seed; with ``config.seeds > 1`` also every row's mean and CI over the seeds
+    (agents rebuilt for each seed)."""
+    from agents import make_agent
+    from dyadic_env.envs.compatibility import IncompatibleDataError
+    from experiments.evaluation import evaluate_agents, seeds_table, summarize_seeds
+
+    nn_kwargs = {"words_window_s": config.words_window_s}
+    env_kwargs = {"context_frames": config.context_frames, "words_window_s": config.words_window_s}
+    seeds = list(range(config.seed, config.seed + config.seeds))
+    runs = []
+    for seed in seeds:
+        agents = {
+            name: plugin_agent(name, dataset, seed)
+            if ":" in name
+            else make_agent(name, dataset, seed, **(nn_kwargs if name == "nn" else {}))
+            for name in config.agents
+        }
+        for name, path in config.policies().items():
+            agents[name] = load_policy(path, config.policy_mode)
+        try:
+            runs.append(evaluate_agents(
+                agents, dataset, config.split, seed, max_clips=config.max_clips, env_kwargs=env_kwargs,
+                samples=config.samples, validity=config.validity, frdist_groups=config.frdist_groups,
+            ))  # fmt: skip
+        except IncompatibleDataError as e:
+            raise UserError(str(e)) from None
+    results = runs[0]
+    results["dataset"] = config.dataset
+    if len(runs) > 1:
+        rows = [run["rows"] for run in runs]
+        summary = summarize_seeds(rows)
+        results.update(seeds=seeds, seed_rows=summary, seeds_table=seeds_table(summary), rows_per_seed=rows)
+    return results
 
 
 def plugin_agent(spec: str, dataset, seed: int):  # -> Agent

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dyadic_env.data.clip import Clip
-from dyadic_env.data.errors import DataValidationError
+from dyadic_env.data.errors import DataValidationError, array_load_problem
 from dyadic_env.data.importers._common import ImportedData, float_frames, motion_frames, require_key
 from dyadic_env.data.splits import assign_splits
 
@@ -94,12 +94,14 @@ def _read_person(file: Path) -> np.ndarray:
             pose = float_frames(require_key(data, "pose", file=str(file), where="", expected=expected_pose),
                                 file=str(file), key="pose", width=6)  # fmt: skip
     except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise DataValidationError(str(file), "file", "a readable .npz archive", f"unreadable ({e})") from None
+        raise DataValidationError(
+            str(file), "file", "a readable .npz archive", array_load_problem(e)
+        ) from None
     except ValueError as e:
         if isinstance(e, DataValidationError):
             raise
         raise DataValidationError(
-            str(file), "file", "a readable .npz of plain arrays", f"unreadable ({e})"
+            str(file), "file", "a readable .npz of plain arrays", array_load_problem(e)
         ) from None
     if len(exp) != len(pose):
         raise DataValidationError(

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from dyadic_env.data.clip import Clip
-from dyadic_env.data.errors import DataValidationError
+from dyadic_env.data.errors import DataValidationError, array_load_problem
 from dyadic_env.data.importers._common import ImportedData
 from dyadic_env.data.splits import assign_splits
 from dyadic_env.data.validation import array_problems
@@ -79,7 +79,7 @@ def _open_windows(file: Path) -> np.ndarray:
         windows = np.load(file, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise DataValidationError(
-            str(file), "windows", "a readable .npy of shape (N, 64, 184)", f"unreadable ({e})"
+            str(file), "windows", "a readable .npy of shape (N, 64, 184)", array_load_problem(e)
         ) from None
     if windows.ndim != 3 or windows.shape[2] < FRAME_DIM or windows.dtype.kind != "f":
         raise DataValidationError(
