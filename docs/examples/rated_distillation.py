@@ -23,6 +23,8 @@ class TopQuarterSFT:
             scores = np.array([c.score for c in group.candidates])
             cut = np.quantile(scores, self.quantile)
             kept += [(group.clip_id, c.tokens) for c in group.candidates if c.score >= cut]
-        config = ContinueSFTConfig(learning_rate=self.learning_rate, num_epochs=self.num_epochs, seed=task.seed)
+        config = ContinueSFTConfig(
+            learning_rate=self.learning_rate, num_epochs=self.num_epochs, seed=task.seed
+        )
         task.log(f"  top-quarter SFT on {len(kept)} candidates of {len(task.groups)} groups")
         return continue_sft(task.sft, kept, task.dataset.clip, config, task.out / "policy")
