@@ -43,7 +43,8 @@ def face_model_dir(expression_basis: str) -> Path:
                 "this data uses expression_basis 'flame', which needs a licensed FLAME model, and none is "
                 "configured. Download FLAME 2020 (free registration at flame.is.tue.mpg.de), then run "
                 "`dyadic face import-flame /path/to/generic_model.pkl` (or set $DYADIC_FLAME_PATH to a "
-                "directory it wrote)"
+                "directory it wrote). Without it, `dyadic render --approximate` shows the head pose and jaw on "
+                "the open ICT head"
             )
         if not (model_dir / paths.MODEL_FILE).is_file():
             raise FlameModelNotFound(

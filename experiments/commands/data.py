@@ -56,6 +56,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="override the format's frame rate (l2l/lm-listener 30, dualtalk 25)",
     )
     imp.add_argument(
+        "--fractions", default=None, metavar="SPLIT=F,...",
+        help="split the source's groups (dualtalk: conversations; l2l: videos) into these splits, e.g. "
+        "train=0.8,val=0.1,test=0.1 (the default); dualtalk gives each split at least one conversation while "
+        "there are enough",
+    )  # fmt: skip
+    imp.add_argument(
+        "--unpaired", default=None, choices=("error", "speaker-only", "skip"),
+        help="dualtalk: a person whose partner file is missing is an error (default), a speaker-only clip "
+        "(the listener is the neutral face: replay the speaker, do not score against it), or skipped",
+    )  # fmt: skip
+    imp.add_argument(
         "--trust-pickle", action="store_true",
         help="lm-listener: allow full pickle loading of the .pth files (only for files from a source you trust)",
     )  # fmt: skip
@@ -145,6 +156,19 @@ def run_import(args: argparse.Namespace) -> int:
         if args.format != "lm-listener":
             raise UserError("--trust-pickle applies to --format lm-listener only")
         options["trust_pickle"] = True
+    if args.unpaired is not None:
+        if args.format != "dualtalk":
+            raise UserError("--unpaired applies to --format dualtalk only")
+        options["unpaired"] = args.unpaired
+    if args.fractions is not None:
+        from dyadic_env.data.importers._common import parse_fractions
+
+        if args.format == "lm-listener":
+            raise UserError("--fractions: lm-listener files carry their own splits")
+        try:
+            options["fractions"] = parse_fractions(args.fractions)
+        except ValueError as e:
+            raise UserError(f"--fractions: {e}") from None
     try:
         result = import_dataset(args.format, args.src, args.out, seed=args.seed, **options)
     except ImportError as e:
@@ -232,7 +256,9 @@ def _summary(spec: str) -> dict[str, Any]:
             if len(dataset.split(dataset.splits[0]))
             else dataset.clip_at(0)
         )
-        error = tokenizer.round_trip_error(clip.listener_motion)
+        # A speaker-only clip's listener is a placeholder: its speaker is the real face to try the bins on.
+        real = clip.speaker_motion if clip.meta.get("speaker_only") else clip.listener_motion
+        error = tokenizer.round_trip_error(real)
         summary["tokenizer_round_trip_first_clip"] = {
             "mean": float(error["mean"].mean()),
             "max": float(error["max"].max()),

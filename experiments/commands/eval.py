@@ -138,8 +138,23 @@ def run(args: argparse.Namespace) -> int:
         )
     if results.get("validity_table"):
         print(f"\nMetric validity (agreement with the oracle):\n{results['validity_table']}")
+    note = speaker_only_note(dataset, config.split, config.max_clips)
+    if note:
+        print(f"\nnote: {note}")
     print(f"\nsaved {run_dir}/results.json, results.md and TensorBoard scalars")
     return 0
+
+
+def speaker_only_note(dataset, split: str, max_clips: int | None) -> str | None:
+    """Say so when evaluated clips are speaker-only (imported without a recorded listener)."""
+    rows = dataset.split(split).rows[:max_clips]
+    alone = sum(bool(dataset.entry(int(r)).get("meta", {}).get("speaker_only")) for r in rows)
+    if not alone:
+        return None
+    return (
+        f"{alone} of the {len(rows)} clips are speaker-only (no recorded listener; its frames are the neutral face), "
+        "so L2, FD and P-FD there compare with a placeholder, not a person"
+    )
 
 
 def evaluate_seeds(config, dataset) -> dict:  # config: EvalConfig

@@ -52,6 +52,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--words-window-s", type=float, default=3.0, help="caption: words of the last N seconds"
     )
     parser.add_argument("--no-captions", action="store_true", help="no caption line")
+    parser.add_argument(
+        "--approximate", action="store_true",
+        help="flame data without the licensed FLAME model: show its head pose and jaw on the open ICT head, "
+        "expression neutral unless --expression-map (every frame labelled APPROXIMATE; see "
+        "dyadic_env.render.approximate)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--expression-map", type=Path, default=None,
+        help="with --approximate: a (50, 50) .npy map from FLAME expression coefficients to ICT weights",
+    )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
@@ -71,8 +81,32 @@ def run(args: argparse.Namespace) -> int:
     clip = data.clip(args.clip)
     listeners = _listeners(args, data, split, clip)
     captions = None if args.no_captions else _captions(clip, args.words_window_s)
-    _render(args, data, clip, listeners, captions)
+    approximation = None
+    if args.approximate or args.expression_map is not None:
+        from dyadic_env.render.approximate import APPROXIMATE_LABEL
+
+        approximation = _approximation(args, data)
+        listeners = {name: approximation(motion) for name, motion in listeners.items()}
+        captions = [f"{APPROXIMATE_LABEL} {c}".strip() for c in (captions or [""] * clip.num_frames)]
+    _render(args, data, clip, listeners, captions, approximation)
     return 0
+
+
+def _approximation(args: argparse.Namespace, data: Any) -> Any:
+    """FLAME frames -> their approximation on the ICT head (dyadic_env.render.approximate)."""
+    from dyadic_env.render.approximate import flame_on_ict, load_expression_map
+
+    if not args.approximate:
+        raise UserError("--expression-map applies with --approximate")
+    if data.expression_basis != "flame":
+        raise UserError(
+            f"--approximate: {data.path} is {data.expression_basis!r} data, which renders exactly; drop the flag"
+        )
+    try:
+        matrix = None if args.expression_map is None else load_expression_map(args.expression_map)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return lambda motion: flame_on_ict(motion, matrix)
 
 
 def _find_split(data: Any, clip_id: str, split: str | None) -> str:
@@ -135,13 +169,22 @@ def _captions(clip: Any, window_s: float) -> list[str]:
     return [" ".join(w.text for w in clip.words_until(t, window_s=window_s)) for t in range(clip.num_frames)]
 
 
-def _render(args: argparse.Namespace, data: Any, clip: Any, listeners: dict[str, Any], captions: Any) -> None:
+def _render(
+    args: argparse.Namespace,
+    data: Any,
+    clip: Any,
+    listeners: dict[str, Any],
+    captions: Any,
+    approximation: Any = None,
+) -> None:
     import numpy as np
 
     from dyadic_env.render import Renderer, contact_sheet, render_video, save_image
 
     basis = data.expression_basis
     speaker = np.asarray(clip.speaker_motion, np.float32)
+    if approximation is not None:  # --approximate: flame frames already mapped onto the ICT head
+        basis, speaker = "ict-arkit", approximation(speaker)
     with Renderer(args.size, args.size, backend=args.backend) as renderer:
         if args.output is not None:
             for name, motion in listeners.items():
@@ -158,6 +201,8 @@ def _render(args: argparse.Namespace, data: Any, clip: Any, listeners: dict[str,
             images, labels = [], []
             for row, motion in rows.items():
                 images += list(renderer.render_faces(motion[times], basis))
-                labels += [f"{row} {t / clip.fps:.1f}s" for t in times]
+                labels += [
+                    f"{row} {t / clip.fps:.1f}s{', approx.' * (approximation is not None)}" for t in times
+                ]
             save_image(args.sheet, contact_sheet(images, labels, columns=len(times)))
             print(f"wrote {args.sheet} (rows: {', '.join(rows)}; {len(times)} times)")

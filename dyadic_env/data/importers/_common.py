@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,9 @@ class ImportedData:
     fps: float
     expression_basis: str
     notes: list[str] = field(default_factory=list)
+    speaker_only: int = 0
+    """Clips whose listener is a placeholder (:mod:`~dyadic_env.data.importers.dualtalk`): the tokenizer is then
+    fitted on real faces, those clips' speakers included."""
 
 
 def to_numpy(value: Any) -> Any:
@@ -74,3 +77,63 @@ def require_key(container: Any, key: str, *, file: str, where: str, expected: st
             f"missing key (keys present: {sorted(map(str, keys))})",
         )
     return container[key]
+
+
+DEFAULT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+# Which splits get a group first when there are fewer groups than splits: a test split makes `dyadic eval`
+# (test by default) work on two conversations; val comes last.
+SPLIT_PRIORITY = ("train", "test", "val")
+
+
+def split_groups(
+    groups: Sequence[str], fractions: dict[str, float] | None = None, *, seed: int = 0
+) -> dict[str, str]:
+    """``{group: split}`` for the distinct ``groups`` (conversations), every group in one split.
+
+    Counts follow ``fractions`` by largest remainder, but each split of positive fraction gets at least one
+    group while there are groups to go round (train first, then test, then val), so a handful of
+    conversations still yields a test split. Which group goes where is a seeded permutation.
+    """
+    fractions = dict(fractions or DEFAULT_FRACTIONS)
+    if (
+        not fractions
+        or any(f < 0 for f in fractions.values())
+        or not np.isclose(sum(fractions.values()), 1.0)
+    ):
+        raise ValueError(f"split fractions must be non-negative and sum to 1, found {fractions}")
+    unique = sorted(set(groups))
+    n = len(unique)
+    exact = np.array([fractions[s] * n for s in fractions])
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    names = list(fractions)
+    order = sorted(
+        names, key=lambda s: SPLIT_PRIORITY.index(s) if s in SPLIT_PRIORITY else len(SPLIT_PRIORITY)
+    )
+    for split in order:  # give each wanted split one group, taken from the largest split that can spare one
+        i = names.index(split)
+        if counts[i] == 0 and fractions[split] > 0:
+            donor = int(np.argmax(counts))
+            if counts[donor] > 1:
+                counts[donor] -= 1
+                counts[i] += 1
+    permutation = np.random.default_rng(seed).permutation(n)
+    labels = np.repeat(names, counts)
+    return {unique[g]: str(labels[rank]) for rank, g in enumerate(permutation)}
+
+
+def parse_fractions(text: str) -> dict[str, float]:
+    """``"train=0.8,val=0.1,test=0.1"`` as a dict, or a ValueError saying what is wrong."""
+    out: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ValueError(f"split fractions: expected NAME=FRACTION[,NAME=FRACTION...], found {text!r}")
+    if any(f < 0 for f in out.values()) or not np.isclose(sum(out.values()), 1.0):
+        raise ValueError(f"split fractions: expected non-negative fractions that sum to 1, found {text!r}")
+    return out

@@ -7,8 +7,15 @@ A source folder (searched recursively) holds, for each conversation ``<conv>``, 
 Each conversation gives two clips, one per direction: person 1 listening to person 2
 (``<conv>/listener1``) and person 2 listening to person 1 (``<conv>/listener2``). When the two files
 differ in length, both are trimmed to the shorter one (from the end) and the clip's ``meta`` records the
-original lengths. Splits are drawn per conversation with :func:`~dyadic_env.data.assign_splits`, so
-both directions of a conversation land in the same split.
+original lengths. Splits are drawn per conversation (:func:`~dyadic_env.data.importers._common.split_groups`:
+``fractions`` by largest remainder, at least one conversation per split while there are enough), so both
+directions of a conversation land in the same split.
+
+A person whose partner's file is missing (e.g. a sample of single speakers from different conversations) is
+an error by default; ``unpaired="speaker-only"`` imports them as *speaker-only* clips (``<conv>/speaker<n>``):
+the person is the speaker, the listener frames are the neutral face (zeros, marked ``meta["speaker_only"]``),
+so the env replays the real speaker but metrics against the recorded listener mean nothing there;
+``unpaired="skip"`` leaves them out.
 """
 
 from __future__ import annotations
@@ -22,11 +29,22 @@ import numpy as np
 
 from dyadic_env.data.clip import Clip
 from dyadic_env.data.errors import DataValidationError, array_load_problem
-from dyadic_env.data.importers._common import ImportedData, float_frames, motion_frames, require_key
-from dyadic_env.data.splits import assign_splits
+from dyadic_env.data.importers._common import (
+    ImportedData,
+    float_frames,
+    motion_frames,
+    require_key,
+    split_groups,
+)
+from dyadic_env.expression_basis import FRAME_DIM
 
 DUALTALK_FPS = 25.0
 PERSON_SUFFIXES = {"_speaker1.npz": "1", "_speaker2.npz": "2"}
+UNPAIRED = ("error", "speaker-only", "skip")
+SPEAKER_ONLY_NOTE = (
+    "the listener frames are the neutral face (zeros), not a recording: the env replays the real speaker, but "
+    "metrics against the recorded listener mean nothing on these clips"
+)
 
 
 def read_dualtalk(
@@ -35,23 +53,33 @@ def read_dualtalk(
     seed: int = 0,
     fps: float = DUALTALK_FPS,
     fractions: dict[str, float] | None = None,
+    unpaired: str = "error",
 ) -> ImportedData:
     """Read a folder of DualTalk-style conversations; see the module docstring for the layout."""
+    if unpaired not in UNPAIRED:
+        raise ValueError(f"unpaired: expected one of {UNPAIRED}, found {unpaired!r}")
     src = Path(src)
-    conversations = _find_conversations(src)
-    notes = [
-        f"{len(conversations)} conversations, 2 clips each (either person as listener); "
-        f"splits by conversation with seed {seed}"
-    ]
+    conversations = _find_conversations(src, unpaired)
+    paired = sum(len(files) == 2 for files in conversations.values())
+    alone = len(conversations) - paired
+    notes = [f"{paired} conversations, 2 clips each (either person as listener)"] if paired else []
+    if alone:
+        notes.append(
+            f"{alone} speaker-only clip(s) of people whose partner file is missing: {SPEAKER_ONLY_NOTE}"
+        )
     names = sorted(conversations)
-    split_of = dict(zip(names, assign_splits(names, fractions, seed=seed)))
+    split_of = split_groups(names, fractions, seed=seed)
+    counts = {s: sum(v == s for v in split_of.values()) for s in dict.fromkeys(split_of.values())}
+    notes.append(
+        f"split by conversation with seed {seed}: " + ", ".join(f"{s} {n}" for s, n in counts.items())
+    )
     return ImportedData(
-        source_format="dualtalk", clips=_clips(conversations, split_of, fps, notes), num_clips=2 * len(names), fps=fps,
-        expression_basis="flame", notes=notes,
+        source_format="dualtalk", clips=_clips(conversations, split_of, fps, notes), num_clips=2 * paired + alone,
+        fps=fps, expression_basis="flame", notes=notes, speaker_only=alone,
     )  # fmt: skip
 
 
-def _find_conversations(src: Path) -> dict[str, dict[str, Path]]:
+def _find_conversations(src: Path, unpaired: str) -> dict[str, dict[str, Path]]:
     if not src.is_dir():
         raise DataValidationError(
             str(src), "source folder", "a folder of <conv>_speaker{1,2}.npz files", "no such folder"
@@ -67,8 +95,10 @@ def _find_conversations(src: Path) -> dict[str, dict[str, Path]]:
             str(src), "conversation files", "files named <conv>_speaker1.npz and <conv>_speaker2.npz", "none",
             "Each conversation needs one .npz per person with 'exp' (T, 50) and 'pose' (T, 6).",
         )  # fmt: skip
-    for conv, files in conversations.items():
-        if len(files) != 2:
+    for conv, files in list(conversations.items()):
+        if len(files) != 2 and unpaired == "skip":
+            del conversations[conv]
+        elif len(files) != 2 and unpaired == "error":
             have = next(iter(files.values()))
             missing = have.with_name(
                 have.name.replace(
@@ -77,8 +107,14 @@ def _find_conversations(src: Path) -> dict[str, dict[str, Path]]:
             )
             raise DataValidationError(
                 str(missing), "conversation partner", f"the other person of conversation {conv!r} beside {have.name}",
-                "no file", "Each conversation needs both <conv>_speaker1.npz and <conv>_speaker2.npz.",
+                "no file", "Each conversation needs both <conv>_speaker1.npz and <conv>_speaker2.npz; to import a "
+                "lone person as a speaker-only clip, pass --unpaired speaker-only (or skip them: --unpaired skip)",
             )  # fmt: skip
+    if not conversations:
+        raise DataValidationError(
+            str(src), "conversation files", "at least one conversation with both people", "none",
+            "Every person lacks a partner file; pass --unpaired speaker-only to import them as speaker-only clips.",
+        )  # fmt: skip
     return conversations
 
 
@@ -119,6 +155,9 @@ def _clips(
     trimmed = []
     for conv in sorted(conversations):
         pair = {person: _read_person(file) for person, file in conversations[conv].items()}
+        if len(pair) == 1:
+            yield split_of[conv], _speaker_only(conv, *next(iter(pair.items())), fps)
+            continue
         frames = min(len(pair["1"]), len(pair["2"]))
         meta: dict = {"conversation": conv}
         if len(pair["1"]) != len(pair["2"]):
@@ -135,3 +174,13 @@ def _clips(
         notes.append(
             f"trimmed {len(trimmed)} conversation(s) to the shorter person's length (end cut): {shown}"
         )
+
+
+def _speaker_only(conv: str, person: str, frames: np.ndarray, fps: float) -> Clip:
+    """A lone person as the speaker of a clip whose listener is the neutral face (see the module docstring)."""
+    return Clip(
+        clip_id=f"{conv}/speaker{person}", fps=fps, speaker_motion=frames,
+        listener_motion=np.zeros((len(frames), FRAME_DIM), np.float32), speaker_id=f"{conv}_speaker{person}",
+        listener_id="", source="dualtalk",
+        meta={"conversation": conv, "speaker_only": True, "listener": SPEAKER_ONLY_NOTE},
+    )  # fmt: skip
