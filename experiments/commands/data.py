@@ -1,8 +1,9 @@
 """`dyadic data`: make, import, inspect and validate dyadic datasets.
 
 Subcommands: ``synth`` (the synthetic benchmark), ``import`` (Learning-to-Listen, LM-listener, DualTalk),
-``info`` (summary, or JSON), ``validate`` (lists every problem; exit code 1 when there is one) and
-``appropriate`` (appropriate-reaction sets from speaker-behaviour neighbours, for REACT's metrics).
+``info`` (summary, or JSON), ``validate`` (lists every problem; exit code 1 when there is one),
+``appropriate`` (appropriate-reaction sets from speaker-behaviour neighbours, for REACT's metrics) and
+``export`` (an agent's closed-loop rollouts as a Minari dataset, for offline RL).
 More subcommands can be added in :func:`register` with a handler that imports its own module.
 """
 
@@ -85,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     validate.set_defaults(handler=run_validate)
 
     _register_appropriate(commands)
+    _register_export(commands)
 
     # Added by the VLA engineer: visual features from speaker videos (handler in agents.vla.features).
     features = commands.add_parser(
@@ -127,6 +129,83 @@ def _register_appropriate(commands: argparse._SubParsersAction) -> None:
     )
     sets.add_argument("--replace", action="store_true", help="replace the sets the dataset already has")
     sets.set_defaults(handler=run_appropriate)
+
+
+def _register_export(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser(
+        "export", help="write closed-loop rollouts of an agent or policy as an offline-RL dataset (Minari)",
+        description="Roll an agent or a VLA checkpoint once through every clip of a split and write the transitions "
+        "(observations, token actions, rewards, episode ends; each episode's reset options name its clip) as a "
+        "Minari dataset, which minari.load_dataset(ID) reads. Minari writes under $MINARI_DATASETS_PATH "
+        "(default ~/.minari/datasets).",
+    )  # fmt: skip
+    export.add_argument("--format", default="minari", choices=("minari",), help="output format")
+    export.add_argument("--dataset", required=True, help="dataset directory or synthetic:PRESET")
+    export.add_argument("--split", default="test", help="split whose clips are rolled out (default: test)")
+    export.add_argument(
+        "--agent", default=None,
+        help="a baseline name (random, nn, mean, mirror, ...) or a plug-in package.module:factory",
+    )  # fmt: skip
+    export.add_argument("--policy", default=None, help="or a VLA checkpoint directory")
+    export.add_argument(
+        "--id", required=True, dest="dataset_id",
+        help="Minari dataset id, e.g. dyadic/listener-small/nn-v0 ((namespace/)(env/)name-vN)",
+    )  # fmt: skip
+    export.add_argument("--reward", default="imitation", help="the env's reward (imitation, affect, oracle)")
+    export.add_argument("--max-clips", type=int, default=None, help="only the first N clips of the split")
+    export.add_argument("--seed", type=int, default=0, help="episode i is seeded SEED + i (agents and env)")
+    export.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from dyadic_env.data import load_dataset
+
+    if (args.agent is None) == (args.policy is None):
+        raise UserError("give one of --agent NAME or --policy CHECKPOINT_DIR")
+    if args.max_clips is not None and args.max_clips < 1:
+        raise UserError(f"--max-clips {args.max_clips}: expected a positive number of clips")
+    dataset = load_dataset(args.dataset)
+    if args.split not in dataset.splits:
+        raise UserError(f"--split {args.split!r}: {dataset.path} has splits {list(dataset.splits)}")
+    try:
+        from dyadic_env.envs.minari_export import export_minari
+    except ImportError as e:
+        raise UserError(
+            f"--format minari needs Minari ({e}); pip install 'dyadic-listener[offline]'"
+        ) from None
+    name, agent, tokenizer = _export_agent(args, dataset)
+    clip_ids = dataset.split(args.split).clip_ids[: args.max_clips]
+    try:
+        result = export_minari(
+            args.dataset_id, agent, dataset.path, args.split, clip_ids=clip_ids, seed=args.seed,
+            algorithm_name=name, reward=args.reward, tokenizer=tokenizer,
+        )  # fmt: skip
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    print(
+        f"wrote Minari dataset {args.dataset_id!r}: {result.total_episodes} episodes, {result.total_steps} steps "
+        f"of {name} on {args.split} ({dataset.path}); read it with minari.load_dataset({args.dataset_id!r})"
+    )
+    return 0
+
+
+def _export_agent(args: argparse.Namespace, dataset: Any) -> tuple[str, Any, Path | None]:
+    """The agent to roll out, its name, and the tokenizer file its tokens are meant for (None: the dataset's)."""
+    from experiments.commands.eval import load_policy, plugin_agent
+
+    if args.policy is not None:
+        from agents.vla.processing import ACTION_TOKENIZER_FILE
+
+        return Path(args.policy).name, load_policy(args.policy), Path(args.policy) / ACTION_TOKENIZER_FILE
+    if ":" in args.agent:
+        return args.agent, plugin_agent(args.agent, dataset, args.seed), None
+    from agents import agent_names, make_agent
+
+    if args.agent not in agent_names():
+        raise UserError(
+            f"--agent {args.agent!r}: choose from {', '.join(agent_names())} or package.module:factory"
+        )
+    return args.agent, make_agent(args.agent, dataset, args.seed), None
 
 
 def run_synth(args: argparse.Namespace) -> int:
