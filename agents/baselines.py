@@ -29,9 +29,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from agents.base import Agent, FrameAgent, Observation
 from dyadic_env.data import DyadicDataset, load_dataset
 from dyadic_env.envs.listener import resolve_tokenizer, words_per_frame
+from dyadic_env.envs.words import PAD_ID, UNKNOWN_ID, build_vocabulary
 from dyadic_env.expression_basis import FRAME_DIM
 from dyadic_env.tokenizer import ActionTokenizer
-from dyadic_env.wrappers.words import PAD_ID, UNKNOWN_ID, build_vocabulary
 
 
 class RandomAgent:

@@ -41,7 +41,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
 from dyadic_env.data import DyadicDataset
-from dyadic_env.wrappers.words import BagOfWords, WordIds, build_vocabulary
+from dyadic_env.envs.words import BagOfWords, WordIds, build_vocabulary
 
 WORDS_MODES = ("bag", "ids", "drop")
 ACTION_MODES = ("tokens", "continuous")
