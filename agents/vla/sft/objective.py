@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agents.vla.gestures import onset_allowed
 from agents.vla.sft.config import SFTConfig
 
 if TYPE_CHECKING:
@@ -111,9 +112,12 @@ def objective(
         expression_dim=model.config.expression_dim,
     )  # fmt: skip
     if config.lambda_speaker:
-        loss = _with_speaker_loss(loss, model, scored.frame_hidden, batch, config.lambda_speaker)
+        mask = batch["frame_mask"].bool()
+        error = model.vla.speaker_prediction_error(scored.frame_hidden, batch["speaker_inputs"], mask)
+        loss = loss._replace(total=loss.total + config.lambda_speaker * error, speaker=error)
     if model.vla.gestures:
-        loss = _with_gesture_loss(loss, model, scored.frame_hidden, batch, config.lambda_gesture)
+        error = _nod_onset_error(model, scored.frame_hidden, batch)
+        loss = loss._replace(total=loss.total + config.lambda_gesture * error, gesture=error)
     return loss
 
 
@@ -134,35 +138,15 @@ def scored_frames(
     return ScoredFrames(logits, actions, torch.ones(pairs, 2, dtype=torch.bool), out.frame_hidden)
 
 
-def _with_speaker_loss(
-    loss: SFTLoss,
-    model: VLAForListening,
-    frame_hidden: torch.Tensor,
-    batch: dict[str, torch.Tensor],
-    weight: float,
-) -> SFTLoss:
-    error = model.vla.speaker_prediction_error(
-        frame_hidden, batch["speaker_inputs"], batch["frame_mask"].bool()
-    )
-    return loss._replace(total=loss.total + weight * error, speaker=error)
-
-
-def _with_gesture_loss(
-    loss: SFTLoss,
-    model: VLAForListening,
-    frame_hidden: torch.Tensor,
-    batch: dict[str, torch.Tensor],
-    weight: float,
-) -> SFTLoss:
-    """Add the mean negative log-likelihood of the data's nod decisions (start or not, where one may start)."""
-    from agents.vla.gestures import onset_allowed
-
+def _nod_onset_error(
+    model: VLAForListening, frame_hidden: torch.Tensor, batch: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """The mean negative log-likelihood of the data's nod decisions (start or not, where one may start)."""
     targets = model.vla.gesture_targets(batch["actions"], batch["frame_mask"])
     logp = model.vla.gesture_logprobs(frame_hidden, batch["actions"], batch["frame_mask"], targets)
     phases = targets[1]
     scored = (onset_allowed(phases, model.vla.gestures) & batch["frame_mask"].bool()).to(logp.dtype)
-    error = -(logp * scored).sum() / scored.sum().clamp(min=1)
-    return loss._replace(total=loss.total + weight * error, gesture=error)
+    return -(logp * scored).sum() / scored.sum().clamp(min=1)
 
 
 def pair_mask(frame_mask: torch.Tensor, fraction: float, rng: np.random.Generator) -> torch.Tensor:
