@@ -158,6 +158,7 @@ def run_cell(
     """Train one cell's algorithm on its share of preference data, evaluate it; returns ``result.json``."""
     cell = Cell(algorithm, budget, seed)
     directory = cell.directory(config.out)
+    _drop_if_stale(config, cell, directory / "result.json", log)
     return run_stage(
         cell.key, directory / "result.json", lambda tmp: _cell(config, Path(sft), cell, tmp, log), log=log
     )
@@ -201,6 +202,17 @@ def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -
     shutil.rmtree(final, ignore_errors=True)
     shutil.copytree(policy, final)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _drop_if_stale(config: BenchmarkConfig, cell: Cell, result: Path, log: Log) -> None:
+    """Delete a cell's result made with other algorithm settings than the config's, so it is recomputed."""
+    if not result.exists():
+        return
+    spec, settings = config.spec(cell.algorithm)
+    previous = json.loads(result.read_text())
+    if (previous.get("spec"), previous.get("settings")) != (spec, json.loads(json.dumps(settings))):
+        log(f"[{cell.key}] was trained with other settings ({previous.get('settings')}): training it again")
+        result.unlink()
 
 
 def _collector(config: BenchmarkConfig, cell: Cell, ledger: Any, work: Path, log: Log) -> Callable[..., Any]:

@@ -1,11 +1,13 @@
-"""`dyadic ablations`: paper Table IV over several seeds with confidence intervals."""
+"""`dyadic ablations`: paper Table IV over seeds, as a preset of the alignment benchmark.
+
+It runs ``dyadic benchmark alignment`` with ``experiments/configs/ablations_small.yaml``: SFT+DPO, Random-Prefer
+and SFT-Preferred from one SFT checkpoint at one label budget, every seed, with 95 % intervals.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-from experiments.errors import UserError
 
 DEFAULT_CONFIG = "ablations_small.yaml"
 
@@ -13,39 +15,25 @@ DEFAULT_CONFIG = "ablations_small.yaml"
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ablations",
-        help="SFT+DPO vs Random-Prefer vs SFT-Preferred (and PPO, iterated DPO) over seeds, with 95%% CIs",
-        description="From one SFT checkpoint, collect preferences and train every variant once per seed, "
-        "evaluate on the test split, and print the mean difference to SFT with a 95 % Student-t interval.",
+        help="SFT+DPO vs Random-Prefer vs SFT-Preferred over seeds, with 95%% CIs (a benchmark preset)",
+        description="Paper Table IV over several seeds: `dyadic benchmark alignment` with "
+        f"experiments/configs/{DEFAULT_CONFIG} (the same options).",
     )  # fmt: skip
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (0, 1, ... N-1)")
     parser.add_argument("--sft", default=None, help="SFT checkpoint to start from (default: train one)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/ablations)")
     parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help=f"YAML config (default experiments/configs/{DEFAULT_CONFIG})",
+        "--config", type=Path, default=None, help=f"YAML (default experiments/configs/{DEFAULT_CONFIG})"
     )
-    parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE",
-        help="override config fields (YAML values), e.g. variants=[dpo,random_prefer] dpo={beta: 0.2}",
-    )  # fmt: skip
-    parser.set_defaults(handler=run)
+    parser.add_argument("--ray", default=None, help="run cells as Ray tasks: 'local', 'auto' or an address")
+    parser.add_argument("--report-to", type=Path, default=None, help="also write the results page here")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override config fields")
+    parser.set_defaults(handler=run, algo=None)
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.commands.quickstart import _quiet_libraries
-    from experiments.commands.train import build_config
-    from experiments.pipelines.ablations import AblationConfig, run_ablations
+    from experiments.commands.benchmark import run_alignment
+    from experiments.configs import CONFIGS
 
-    if args.seeds is not None and args.seeds < 1:
-        raise UserError(f"--seeds must be >= 1, found {args.seeds}")
-    if args.sft is not None and not Path(args.sft).is_dir():
-        raise UserError(f"--sft {args.sft}: no such checkpoint directory; train one with `dyadic train sft`")
-    seeds = list(range(args.seeds)) if args.seeds is not None else None
-    config = build_config(
-        AblationConfig, args.config, DEFAULT_CONFIG, args.overrides, seeds=seeds, sft=args.sft, out=args.out
-    )
-    _quiet_libraries()
-    run_ablations(config)
-    return 0
+    args.config = args.config or CONFIGS / DEFAULT_CONFIG
+    return run_alignment(args)

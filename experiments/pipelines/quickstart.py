@@ -6,19 +6,22 @@ stage whose output exists, see :mod:`experiments.pipelines.stages`):
 1. ``data``: the synthetic benchmark (its action tokenizer is fitted on the train split);
 2. ``sft``: supervised fine-tuning of the VLA (``experiments/configs/sft_small.yaml``; resumes from its own
    checkpoints after a kill);
-3. ``feedback``: SFT candidates (N = 8 per train clip; the ground truth optionally) rated by simulated annotators
-   through the feedback store and annotation API, ranked and paired best vs worst (paper eq. 10);
-4. ``dpo``: SFT+DPO on those pairs (paper eq. 11, trl);
-5. ``random_prefer`` and ``sft_preferred``: the ablations of paper Table IV;
-6. ``rm`` and ``ppo``: a reward-model ensemble on the same pairs, then PPO (SB3) on it from the same SFT network;
-7. ``eval``: closed-loop evaluation on the test split of Random, NN, Mean, SFT and all aligned policies;
-8. ``report``: ``report.md`` (tables shaped like the paper's II and IV, the oracle's criteria, DPO vs PPO at
-   the same number of preference labels), plots and a rendered sample video.
+3. ``feedback``: SFT candidates (N = 8 per train clip) rated by simulated annotators through the feedback store
+   and annotation API, ranked and paired best vs worst (paper eq. 10);
+4. one stage per *aligner* (``aligners`` in the config): the same algorithms the alignment benchmark runs
+   (:mod:`experiments.benchmark.algorithms`) on the same rated groups: SFT+DPO as the paper scores it, SFT+DPO on
+   the exact trajectory log-probability (nod decisions included), the ablations of paper Table IV and, when
+   listed, PPO on a reward model;
+5. ``eval``: closed-loop evaluation on the test split of Random, NN, Mean, SFT and every aligned policy;
+6. ``report``: ``report.md`` (tables shaped like the paper's II and IV, the oracle's criteria, each aligner's
+   paired gain over SFT with a 95 % interval), plots and a rendered sample video.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +29,7 @@ from typing import Any
 
 from experiments.pipelines.alignment import FeedbackConfig, Log
 from experiments.pipelines.evaluation import check_eval_decoding
-from experiments.pipelines.stages import run_stage
+from experiments.pipelines.stages import run_stage, train_sft_stage
 
 BASELINES = ("random", "nn", "mean")
 
@@ -46,33 +49,30 @@ class QuickstartConfig:
     sft_config: str = "sft_small.yaml"
     """SFT config (a file in experiments/configs/ or a path)."""
     sft_overrides: dict[str, Any] = field(default_factory=dict)
-    """Fields of the SFT config to override (e.g. ``max_steps``, ``model: {head_hidden: 64}``)."""
+    """Fields of the SFT config to override (e.g. ``max_steps``)."""
     feedback: dict[str, Any] = field(default_factory=dict)
     """:class:`~experiments.pipelines.alignment.FeedbackConfig` fields."""
-    dpo: dict[str, Any] = field(default_factory=dict)
-    """:class:`~agents.alignment.dpo.DPOTrainingConfig` fields."""
-    sft_preferred: dict[str, Any] = field(default_factory=dict)
-    """:class:`~agents.alignment.ablations.ContinueSFTConfig` fields."""
-    rm: dict[str, Any] = field(default_factory=dict)
-    """:class:`~experiments.pipelines.trainers.RewardModelRunConfig` fields."""
-    ppo: dict[str, Any] = field(default_factory=dict)
-    """:class:`~experiments.pipelines.trainers.PPORunConfig` fields."""
+    aligners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Row name -> ``{algorithm: NAME or module:Name, settings: {...}}`` (:mod:`experiments.benchmark.algorithms`)."""
+    headline: str = ""
+    """The aligner whose gain over SFT the report leads with (default: the first)."""
     eval_temperature: float = 0.7
     """Sampling temperature of the VLA policies at evaluation (``sft_small`` decodes at 0.7 when deployed)."""
     eval_mode: str = "sample"
     """Decoding of the VLA policies at evaluation (:data:`agents.vla.decoding.DECODE_MODES`)."""
     eval_samples: int = 4
     """Closed-loop samples of each VLA policy per test clip: the paper's metrics use the first, the oracle's
-    criteria average over all. With 1, a policy's oracle score moved by about 0.1 between sampling seeds on
-    ``small``, as much as DPO's effect."""
+    criteria average over all (one sample a clip leaves sampling noise as large as an aligner's effect)."""
     skip_ppo: bool = False
-    """Leave out the reward model and PPO stages."""
+    """Leave out aligners that use PPO (``ppo_rm``)."""
     render: bool = True
     """Render a sample video (needs the offscreen renderer)."""
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
 
     def __post_init__(self) -> None:
+        from experiments.benchmark.algorithms import load_algorithm
+
         self.out = Path(self.out)
         from dyadic_env.synthetic import PRESETS
 
@@ -83,41 +83,37 @@ class QuickstartConfig:
         if self.eval_samples < 1:
             raise ValueError(f"eval_samples must be >= 1, found {self.eval_samples}")
         check_eval_decoding(self.eval_mode, self.eval_temperature)
-        # Validate the stage configs now, not twenty minutes in.
-        self.feedback_config()
-        self.dpo_config()
-        self.ppo_config()
-        self.rm_config()
-        self.sft_preferred_config()
+        self.feedback_config()  # validate every stage's settings now, not twenty minutes in
+        for name, spec in self.aligners.items():
+            unknown = sorted(set(spec) - {"algorithm", "settings"})
+            if unknown or "algorithm" not in spec:
+                raise ValueError(
+                    f"aligners.{name}: expected keys algorithm and settings, found {sorted(spec)}"
+                )
+            load_algorithm(spec["algorithm"], spec.get("settings", {}))
+        if self.headline and self.headline not in self.aligners:
+            raise ValueError(f"headline: {self.headline!r} is not one of the aligners {list(self.aligners)}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> QuickstartConfig:
-        from dyadic_env.config import config_from_dict
-
-        return config_from_dict(cls, values, "quickstart config")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"quickstart config: unknown fields {unknown}; known fields: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
 
     def feedback_config(self) -> FeedbackConfig:
         return FeedbackConfig(**{"seed": self.seed, **self.feedback})
 
-    def dpo_config(self) -> Any:
-        from agents.alignment.dpo import DPOTrainingConfig
+    def active_aligners(self) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.aligners.items() if not (self.skip_ppo and v["algorithm"] == "ppo_rm")}
 
-        return DPOTrainingConfig.from_dict({"seed": self.seed, "num_threads": self.num_threads, **self.dpo})
 
-    def sft_preferred_config(self) -> Any:
-        from agents.alignment.ablations import ContinueSFTConfig
-
-        return ContinueSFTConfig(**{"seed": self.seed, **self.sft_preferred})
-
-    def rm_config(self) -> Any:
-        from experiments.pipelines.trainers import RewardModelRunConfig
-
-        return RewardModelRunConfig.from_dict({"seed": self.seed, "num_threads": self.num_threads, **self.rm})
-
-    def ppo_config(self) -> Any:
-        from experiments.pipelines.trainers import PPORunConfig
-
-        return PPORunConfig.from_dict({"seed": self.seed, "num_threads": self.num_threads, **self.ppo})
+def stage_dir(row: str) -> str:
+    """The run folder of an aligner's row (``SFT+DPO (nods)`` -> ``sft_dpo_nods``)."""
+    return re.sub(r"[^a-z0-9]+", "_", row.lower()).strip("_")
 
 
 def run_quickstart(config: QuickstartConfig, log: Log = print) -> Path:
@@ -138,20 +134,19 @@ def run_quickstart(config: QuickstartConfig, log: Log = print) -> Path:
         return path
 
     data_dir = stage("data", out / "data", lambda tmp: _synthesize(config, tmp))
-    sft = _sft(config, data_dir, out / "sft", log, timings)
+    started = time.perf_counter()
+    sft = train_sft_stage(
+        config.sft_config, str(data_dir), out / "sft", seed=config.seed, overrides=config.sft_overrides,
+        num_threads=config.num_threads, log=log,
+    )  # fmt: skip
+    timings["sft"] = time.perf_counter() - started
     feedback = stage("feedback", out / "feedback", lambda tmp: _feedback(config, sft, data_dir, tmp, log))
-    prefs = feedback / "preferences"
     policies = {"SFT": sft}
-    policies["SFT+DPO"] = stage("dpo", out / "dpo", lambda tmp: _dpo(config, sft, prefs, tmp, shuffle=False))
-    policies["Random-Prefer"] = stage(
-        "random_prefer", out / "random_prefer", lambda tmp: _dpo(config, sft, prefs, tmp, shuffle=True)
-    )
-    policies["SFT-Preferred"] = stage(
-        "sft_preferred", out / "sft_preferred", lambda tmp: _sft_preferred(config, sft, prefs, tmp)
-    )
-    if not config.skip_ppo:
-        rm = stage("rm", out / "rm", lambda tmp: _reward_model(config, prefs, tmp))
-        policies["SFT+PPO"] = stage("ppo", out / "ppo", lambda tmp: _ppo(config, sft, rm, data_dir, tmp))
+    for row, spec in config.active_aligners().items():
+        name = stage_dir(row)
+        policies[row] = stage(
+            name, out / name, lambda tmp, s=spec: _align(config, s, sft, feedback, data_dir, tmp, log)
+        )
     results_file = stage(
         "eval", out / "eval.json", lambda tmp: _evaluate(config, data_dir, policies, tmp, log)
     )
@@ -171,71 +166,43 @@ def _synthesize(config: QuickstartConfig, tmp: Path) -> None:
     write_preset(config.preset, tmp, seed=config.seed)
 
 
-def _sft(
-    config: QuickstartConfig, data_dir: Path, run_dir: Path, log: Log, timings: dict[str, float]
-) -> Path:
-    """SFT into ``run_dir`` (the trainer resumes from its checkpoints and writes ``final/`` atomically)."""
-    from agents.vla.sft import FINAL_DIR, SFTConfig, train_sft
-    from experiments.configs import merge_fields, read_config
-
-    final = run_dir / FINAL_DIR
-    if final.exists():
-        log(f"[sft] done already: {final} (delete it to redo the stage)")
-        return final
-    values = read_config(config.sft_config)
-    values.update(dataset=str(data_dir), output_dir=str(run_dir), seed=config.seed)
-    values = merge_fields(values, config.sft_overrides)  # model: {...} changes only the keys it names
-    if config.num_threads:
-        values.setdefault("num_threads", config.num_threads)
-    log("[sft] running")
-    started = time.perf_counter()
-    final = train_sft(SFTConfig.from_dict(values), progress=False)
-    timings["sft"] = time.perf_counter() - started
-    log(f"[sft] finished in {timings['sft']:.1f} s -> {final}")
-    return final
-
-
 def _feedback(config: QuickstartConfig, sft: Path, data_dir: Path, tmp: Path, log: Log) -> None:
     from experiments.pipelines.alignment import collect_preferences
 
     collect_preferences(sft, str(data_dir), tmp, config.feedback_config(), log=log)
 
 
-def _dpo(config: QuickstartConfig, sft: Path, prefs: Path, tmp: Path, *, shuffle: bool) -> None:
-    from agents.alignment.ablations import randomize_labels
-    from agents.alignment.dpo import train_dpo
+def _align(
+    config: QuickstartConfig,
+    spec: dict[str, Any],
+    sft: Path,
+    feedback: Path,
+    data_dir: Path,
+    tmp: Path,
+    log: Log,
+) -> None:
+    """One aligner on the quickstart's rated groups; its checkpoint becomes ``tmp`` (its work folder stays)."""
     from dyadic_env.data import load_dataset
-    from experiments.pipelines.alignment import load_pairs
+    from experiments.benchmark.algorithms import AlignmentTask, BudgetLedger, load_algorithm
+    from experiments.pipelines.alignment import load_pairs, load_rated_groups
 
-    data, pairs = load_pairs(prefs)
-    if shuffle:
-        pairs = randomize_labels(pairs, seed=config.seed)
-    train_dpo(sft, pairs, load_dataset(data.dataset_spec).clip, config.dpo_config(), tmp)
+    work = tmp.with_name(tmp.name.removesuffix(".partial") + ".work")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    _, pairs = load_pairs(feedback / "preferences")
+    groups = load_rated_groups(feedback)
+    ledger = BudgetLedger(len(groups), spent=len(groups))  # the quickstart rates once: no on-policy rounds
 
+    def collect(policy: Path, count: int, tag: str) -> tuple[list[Any], list[Any]]:
+        ledger.charge(count, tag)  # always refuses, naming the budget
+        raise RuntimeError("unreachable")
 
-def _sft_preferred(config: QuickstartConfig, sft: Path, prefs: Path, tmp: Path) -> None:
-    from agents.alignment.ablations import continue_sft
-    from dyadic_env.data import load_dataset
-    from experiments.pipelines.alignment import load_pairs
-
-    data, pairs = load_pairs(prefs)
-    chosen = [(p.clip_id, p.chosen_tokens) for p in pairs]
-    continue_sft(sft, chosen, load_dataset(data.dataset_spec).clip, config.sft_preferred_config(), tmp)
-
-
-def _reward_model(config: QuickstartConfig, prefs: Path, tmp: Path) -> None:
-    from dyadic_env.data import load_dataset
-    from experiments.pipelines.alignment import load_pairs
-    from experiments.pipelines.trainers import train_reward_model_from_preferences
-
-    data, _ = load_pairs(prefs)
-    train_reward_model_from_preferences(data, load_dataset(data.dataset_spec), config.rm_config(), tmp)
-
-
-def _ppo(config: QuickstartConfig, sft: Path, rm: Path, data_dir: Path, tmp: Path) -> None:
-    from experiments.pipelines.trainers import train_ppo_on_learned_reward
-
-    train_ppo_on_learned_reward(sft, rm, str(data_dir), config.ppo_config(), tmp)
+    task = AlignmentTask(
+        sft=sft, pairs=pairs, groups=groups, dataset=load_dataset(data_dir), budget=len(groups), seed=config.seed,
+        out=work, collect=collect, log=log, num_threads=config.num_threads,
+    )  # fmt: skip
+    policy = load_algorithm(spec["algorithm"], spec.get("settings", {}))(task)
+    shutil.copytree(policy, tmp)
 
 
 def _evaluate(

@@ -65,10 +65,14 @@ def _load_quickstart(fields):
     return QuickstartConfig.from_dict(fields)  # its __post_init__ builds every stage's config too
 
 
-def _load_ablations(fields):
-    from experiments.pipelines.ablations import AblationConfig
+def _load_benchmark(fields):
+    from experiments.benchmark.algorithms import load_algorithm
+    from experiments.benchmark.protocol import BenchmarkConfig
 
-    return AblationConfig.from_dict(fields)
+    config = BenchmarkConfig.from_dict(fields)
+    for name in config.algorithms:  # every row's algorithm and settings build
+        load_algorithm(*config.spec(name))
+    return config
 
 
 def _load_eval(fields, path):
@@ -78,8 +82,14 @@ def _load_eval(fields, path):
     return build_config(build_parser().parse_args(["eval", "--config", str(path)]))
 
 
+def _load_rl(fields):
+    from experiments.rl_reference import RLConfig
+
+    return RLConfig(**fields)
+
+
 LOADERS = {"sft_": _load_sft, "dpo_": _load_dpo, "rm_": _load_rm, "ppo_": _load_ppo, "quickstart_": _load_quickstart,
-           "ablations_": _load_ablations, "eval": _load_eval}  # fmt: skip
+           "ablations_": _load_benchmark, "benchmark_": _load_benchmark, "eval": _load_eval, "rl_": _load_rl}  # fmt: skip
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
@@ -91,11 +101,17 @@ def test_every_shipped_config_loads_through_its_real_loader(path):
     assert config is not None and fields
 
 
-def test_the_shipped_dpo_settings_agree_with_the_quickstart_and_ablations():
-    dpo = _load_dpo(read_config("dpo_small.yaml"))
-    assert (dpo.max_frames, dpo.beta, dpo.learning_rate, dpo.num_epochs) == (32, 0.5, 3e-4, 4)
-    assert _load_quickstart(read_config("quickstart_small.yaml")).dpo_config() == dpo
-    assert _load_ablations(read_config("ablations_small.yaml")).dpo_config(seed=0) == dpo
+def test_the_shipped_dpo_settings_agree_with_the_quickstart_and_the_benchmark():
+    dpo = _load_dpo({**read_config("dpo_small.yaml"), "logging_steps": 5})
+    quickstart = _load_quickstart(read_config("quickstart_small.yaml"))
+    benchmark = _load_benchmark(read_config("benchmark_alignment_small.yaml"))
+    assert (
+        _load_dpo(quickstart.aligners["SFT+DPO"]["settings"])
+        == _load_dpo(benchmark.spec("dpo_nods")[1])
+        == dpo
+    )
+    assert quickstart.aligners["Random-Prefer"]["settings"] == benchmark.spec("random_prefer")[1]
+    assert _load_benchmark(read_config("ablations_small.yaml")).spec("dpo_nods") == benchmark.spec("dpo_nods")
 
 
 def test_an_older_flat_rm_config_still_loads_into_the_sections():

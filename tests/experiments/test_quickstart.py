@@ -21,9 +21,15 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
     config = {
         "preset": "tiny", "max_eval_clips": 2, "render": False, "sft_overrides": TINY_SFT,
         "feedback": {"clips": 4, "samples": 2, "annotators": 2, "ratings_per_group": 2},
-        "dpo": {"num_epochs": 1, "batch_size": 2}, "sft_preferred": {"num_epochs": 1, "batch_size": 2},
-        "rm": {"epochs": 2, "ensemble_size": 2, "hidden_sizes": [16], "val_fraction": 0.0},
-        "ppo": {"total_timesteps": 32, "n_envs": 1, "n_steps": 32, "batch_size": 32, "n_epochs": 1},
+        "aligners": {
+            "SFT+DPO": {"algorithm": "dpo", "settings": {"num_epochs": 1, "batch_size": 2, "nod_decisions": True,
+                                                         "action_frames": 8}},
+            "Random-Prefer": {"algorithm": "random_prefer", "settings": {"num_epochs": 1, "batch_size": 2}},
+            "SFT-Preferred": {"algorithm": "sft_preferred", "settings": {"num_epochs": 1, "batch_size": 2}},
+            "SFT+PPO": {"algorithm": "ppo_rm", "settings": {
+                "rm": {"epochs": 2, "ensemble_size": 2, "hidden_sizes": [16], "val_fraction": 0.0},
+                "ppo": {"total_timesteps": 32, "n_envs": 1, "n_steps": 32, "batch_size": 32, "n_epochs": 1}}},
+        },
         "eval_mode": "mean_expression", "eval_samples": 2,
     }  # fmt: skip
     path = tmp_path / "quickstart.yaml"
@@ -31,7 +37,7 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     assert main(["quickstart", "--config", str(path), "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
-    for heading in ("Table II", "Table IV", "oracle's criteria", "same preference labels"):
+    for heading in ("Table II", "Table IV", "oracle's criteria", "same preference labels", "SFT+DPO against SFT"):
         assert heading in report
     results = json.loads((out / "eval.json").read_text())
     for row in ("GT", "random", "nn", "mean", "SFT", "SFT+DPO", "Random-Prefer", "SFT-Preferred", "SFT+PPO"):
@@ -41,11 +47,11 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
     assert results["samples"] == 2 and "2 samples a clip" in report
     summary = json.loads((out / "feedback" / "summary.json").read_text())
     assert summary["groups"] == 4 and summary["pairs"] >= 1
-    for stage in ("dpo", "random_prefer", "sft_preferred", "rm", "ppo"):
+    for stage in ("sft_dpo", "random_prefer", "sft_preferred", "sft_ppo"):
         assert (out / stage).is_dir() and not (out / f"{stage}.partial").exists()
-    assert any(p.name.startswith("events.out.tfevents") for p in (out / "dpo" / "tb").iterdir())
+    assert any(p.name.startswith("events.out.tfevents") for p in (out / "sft_dpo" / "tb").iterdir())
     # The pairs carry each trajectory's mean rating per criterion, so the reward model's criteria head trains.
-    rm_figures = json.loads((out / "rm" / "training.json").read_text())["figures"]
+    rm_figures = json.loads((out / "sft_ppo.work" / "rm" / "training.json").read_text())["figures"]
     assert 0.0 <= rm_figures["train_criteria_mae"] < 4.0
     capsys.readouterr()
 
@@ -57,7 +63,7 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize(
     "line, field",
-    [("dpo: {beta: -1}", "beta"), ("eval_mode: expected", "eval_mode"), ("eval_samples: 0", "eval_samples")],
+    [("aligners: {SFT+DPO: {algorithm: dpo, settings: {beta: -1}}}", "beta"), ("eval_mode: expected", "eval_mode"), ("eval_samples: 0", "eval_samples")],
 )
 def test_quickstart_rejects_bad_config(tmp_path, capsys, line, field) -> None:
     path = tmp_path / "bad.yaml"
