@@ -54,12 +54,19 @@ def run_benchmark(config: BenchmarkConfig, log: Log = print) -> dict[str, Any]:
 
 
 def _jobs(config: BenchmarkConfig, sft: Path) -> list[tuple[Any, ...]]:
-    """The jobs in dependency order: per-seed collections and SFT evaluations first, then cells, then ceilings."""
-    first: list[tuple[Any, ...]] = [(collect_seed, str(sft), s) for s in config.seeds]
-    first += [(evaluate_sft, str(sft), s) for s in config.seeds]
-    rest: list[tuple[Any, ...]] = [(run_cell, str(sft), c.algorithm, c.budget, c.seed) for c in cells(config)]
-    rest.append((run_ceilings, str(sft)))
-    return [*first, ("barrier",), *rest] if config.ray else first + rest
+    """The jobs in dependency order. In-process, seed by seed (a finished seed is a complete row of results
+    early in a long sweep); on Ray, every collection and SFT evaluation, a barrier, then every cell."""
+    by_seed = {s: [c for c in cells(config) if c.seed == s] for s in config.seeds}
+    if config.ray:
+        first: list[tuple[Any, ...]] = [(collect_seed, str(sft), s) for s in config.seeds]
+        first += [(evaluate_sft, str(sft), s) for s in config.seeds]
+        rest = [(run_cell, str(sft), c.algorithm, c.budget, c.seed) for s in config.seeds for c in by_seed[s]]
+        return [*first, ("barrier",), *rest, (run_ceilings, str(sft))]
+    jobs: list[tuple[Any, ...]] = []
+    for s in config.seeds:
+        jobs += [(collect_seed, str(sft), s), (evaluate_sft, str(sft), s)]
+        jobs += [(run_cell, str(sft), c.algorithm, c.budget, c.seed) for c in by_seed[s]]
+    return [*jobs, (run_ceilings, str(sft))]
 
 
 def resolve_sft(config: BenchmarkConfig, log: Log) -> Path:
