@@ -102,6 +102,14 @@ class ListenerSB3VecEnv(VecEnv):
         super().__init__(venv.num_envs, spaces.Dict(obs_spaces), action_space)
         self._actions: np.ndarray | None = None
 
+    @property
+    def data_card(self) -> dict[str, Any]:
+        """What a policy trained here must run on (:mod:`dyadic_env.envs.compatibility`); store it with a model
+        (``model.data_card = env.data_card; model.save(path, include=["data_card"])``) so evaluation checks it."""
+        from dyadic_env.envs.compatibility import data_card
+
+        return data_card(self.venv.dataset, self.tokenizer)  # type: ignore[attr-defined]
+
     # ------------------------------------------------------------------ SB3 VecEnv API
     def reset(self) -> dict[str, np.ndarray]:
         seed = self._seeds[0]  # env i is seeded seed + i, as SB3's seed() sets them
@@ -112,12 +120,31 @@ class ListenerSB3VecEnv(VecEnv):
         return self._convert(obs)
 
     def step_async(self, actions: np.ndarray) -> None:
+        self._actions = self.tokens(actions)
+
+    def tokens(self, actions: np.ndarray) -> np.ndarray:
+        """The env's tokens ``(N, 56)`` of this adapter's actions (continuous ones spread over the bins)."""
         actions = np.asarray(actions)
         if self.actions == "continuous":
             low, high = self.tokenizer.low, self.tokenizer.high
             values = low + (np.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
             actions = self.tokenizer.encode(values)
-        self._actions = actions.astype(np.int64, copy=False)
+        return actions.astype(np.int64, copy=False)
+
+    def encode_observation(self, observation: dict[str, Any]) -> dict[str, np.ndarray]:
+        """One env's raw observation as this adapter's, batched as one (for a trained policy's ``predict``).
+
+        An observation of an env with more context frames than this adapter's is cut to its last ones, so a
+        policy can be evaluated in an env shared with agents that look further back.
+        """
+        batched: dict[str, Any] = {}
+        for key, value in observation.items():
+            space = self.observation_space.spaces.get(key)  # type: ignore[attr-defined]
+            value = np.asarray(value) if key != "words" else value
+            if key != "words" and space is not None and space.shape and value.shape[0] > space.shape[0]:
+                value = value[-space.shape[0] :]
+            batched[key] = (value,) if key == "words" else value[None]
+        return self._convert(batched)
 
     def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict[str, Any]]]:
         obs, rewards, terminated, truncated, infos = self.venv.step(self._actions)
@@ -159,6 +186,29 @@ class ListenerSB3VecEnv(VecEnv):
             assert self.encoder is not None
             out["words"] = np.stack([self.encoder.encode(w or "") for w in obs["words"]])
         return out
+
+
+class SB3Agent:
+    """A trained SB3 model as an agent (``reset``, ``act``) of the raw listener env, e.g. for
+    :func:`experiments.evaluation.evaluate_agents`: observations encoded and actions decoded as ``adapter`` does.
+
+    ``data_card`` is the model's (see :mod:`dyadic_env.envs.compatibility`), when it was saved with one.
+    """
+
+    def __init__(self, model: Any, adapter: ListenerSB3VecEnv, *, deterministic: bool = True) -> None:
+        self.model, self.adapter, self.deterministic = model, adapter, deterministic
+        self.tokenizer = adapter.tokenizer
+        self.data_card = getattr(model, "data_card", None)
+
+    def reset(self, *, seed: int | None = None) -> None:
+        if seed is not None:
+            self.model.set_random_seed(seed)
+
+    def act(self, observation: dict[str, Any]) -> np.ndarray:
+        action, _ = self.model.predict(
+            self.adapter.encode_observation(observation), deterministic=self.deterministic
+        )
+        return self.adapter.tokens(action)[0]
 
 
 def env_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
