@@ -108,6 +108,8 @@ class ListenerEnv(gym.Env[dict[str, Any], np.ndarray]):
     or with ``workers=W`` a :class:`~dyadic_env.envs.sharded.ShardedListenerVectorEnv` of W processes.
     Gymnasium's per-env vector envs (``vectorization_mode="sync"`` or ``"async"``) are slower than one env
     here, the step being cheaper than their per-env overheads; use them for ``chunk_size > 1`` or rendering.
+    The batched envs take ``max_episode_steps`` and ``autoreset_mode="same_step"``;
+    :mod:`dyadic_env.envs.sb3` adapts them to Stable-Baselines3 (docs/rl.md).
 
     ## Version History
 

@@ -203,3 +203,24 @@ def test_workers_in_an_unguarded_script_get_a_clear_error(data_path, tmp_path):
     assert run.returncode != 0
     assert 'without an `if __name__ == "__main__":` guard' in run.stderr
     assert "WorkerError" in run.stderr and "unguarded.py" in run.stderr
+
+
+def test_ppo_on_single_envs_saved_on_train_loads_on_test(data_path, tmp_path):
+    """The issue's case: SB3 over Gymnasium envs (words as ids), PPO.load(path, env=test_env)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from dyadic_env.wrappers import ContinuousActions, WordsToTokenIds
+
+    def make(split):
+        env = gym.make(LISTENER_ENV_ID, dataset=data_path, split=split, context_frames=4)
+        return DummyVecEnv([lambda: ContinuousActions(WordsToTokenIds(env, max_words=4), normalized=True)])
+
+    model = PPO(
+        "MultiInputPolicy", make("train"), n_steps=32, batch_size=32, n_epochs=1, device="cpu", seed=0
+    )
+    model.learn(32)
+    model.save(tmp_path / "ppo.zip")
+    loaded = PPO.load(tmp_path / "ppo.zip", env=make("test"), device="cpu")
+    loaded.learn(32)
+    assert loaded.observation_space == model.observation_space
