@@ -34,15 +34,15 @@ from experiments.pipelines.stages import run_stage
 Log = Callable[[str], None]
 
 
-def run_benchmark(config: BenchmarkConfig, log: Log = print) -> dict[str, Any]:
-    """Run (or resume) every cell and the ceilings; write the results table; return the summary."""
+def run_benchmark(config: BenchmarkConfig, log: Log = print, *, ceilings: bool = True) -> dict[str, Any]:
+    """Run (or resume) every cell and (unless ``ceilings`` is False) the ceilings; write the results table."""
     from experiments.benchmark.report import summarize, write_results
 
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
     _check_config_file(config)
     sft = resolve_sft(config, log)
-    jobs = _jobs(config, sft)
+    jobs = [j for j in _jobs(config, sft) if ceilings or j[0] is not run_ceilings]
     if config.ray:
         _run_on_ray(config, jobs, log)
     else:

@@ -36,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     alignment.add_argument(
         "--ray", default=None, help="run cells as Ray tasks: 'local', 'auto' or an address"
     )
+    alignment.add_argument(
+        "--no-ceilings",
+        action="store_true",
+        help="skip the ceilings (e.g. in a second process sharing --out)",
+    )
     alignment.add_argument("--report-to", type=Path, default=None, help="also write the results page here")
     alignment.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. budgets=[120]"
@@ -57,7 +62,7 @@ def run_alignment(args: argparse.Namespace) -> int:
         algorithms=args.algo, ray=args.ray,
     )  # fmt: skip
     _quiet_libraries()
-    summary = run_benchmark(config)
+    summary = run_benchmark(config, ceilings=not getattr(args, "no_ceilings", False))
     if args.report_to:
         from experiments.benchmark.report import write_docs
 
