@@ -74,8 +74,8 @@ class DPOTrainingConfig:
             truncated trajectories, with the pair's label. Short prefixes are also a credit assignment: the
             policy conditions on its own past, so a sampled listener commits to a response in its first frames
             and then continues it; later frames carry the label's signal only through that commitment, while
-            each adds 56 tokens of sampling noise to the log-ratio (prefix lengths compared: docs/results/dpo.md;
-            ``dpo_small.yaml`` uses 32). With gestures the nods in a prefix are found in the prefix itself, so a
+            each adds 56 tokens of sampling noise to the log-ratio (prefix lengths were compared in the issue 7
+            notes). With gestures the nods in a prefix are found in the prefix itself, so a
             nod cut by its end may go unseen.
         nod_decisions: score each frame's nod decision too (models with gestures), so DPO also learns *when to
             nod*; trl's token view cannot, see :mod:`agents.alignment.trajectory_logprobs`.

@@ -73,7 +73,7 @@ class VLAConfig(PretrainedConfig):
         expression_state: whether the listener's own previous expression is part of the state. False: the
             network sees only its previous head and jaw pose, so its expression must come from the speaker's
             face and words, and the closed loop cannot lock onto a response it happened to start (the main
-            per-clip FD error of a policy that sees it; see docs/results/sft.md).
+            per-clip FD error of a policy that sees it; measured in the issue 5 notes).
         projector_hidden: width of the visual projector's hidden layer.
         speaker_prediction: add a linear head that predicts the speaker's next input frame from each frame's
             hidden state (an auxiliary SFT task: ``SFTConfig.lambda_speaker``).

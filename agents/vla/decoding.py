@@ -56,7 +56,7 @@ class Sampler:
     Why ``mean_expression``: a sampled listener commits to one of the responses its data shows for the whole
     clip, so L2 and per-clip FD pay the unpredictable part twice (its own and the truth's); the expected
     expression pays it once. Sampling the head keeps it alive (a head decoded by its mean freezes). The price:
-    the expected expression barely moves (figures: docs/results/sft.md).
+    the expected expression barely moves (measured in the issue 5 notes; `dyadic eval --decode` compares them).
     """
 
     temperature: float = 1.0
