@@ -17,7 +17,7 @@ class TopQuarterSFT:
     def __init__(self, quantile: float = 0.75, learning_rate: float = 3e-5, num_epochs: float = 2.0) -> None:
         self.quantile, self.learning_rate, self.num_epochs = quantile, learning_rate, num_epochs
 
-    def __call__(self, task) -> Path:  # task: experiments.benchmark.algorithms.AlignmentTask
+    def __call__(self, task) -> Path:  # task: experiments.pipelines.aligners.AlignmentTask
         kept = []
         for group in task.groups:
             scores = np.array([c.score for c in group.candidates])

@@ -177,7 +177,7 @@ def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -
     import torch
 
     from dyadic_env.data import load_dataset
-    from experiments.benchmark.algorithms import AlignmentTask, BudgetLedger, load_algorithm
+    from experiments.pipelines.aligners import AlignmentTask, BudgetLedger, load_algorithm
 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)

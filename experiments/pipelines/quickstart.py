@@ -9,7 +9,7 @@ stage whose output exists, see :mod:`experiments.pipelines.stages`):
 3. ``feedback``: SFT candidates (N = 8 per train clip) rated by simulated annotators through the feedback store
    and annotation API, ranked and paired best vs worst (paper eq. 10);
 4. one stage per *aligner* (``aligners`` in the config): the same algorithms the alignment benchmark runs
-   (:mod:`experiments.benchmark.algorithms`) on the same rated groups: SFT+DPO as the paper scores it, SFT+DPO on
+   (:mod:`experiments.pipelines.aligners`) on the same rated groups: SFT+DPO as the paper scores it, SFT+DPO on
    the exact trajectory log-probability (nod decisions included), the ablations of paper Table IV and, when
    listed, PPO on a reward model;
 5. ``eval``: closed-loop evaluation on the test split of Random, NN, Mean, SFT and every aligned policy;
@@ -53,7 +53,7 @@ class QuickstartConfig:
     feedback: dict[str, Any] = field(default_factory=dict)
     """:class:`~experiments.pipelines.alignment.FeedbackConfig` fields."""
     aligners: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Row name -> ``{algorithm: NAME or module:Name, settings: {...}}`` (:mod:`experiments.benchmark.algorithms`)."""
+    """Row name -> ``{algorithm: NAME or module:Name, settings: {...}}`` (:mod:`experiments.pipelines.aligners`)."""
     headline: str = ""
     """The aligner whose gain over SFT the report leads with (default: the first)."""
     eval_temperature: float = 0.7
@@ -71,7 +71,7 @@ class QuickstartConfig:
     """torch CPU threads (0: torch's default)."""
 
     def __post_init__(self) -> None:
-        from experiments.benchmark.algorithms import load_algorithm
+        from experiments.pipelines.aligners import load_algorithm
 
         self.out = Path(self.out)
         from dyadic_env.synthetic import PRESETS
@@ -183,7 +183,7 @@ def _align(
 ) -> None:
     """One aligner on the quickstart's rated groups; its checkpoint becomes ``tmp`` (its work folder stays)."""
     from dyadic_env.data import load_dataset
-    from experiments.benchmark.algorithms import AlignmentTask, BudgetLedger, load_algorithm
+    from experiments.pipelines.aligners import AlignmentTask, BudgetLedger, load_algorithm
     from experiments.pipelines.alignment import load_pairs, load_rated_groups
 
     work = tmp.with_name(tmp.name.removesuffix(".partial") + ".work")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments.benchmark.algorithms import BudgetLedger, load_algorithm
 from experiments.benchmark.protocol import BenchmarkConfig, cells
 from experiments.errors import UserError
+from experiments.pipelines.aligners import BudgetLedger, load_algorithm
 
 
 class KeepSFT:

@@ -66,8 +66,8 @@ def _load_quickstart(fields):
 
 
 def _load_benchmark(fields):
-    from experiments.benchmark.algorithms import load_algorithm
     from experiments.benchmark.protocol import BenchmarkConfig
+    from experiments.pipelines.aligners import load_algorithm
 
     config = BenchmarkConfig.from_dict(fields)
     for name in config.algorithms:  # every row's algorithm and settings build

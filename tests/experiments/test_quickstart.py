@@ -37,7 +37,13 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     assert main(["quickstart", "--config", str(path), "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
-    for heading in ("Table II", "Table IV", "oracle's criteria", "same preference labels", "SFT+DPO against SFT"):
+    for heading in (
+        "Table II",
+        "Table IV",
+        "oracle's criteria",
+        "same preference labels",
+        "SFT+DPO against SFT",
+    ):
         assert heading in report
     results = json.loads((out / "eval.json").read_text())
     for row in ("GT", "random", "nn", "mean", "SFT", "SFT+DPO", "Random-Prefer", "SFT-Preferred", "SFT+PPO"):
@@ -63,7 +69,11 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize(
     "line, field",
-    [("aligners: {SFT+DPO: {algorithm: dpo, settings: {beta: -1}}}", "beta"), ("eval_mode: expected", "eval_mode"), ("eval_samples: 0", "eval_samples")],
+    [
+        ("aligners: {SFT+DPO: {algorithm: dpo, settings: {beta: -1}}}", "beta"),
+        ("eval_mode: expected", "eval_mode"),
+        ("eval_samples: 0", "eval_samples"),
+    ],
 )
 def test_quickstart_rejects_bad_config(tmp_path, capsys, line, field) -> None:
     path = tmp_path / "bad.yaml"
