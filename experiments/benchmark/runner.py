@@ -193,12 +193,10 @@ def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -
         sft=sft, pairs=pairs, groups=groups, dataset=dataset, budget=cell.budget, seed=cell.seed, out=work,
         collect=_collector(config, cell, ledger, work, log), log=log, num_threads=config.num_threads,
     )  # fmt: skip
-    if hasattr(algorithm, "groups_up_front"):  # on-policy algorithms take their first share only
-        task.pairs, task.groups = (
-            pairs[: algorithm.groups_up_front(cell.budget)],
-            groups[: algorithm.groups_up_front(cell.budget)],
-        )
-        ledger.spent = len(task.groups)
+    upfront = getattr(algorithm, "upfront_groups", None)
+    if upfront is not None:  # an on-policy algorithm collects the rest of its budget itself
+        take = int(upfront(cell.budget))
+        task.pairs, task.groups, ledger.spent = pairs[:take], groups[:take], take
     started = time.perf_counter()
     policy = Path(algorithm(task))
     seconds = time.perf_counter() - started

@@ -55,6 +55,9 @@ class AlignmentTask:
 
 
 class AlignmentAlgorithm(Protocol):
+    """``algorithm(task) -> checkpoint``. An on-policy algorithm may also define ``upfront_groups(budget)``: how
+    many of the cell's collected groups it takes (the rest of its budget it collects itself)."""
+
     def __call__(self, task: AlignmentTask) -> Path: ...
 
 
@@ -170,6 +173,10 @@ class IteratedDPO:
             raise UserError(f"iterated_dpo rounds: expected >= 1, found {rounds}")
         self.rounds = rounds
         self.dpo = DPO(**settings)
+
+    def upfront_groups(self, budget: int) -> int:
+        """Rated groups the first round takes from the cell's collection; the rest are collected on-policy."""
+        return _split(budget, self.rounds)[0]
 
     def __call__(self, task: AlignmentTask) -> Path:
         shares = _split(task.budget, self.rounds)

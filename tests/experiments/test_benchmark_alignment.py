@@ -40,7 +40,9 @@ def _config(tmp_path: Path, data: Path, sft: Path, **changes) -> BenchmarkConfig
     values = dict(
         out=tmp_path / "run", dataset=str(data), sft=str(sft), seeds=[0], budgets=[2, 3],
         algorithms=["dpo", f"{__name__}:KeepSFT"], num_threads=1,
-        algorithm_specs={"dpo": {"algorithm": "dpo", "settings": {"num_epochs": 1, "batch_size": 2}}},
+        algorithm_specs={"dpo": {"algorithm": "dpo", "settings": {"num_epochs": 1, "batch_size": 2}},
+                         "iterated_dpo": {"algorithm": "iterated_dpo",
+                                          "settings": {"rounds": 2, "num_epochs": 1, "batch_size": 2}}},
         feedback={"samples": 2, "annotators": 2, "ratings_per_group": 2, "temperature": 1.0},
         eval={"samples": 1, "max_clips": 2}, ceilings={"best_of": [2]},
     )  # fmt: skip
@@ -79,9 +81,13 @@ def test_protocol_end_to_end_resumes_and_takes_plugins(tmp_path: Path) -> None:
     from experiments.benchmark.runner import run_benchmark
 
     data, sft = _tiny(tmp_path)
-    config = _config(tmp_path, data, sft)
+    config = _config(tmp_path, data, sft, algorithms=["dpo", f"{__name__}:KeepSFT", "iterated_dpo"])
     summary = run_benchmark(config, log=lambda _msg: None)
-    assert set(summary["rows"]) == {"dpo", f"{__name__}:KeepSFT"}
+    assert set(summary["rows"]) == {"dpo", f"{__name__}:KeepSFT", "iterated_dpo"}
+    iterated = json.loads((config.out / "cells" / "iterated_dpo" / "b3-s0" / "result.json").read_text())
+    assert iterated["labels_spent"] == 3 and iterated["collections"] == [
+        ["round1", 1]
+    ]  # 2 up front + 1 on-policy
     assert set(summary["rows"]["dpo"]) == {"2", "3"}
     keep = summary["rows"][f"{__name__}:KeepSFT"]["2"]["weighted"]
     assert keep["mean"] == pytest.approx(0.0)  # the SFT checkpoint scored with the SFT row's sampling seed
