@@ -85,13 +85,9 @@ class BenchmarkConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BenchmarkConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(
-                f"benchmark config: unknown fields {unknown}; known fields: {', '.join(sorted(known))}"
-            )
-        return cls(**values)
+        from dyadic_env.config import config_from_dict
+
+        return config_from_dict(cls, values, "benchmark config")
 
     def spec(self, name: str) -> tuple[str, dict[str, Any]]:
         """The algorithm and settings behind row ``name``."""

@@ -96,13 +96,9 @@ class QuickstartConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> QuickstartConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"quickstart config: unknown fields {unknown}; known fields: {', '.join(sorted(known))}"
-            )
-        return cls(**values)
+        from dyadic_env.config import config_from_dict
+
+        return config_from_dict(cls, values, "quickstart config")
 
     def feedback_config(self) -> FeedbackConfig:
         return FeedbackConfig(**{"seed": self.seed, **self.feedback})

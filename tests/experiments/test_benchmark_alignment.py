@@ -51,7 +51,7 @@ def _config(tmp_path: Path, data: Path, sft: Path, **changes) -> BenchmarkConfig
 
 
 def test_config_errors_name_the_field() -> None:
-    with pytest.raises(UserError, match="unknown fields"):
+    with pytest.raises(ValueError, match="unknown fields"):
         BenchmarkConfig.from_dict({"budget": [1]})
     with pytest.raises(UserError, match="budgets"):
         BenchmarkConfig(budgets=[0])

@@ -192,11 +192,8 @@ def test_dpo_on_trajectory_prefixes_scores_exactly_the_prefix(
     assert trl_loss == pytest.approx(float(np.mean([-_log_sigmoid(x) for x in d])), rel=2e-4, abs=1e-5)
 
 
-def test_dpo_on_a_gesture_vla_scores_the_tokens_given_the_nods_found(
-    tmp_path, walk_dataset_path, tiny_vla_kwargs
-) -> None:
-    """trl's flat view of a VLA with nod gestures: eq. 11 on the tokens' log-probabilities given the nods
-    found in each trajectory (the nod decisions stay with SFT); training runs and keeps the gestures."""
+def _gesture_policies(tmp_path, walk_dataset_path, tiny_vla_kwargs):
+    """A tiny VLA with nod gestures saved at ``tmp_path/sft``, a perturbed copy as reference, and pairs."""
     from agents.vla.factory import model_for_dataset
 
     dataset = load_dataset(walk_dataset_path)
@@ -209,7 +206,15 @@ def test_dpo_on_a_gesture_vla_scores_the_tokens_given_the_nods_found(
     with torch.no_grad():
         for p in reference.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    pairs = _pairs(dataset)
+    return dataset, policy, reference, _pairs(dataset)
+
+
+def test_dpo_on_a_gesture_vla_scores_the_tokens_given_the_nods_found(
+    tmp_path, walk_dataset_path, tiny_vla_kwargs
+) -> None:
+    """trl's flat view of a VLA with nod gestures: eq. 11 on the tokens' log-probabilities given the nods
+    found in each trajectory (the nod decisions stay with SFT); training runs and keeps the gestures."""
+    dataset, policy, reference, pairs = _gesture_policies(tmp_path, walk_dataset_path, tiny_vla_kwargs)
     trainer = make_dpo_trainer(
         policy, pairs, dataset.clip, DPOTrainingConfig(beta=BETA), tmp_path / "trl", reference=reference
     )
@@ -244,19 +249,7 @@ def test_dpo_with_nod_decisions_is_eq11_on_the_whole_closed_loop_logprob(
 ) -> None:
     """nod_decisions: trl's loss is eq. 11 on step_logprobs (tokens and nod decisions); action_frames keeps the
     tokens of the first frames only while every frame's decision counts."""
-    from agents.vla.factory import model_for_dataset
-
-    dataset = load_dataset(walk_dataset_path)
-    torch.manual_seed(0)
-    policy = model_for_dataset(dataset, seed=0, gesture_frames=4, **tiny_vla_kwargs).eval()
-    with torch.no_grad():
-        policy.vla.action_head.phase_embed.weight.normal_(0.0, 1.0)
-    policy.save_pretrained(tmp_path / "sft")
-    reference = VLAForListening.from_pretrained(tmp_path / "sft").eval()
-    with torch.no_grad():
-        for p in reference.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    pairs = _pairs(dataset)
+    dataset, policy, reference, pairs = _gesture_policies(tmp_path, walk_dataset_path, tiny_vla_kwargs)
     config = DPOTrainingConfig(beta=BETA, nod_decisions=True, action_frames=action_frames)
     trainer = make_dpo_trainer(policy, pairs, dataset.clip, config, tmp_path / "trl", reference=reference)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
