@@ -42,7 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "0: none; default 10)",
     )  # fmt: skip
     synth.set_defaults(handler=run_synth)
+    _register_import(commands)
+    _register_inspection(commands)
 
+
+def _register_import(commands: argparse._SubParsersAction) -> None:
     imp = commands.add_parser("import", help="import a published dataset (l2l, lm-listener, dualtalk)")
     imp.add_argument("src", type=Path, help="source folder (or, for lm-listener, one segments_*.pth file)")
     imp.add_argument("--format", required=True, choices=IMPORT_FORMATS, help="source format")
@@ -73,6 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     imp.set_defaults(handler=run_import)
 
+
+def _register_inspection(commands: argparse._SubParsersAction) -> None:
     info = commands.add_parser("info", help="summarize a dataset (clips per split, frames, words, tokenizer)")
     info.add_argument("dataset", help="dataset directory or synthetic:PRESET")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")

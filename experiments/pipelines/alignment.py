@@ -96,11 +96,48 @@ def collect_preferences(
     clip_ids: Sequence[str] | None = None,
     log: Log = print,
 ) -> dict[str, Any]:
-    """Candidates -> feedback database -> simulated ratings -> preference dataset, all under ``out``.
+    """The stages collect -> rate -> export, all under ``out``: candidates of ``policy_dir`` in a feedback
+    campaign (``out/feedback.db``), simulated ratings through the annotation API, and the preference dataset
+    (``out/preferences/``). Writes ``out/summary.json`` (counts, timings, the rated clips) and returns it.
+    ``clip_ids`` rates exactly those clips (default: ``config.clips`` drawn from ``config.split``)."""
+    from dyadic_env.data import load_dataset
+    from human_feedback.store import Store
 
-    Writes ``out/feedback.db`` (the campaign), ``out/preferences/`` (the preference dataset) and
-    ``out/summary.json`` (counts and timings), and returns the summary. ``clip_ids`` rates exactly those clips.
-    """
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(dataset_spec)
+    if clip_ids is None:
+        clip_ids = choose_clip_ids(dataset, config.split, config.clips, config.seed)
+    store = Store(out / "feedback.db", create=True)
+    try:
+        collected = collect_candidates(
+            policy_dir, dataset_spec, store, out / "media", clip_ids, config, policy_name, log
+        )
+        ratings, seconds_rating = rate_candidates(store, config, log)
+        result = export_pairs(store, out / "preferences", config)
+    finally:
+        store.close()
+    summary = {
+        "groups": len(clip_ids), "candidates_per_group": config.samples + int(config.ground_truth),
+        "ratings": ratings, "pairs": len(result.dataset.pairs), "pairing": result.report.counts(),
+        "seconds_sampling": collected["seconds_sampling"], "seconds_rating": seconds_rating,
+        "videos": collected["videos"], "config": asdict(config), "clip_ids": list(clip_ids),
+    }  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    log(
+        f"  {summary['pairs']} preference pairs ({result.report.ground_truth_chosen} with the ground truth chosen)"
+    )
+    return summary
+
+
+CAMPAIGN = "preferences"
+
+
+def collect_candidates(
+    policy_dir: str | os.PathLike, dataset_spec: str, store: Any, media: Path, clip_ids: Sequence[str],
+    config: FeedbackConfig, policy_name: str = "sft", log: Log = print,
+) -> dict[str, Any]:  # fmt: skip
+    """Stage *collect*: ``config.samples`` closed-loop samples of the policy per clip (batched), stored as one
+    candidate group per clip in a new campaign of ``store`` (with the ground truth when asked)."""
     import time
 
     import torch
@@ -109,35 +146,26 @@ def collect_preferences(
     from agents.vla import VLAForListening
     from dyadic_env.data import load_dataset
     from human_feedback import service
-    from human_feedback.export import export_preferences
-    from human_feedback.simulate import simulate
-    from human_feedback.store import Store
 
-    out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(dataset_spec)
     model = VLAForListening.from_pretrained(policy_dir).eval()
     tokenizer = model.processor.action_tokenizer
-    if clip_ids is None:
-        clip_ids = choose_clip_ids(dataset, config.split, config.clips, config.seed)
     clips = [dataset.clip(c) for c in clip_ids]
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     samples = sample_trajectories(
         model, clips, config.samples, temperature=config.temperature, seed=config.seed
     )
-    seconds_sampling = time.perf_counter() - started
-    log(f"  sampled {len(clips)} x {config.samples} candidates in {seconds_sampling:.1f} s")
-
-    store = Store(out / "feedback.db", create=True)
-    campaign = "preferences"
+    seconds = time.perf_counter() - started
+    log(f"  sampled {len(clips)} x {config.samples} candidates in {seconds:.1f} s")
     service.create_campaign(
-        store, campaign, media_dir=out / "media", ratings_per_group=config.ratings_per_group, repeat_every=0,
+        store, CAMPAIGN, media_dir=media, ratings_per_group=config.ratings_per_group, repeat_every=0,
         seed=config.seed, dataset_spec=dataset_spec, split=config.split, expression_basis=dataset.expression_basis,
         tokenizer=tokenizer.to_dict(), config={"alignment_feedback": asdict(config), "policy": str(policy_dir)},
     )  # fmt: skip
-    videos = _render_sample(out / "media", clips, samples, tokenizer, dataset, config.render_groups)
+    videos = _render_sample(media, clips, samples, tokenizer, dataset, config.render_groups)
     with store.write() as session:
-        record = store.campaign(session, campaign)
+        record = store.campaign(session, CAMPAIGN)
         for i, (clip, trajectories) in enumerate(zip(clips, samples)):
             row = service.add_clip(
                 session, record, clip_id=clip.clip_id, fps=clip.fps, speaker_motion=np.asarray(clip.speaker_motion),
@@ -154,28 +182,37 @@ def collect_preferences(
                     session, record, group, source="policy", policy_name=policy_name, tokens=tokens,
                     sample_index=k, seed=config.seed, video_path=videos.get((i, k)),
                 )  # fmt: skip
+    return {"seconds_sampling": seconds, "videos": len(videos)}
+
+
+def rate_candidates(store: Any, config: FeedbackConfig, log: Log = print) -> tuple[int, float]:
+    """Stage *rate*: simulated annotators rate every group through the annotation API; (ratings, seconds)."""
+    import time
+
+    from human_feedback.simulate import simulate
+
     started = time.perf_counter()
     report = simulate(
-        store, campaign, config.annotators, seed=config.seed, careless_fraction=config.careless_fraction
+        store, CAMPAIGN, config.annotators, seed=config.seed, careless_fraction=config.careless_fraction
     )
-    seconds_rating = time.perf_counter() - started
-    log(f"  {report.ratings} ratings by {config.annotators} simulated annotators in {seconds_rating:.1f} s")
-    result = export_preferences(
-        store, campaign, out / "preferences", weights=config.weights, mode=config.mode,
-        min_margin=config.min_margin, seed=config.seed,
-    )  # fmt: skip
-    store.close()
-    summary = {
-        "groups": len(clips), "candidates_per_group": config.samples + int(config.ground_truth),
-        "ratings": report.ratings, "pairs": len(result.dataset.pairs), "pairing": result.report.counts(),
-        "seconds_sampling": seconds_sampling, "seconds_rating": seconds_rating, "videos": len(videos),
-        "config": asdict(config), "clip_ids": list(clip_ids),
-    }  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    log(
-        f"  {summary['pairs']} preference pairs ({result.report.ground_truth_chosen} with the ground truth chosen)"
+    seconds = time.perf_counter() - started
+    log(f"  {report.ratings} ratings by {config.annotators} simulated annotators in {seconds:.1f} s")
+    return report.ratings, seconds
+
+
+def export_pairs(store: Any, out: Path, config: FeedbackConfig) -> Any:
+    """Stage *export*: rank each group by eq. 10 and write the preference dataset (``ExportResult``)."""
+    from human_feedback.export import export_preferences
+
+    return export_preferences(
+        store,
+        CAMPAIGN,
+        out,
+        weights=config.weights,
+        mode=config.mode,
+        min_margin=config.min_margin,
+        seed=config.seed,
     )
-    return summary
 
 
 def _render_sample(
@@ -239,8 +276,8 @@ def load_rated_groups(feedback_dir: Path, weights: dict[str, float] | None = Non
 
     store = Store(Path(feedback_dir) / "feedback.db")
     try:
-        scores = score_candidates(load_ratings(store, "preferences"), weights or _default_weights())
-        tokens, groups = campaign_tokens(store, "preferences")
+        scores = score_candidates(load_ratings(store, CAMPAIGN), weights or _default_weights())
+        tokens, groups = campaign_tokens(store, CAMPAIGN)
     finally:
         store.close()
     rated = []
