@@ -32,6 +32,8 @@ from experiments.errors import UserError
 from experiments.pipelines.stages import run_stage
 
 Log = Callable[[str], None]
+PART_GROUPS = 120
+"""Rated groups per collection part (one collection job); part of the protocol."""
 
 
 def run_benchmark(config: BenchmarkConfig, log: Log = print, *, ceilings: bool = True) -> dict[str, Any]:
@@ -105,15 +107,17 @@ def collect_seed(config: BenchmarkConfig, sft: str, seed: int, log: Log = print)
 
 
 def _clip_order(dataset: Any, seed: int, groups: int) -> list[list[str]]:
-    """Train clips for ``groups`` groups: seeded passes over the train split, each a fresh permutation."""
+    """Train clips of the parts that hold at least ``groups`` groups: seeded passes over the train split, each a
+    fresh permutation cut into parts of :data:`PART_GROUPS`. Parts do not depend on the budget asked for, so a
+    larger budget later adds parts and keeps the groups smaller budgets used."""
     ids = list(dataset.split("train").clip_ids)
     rng = np.random.default_rng([seed, 17])
-    parts = []
-    while groups > 0:
-        take = min(groups, len(ids))
-        parts.append([ids[i] for i in rng.permutation(len(ids))[:take]])
-        groups -= take
-    return parts
+    parts: list[list[str]] = []
+    while sum(map(len, parts)) < groups:
+        permuted = [ids[i] for i in rng.permutation(len(ids))]
+        parts += [permuted[k : k + PART_GROUPS] for k in range(0, len(permuted), PART_GROUPS)]
+    reached = np.cumsum([len(part) for part in parts]) >= groups
+    return parts[: int(np.argmax(reached)) + 1]
 
 
 def pool(config: BenchmarkConfig, seed: int, budget: int) -> tuple[list[Any], list[Any]]:
