@@ -87,14 +87,15 @@ def markdown(summary: dict[str, Any]) -> str:
         f"SFT: oracle {summary['sft'].get('weighted', math.nan):.3f}, L2 {summary['sft'].get('L2', math.nan):.4f}, "
         f"FD {summary['sft'].get('FD', math.nan):.3f}.",
         "",
-        "| Algorithm | Labels | Oracle | Δ Oracle [95 % CI] | Δ App. | Δ Emp. | Δ Eng. | Δ Nat. | Δ L2 % | Δ FD % |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Algorithm | Labels | Seeds | Oracle | Δ Oracle [95 % CI] | Δ App. | Δ Emp. | Δ Eng. | Δ Nat. | Δ L2 % "
+        "| Δ FD % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for algorithm, budgets in summary["rows"].items():
         for budget, e in budgets.items():
             w = e.get("weighted", {})
             lines.append(
-                f"| {algorithm} | {budget} | {w.get('value', math.nan):.3f} | {_ci(w)} | "
+                f"| {algorithm} | {budget} | {len(e['seeds'])} | {w.get('value', math.nan):.3f} | {_ci(w)} | "
                 + " | ".join(
                     _short(e.get(k)) for k in ("appropriateness", "empathy", "engagement", "naturalness")
                 )

@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip the ceilings (e.g. in a second process sharing --out)",
     )
+    alignment.add_argument(
+        "--report-only", action="store_true", help="write the table from the finished cells; run nothing"
+    )
     alignment.add_argument("--report-to", type=Path, default=None, help="also write the results page here")
     alignment.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. budgets=[120]"
@@ -62,7 +65,13 @@ def run_alignment(args: argparse.Namespace) -> int:
         algorithms=args.algo, ray=args.ray,
     )  # fmt: skip
     _quiet_libraries()
-    summary = run_benchmark(config, ceilings=not getattr(args, "no_ceilings", False))
+    if getattr(args, "report_only", False):
+        from experiments.benchmark.report import summarize, write_results
+
+        summary = summarize(config)
+        write_results(config, summary)
+    else:
+        summary = run_benchmark(config, ceilings=not getattr(args, "no_ceilings", False))
     if args.report_to:
         from experiments.benchmark.report import write_docs
 
