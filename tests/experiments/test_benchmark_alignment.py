@@ -81,7 +81,11 @@ def test_protocol_end_to_end_resumes_and_takes_plugins(tmp_path: Path) -> None:
     from experiments.benchmark.runner import run_benchmark
 
     data, sft = _tiny(tmp_path)
-    config = _config(tmp_path, data, sft, algorithms=["dpo", f"{__name__}:KeepSFT", "iterated_dpo"])
+    ppo = {"total_timesteps": 32, "n_envs": 1, "n_steps": 32, "batch_size": 32, "n_epochs": 1}
+    config = _config(
+        tmp_path, data, sft, algorithms=["dpo", f"{__name__}:KeepSFT", "iterated_dpo"],
+        ceilings={"best_of": [2], "rl_oracle_steps": 32, "rl_oracle": ppo},
+    )  # fmt: skip
     summary = run_benchmark(config, log=lambda _msg: None)
     assert set(summary["rows"]) == {"dpo", f"{__name__}:KeepSFT", "iterated_dpo"}
     iterated = json.loads((config.out / "cells" / "iterated_dpo" / "b3-s0" / "result.json").read_text())
@@ -91,7 +95,9 @@ def test_protocol_end_to_end_resumes_and_takes_plugins(tmp_path: Path) -> None:
     assert set(summary["rows"]["dpo"]) == {"2", "3"}
     keep = summary["rows"][f"{__name__}:KeepSFT"]["2"]["weighted"]
     assert keep["mean"] == pytest.approx(0.0)  # the SFT checkpoint scored with the SFT row's sampling seed
-    assert "best_of_2" in summary["ceilings"]["ceilings"]
+    ceilings = summary["ceilings"]["ceilings"]
+    assert {"best_of_2", "ground_truth", "appropriate", "rl_oracle"} <= set(ceilings)
+    assert ceilings["best_of_2"]["diff"] >= 0 and ceilings["rl_oracle"]["env_steps"] == 32
     assert (config.out / "label_efficiency.png").exists()
     # Resuming recomputes nothing finished: every result file keeps its bytes and mtime.
     results = sorted(config.out.glob("cells/**/result.json"))
