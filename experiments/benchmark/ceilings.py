@@ -112,3 +112,40 @@ def _rl_oracle(
     )  # fmt: skip
     log(f"  [ceilings] PPO on the oracle reward: {settings['total_timesteps']} env steps in {seconds:.0f} s")
     return _entry(per_clip, sft_mean, env_steps=settings["total_timesteps"], train_seconds=seconds)
+
+
+def label_anatomy(config: Any, budget: int) -> dict[str, Any] | None:
+    """What the labels say: over the first ``budget`` best-vs-worst pairs of every seed's collection, the hidden
+    oracle's difference chosen - rejected per criterion (95 % bootstrap over pairs) and how often it agrees
+    with the label. Says which behaviour an aligner must change to follow the labels."""
+    from dyadic_env.data import load_dataset
+    from dyadic_env.synthetic import Oracle
+    from experiments.benchmark.collection import pool
+    from experiments.benchmark.protocol import collection_dir
+
+    data = load_dataset(config.dataset)
+    tokenizer = data.tokenizer()
+    if tokenizer is None:
+        return None
+    oracle, decode = Oracle(fps=data.fps), tokenizer.decode
+    keys = ("empathy", "appropriateness", "engagement", "naturalness", "weighted")
+    diffs: dict[str, list[float]] = {k: [] for k in keys}
+    for seed in config.seeds:
+        if not (collection_dir(config.out, seed) / "part0").exists():
+            continue
+        for pair in pool(config, seed, budget)[0]:
+            clip = data.clip(pair.clip_id)
+            chosen, rejected = (
+                oracle.score(clip.speaker_motion, decode(t), clip.speaker_words)
+                for t in (pair.chosen_tokens, pair.rejected_tokens)
+            )
+            for k in keys:
+                diffs[k].append(chosen[k] - rejected[k])
+    if not diffs["weighted"]:
+        return None
+    out: dict[str, Any] = {"pairs": len(diffs["weighted"]), "budget": budget}
+    for k, values in diffs.items():
+        mean, low, high = bootstrap_interval(np.array(values))
+        out[k] = {"diff": mean, "ci_low": low, "ci_high": high}
+    out["agreement"] = float(np.mean(np.array(diffs["weighted"]) > 0))
+    return out

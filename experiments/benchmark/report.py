@@ -48,12 +48,15 @@ def summarize(config: BenchmarkConfig) -> dict[str, Any]:
             if seeds:
                 rows.setdefault(algorithm, {})[str(budget)] = _cell_summary(found, sft, seeds)
     ceilings = _read(config.out / "ceilings.json")
+    from experiments.benchmark.ceilings import label_anatomy
+
+    anatomy = label_anatomy(config, config.budgets[0])
     sft_scores = [sft[s]["row"]["weighted"] for s in config.seeds if sft[s]]
     return {
         "protocol": PROTOCOL_VERSION, "fingerprint": config.fingerprint(), "dataset": config.dataset,
         "seeds": config.seeds, "budgets": config.budgets, "algorithms": config.algorithms, "rows": rows,
         "sft": {k: float(np.mean([sft[s]["row"][k] for s in config.seeds if sft[s]])) for k in KEYS if sft_scores},
-        "ceilings": ceilings, "eval": json.loads(json.dumps(config.eval.__dict__)),
+        "ceilings": ceilings, "labels": anatomy, "eval": json.loads(json.dumps(config.eval.__dict__)),
     }  # fmt: skip
 
 
@@ -101,7 +104,7 @@ def markdown(summary: dict[str, Any]) -> str:
                 )
                 + f" | {_short(e.get('L2'), 1)} | {_short(e.get('FD'), 1)} |"
             )
-    lines += ["", *ceiling_lines(summary.get("ceilings"))]
+    lines += ["", *ceiling_lines(summary.get("ceilings")), "", *label_lines(summary.get("labels"))]
     return "\n".join(lines) + "\n"
 
 
@@ -124,6 +127,23 @@ def ceiling_lines(ceilings: dict[str, Any] | None) -> list[str]:
         lines.append(
             f"| {label} | {c['score']:.3f} | {c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] |"
         )
+    return lines
+
+
+def label_lines(labels: dict[str, Any] | None) -> list[str]:
+    if not labels:
+        return []
+    lines = [
+        f"What the labels say: over {labels['pairs']} best-vs-worst pairs (the first {labels['budget']} rated groups "
+        f"of each seed), the hidden oracle prefers the chosen trajectory in {100 * labels['agreement']:.0f} % of "
+        "pairs; chosen - rejected per criterion (95 % bootstrap over pairs):",
+        "",
+        "| Criterion | chosen - rejected [95 % CI] |",
+        "|---|---|",
+    ]
+    for key in ("engagement", "empathy", "appropriateness", "naturalness", "weighted"):
+        e = labels[key]
+        lines.append(f"| {key} | {e['diff']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}] |")
     return lines
 
 

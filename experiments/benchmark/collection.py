@@ -1,0 +1,89 @@
+"""Preference collection for the benchmark: per seed, rated groups in fixed parts; a cell takes the first b."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.benchmark.protocol import BenchmarkConfig, collection_dir
+from experiments.errors import UserError
+from experiments.pipelines.stages import run_stage
+
+Log = Callable[[str], None]
+PART_GROUPS = 120
+"""Rated groups per collection part (one collection job); part of the protocol."""
+
+
+def collect_seed(config: BenchmarkConfig, sft: str, seed: int, log: Log = print) -> list[Path]:
+    """Rate ``max(budgets)`` groups of SFT samples for ``seed``, in parts of at most one pass over the train clips."""
+    from dyadic_env.data import load_dataset
+    from experiments.pipelines.alignment import collect_preferences
+
+    dataset = load_dataset(config.dataset)
+    order = _clip_order(dataset, seed, config.budgets[-1])
+    parts = []
+    for p, clip_ids in enumerate(order):
+        feedback = config.feedback_config(seed, p)
+        build = lambda tmp, ids=clip_ids, fb=feedback: collect_preferences(  # noqa: E731
+            sft, config.dataset, tmp, fb, clip_ids=ids, log=log
+        )
+        parts.append(
+            run_stage(
+                f"collect s{seed} part {p}", collection_dir(config.out, seed) / f"part{p}", build, log=log
+            )
+        )
+    return parts
+
+
+def _clip_order(dataset: Any, seed: int, groups: int) -> list[list[str]]:
+    """Train clips of the parts that hold at least ``groups`` groups: seeded passes over the train split, each a
+    fresh permutation cut into parts of :data:`PART_GROUPS`. Parts do not depend on the budget asked for, so a
+    larger budget later adds parts and keeps the groups smaller budgets used."""
+    ids = list(dataset.split("train").clip_ids)
+    rng = np.random.default_rng([seed, 17])
+    parts: list[list[str]] = []
+    while sum(map(len, parts)) < groups:
+        permuted = [ids[i] for i in rng.permutation(len(ids))]
+        parts += [permuted[k : k + PART_GROUPS] for k in range(0, len(permuted), PART_GROUPS)]
+    reached = np.cumsum([len(part) for part in parts]) >= groups
+    return parts[: int(np.argmax(reached)) + 1]
+
+
+def pool(config: BenchmarkConfig, seed: int, budget: int) -> tuple[list[Any], list[Any]]:
+    """The first ``budget`` rated groups of a seed's collection (and their best-vs-worst pairs), in order."""
+    from experiments.pipelines.alignment import load_pairs, load_rated_groups
+
+    groups, pairs = [], []
+    for part in sorted(collection_dir(config.out, seed).glob("part[0-9]*"), key=lambda p: int(p.name[4:])):
+        summary = json.loads((part / "summary.json").read_text())
+        order = {cid: i for i, cid in enumerate(summary["clip_ids"])}
+        part_groups = sorted(load_rated_groups(part), key=lambda g: order[g.clip_id])
+        by_clip = {p.clip_id: p for p in load_pairs(part / "preferences")[1]}
+        groups += part_groups
+        pairs += [by_clip[g.clip_id] for g in part_groups if g.clip_id in by_clip]
+        if len(groups) >= budget:
+            break
+    if len(groups) < budget:
+        raise UserError(
+            f"seed {seed}: the collection holds {len(groups)} rated groups, the cell needs {budget}"
+        )
+    kept = {id(g) for g in groups[:budget]}
+    clip_of_kept = [g.clip_id for g in groups[:budget]]
+    pairs = _first_pairs(pairs, clip_of_kept)
+    return pairs, [g for g in groups if id(g) in kept]
+
+
+def _first_pairs(pairs: list[Any], clip_ids: list[str]) -> list[Any]:
+    """The pairs of the listed groups' clips, each clip's pairs used as often as it occurs in ``clip_ids``."""
+    remaining: dict[str, list[Any]] = {}
+    for p in pairs:
+        remaining.setdefault(p.clip_id, []).append(p)
+    out = []
+    for cid in clip_ids:
+        if remaining.get(cid):
+            out.append(remaining[cid].pop(0))
+    return out
