@@ -53,7 +53,7 @@ def summarize(config: BenchmarkConfig) -> dict[str, Any]:
     anatomy = label_anatomy(config, config.budgets[0])
     sft_scores = [sft[s]["row"]["weighted"] for s in config.seeds if sft[s]]
     return {
-        "protocol": PROTOCOL_VERSION, "fingerprint": config.fingerprint(), "dataset": config.dataset,
+        "protocol": PROTOCOL_VERSION, "fingerprint": config.fingerprint(), "dataset": config.dataset, "sft_checkpoint": config.sft,
         "seeds": config.seeds, "budgets": config.budgets, "algorithms": config.algorithms, "rows": rows,
         "sft": {k: float(np.mean([sft[s]["row"][k] for s in config.seeds if sft[s]])) for k in KEYS if sft_scores},
         "ceilings": ceilings, "labels": anatomy, "eval": json.loads(json.dumps(config.eval.__dict__)),
@@ -87,7 +87,8 @@ def markdown(summary: dict[str, Any]) -> str:
         "candidate groups (one best-vs-worst pair each under the paper's rule). Δ is the mean over seeds of "
         "(algorithm - SFT, same seed) with a 95 % Student-t interval; L2/FD/P-FD changes are in % of SFT's value.",
         "",
-        f"SFT: oracle {summary['sft'].get('weighted', math.nan):.3f}, L2 {summary['sft'].get('L2', math.nan):.4f}, "
+        f"SFT (`{summary.get('sft_checkpoint') or 'trained by the benchmark'}`): oracle "
+        f"{summary['sft'].get('weighted', math.nan):.3f}, L2 {summary['sft'].get('L2', math.nan):.4f}, "
         f"FD {summary['sft'].get('FD', math.nan):.3f}.",
         "",
         "| Algorithm | Labels | Seeds | Oracle | Δ Oracle [95 % CI] | Δ App. | Δ Emp. | Δ Eng. | Δ Nat. | Δ L2 % "
@@ -182,8 +183,11 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
                    label=f"ceiling: {name}")  # fmt: skip
     del base
     ax.set_xscale("log")
+    ax.set_xticks(summary["budgets"], [str(b) for b in summary["budgets"]])
+    ax.minorticks_off()
     ax.set_xlabel("rated candidate groups (labels)")
     ax.set_ylabel("oracle score (eq. 10), test split")
+    ax.set_title("error bars: 95 % interval of the paired difference to SFT over seeds", fontsize=8)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
