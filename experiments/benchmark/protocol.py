@@ -21,7 +21,13 @@ from typing import Any
 from experiments.errors import UserError
 
 PROTOCOL_VERSION = "alignment-v1"
-DEFAULT_ALGORITHMS = ["dpo_paper", "dpo", "sft_preferred", "random_prefer", "iterated_dpo", "ppo_rm"]
+DEFAULT_ALGORITHMS = [
+    "dpo",
+    "random_prefer",
+    "sft_preferred",
+    "iterated_dpo",
+    "ppo_rm",
+]  # built-ins (no specs needed)
 
 
 @dataclass
