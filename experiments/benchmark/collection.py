@@ -19,7 +19,7 @@ PART_GROUPS = 120
 
 
 def collect_seed(config: BenchmarkConfig, sft: str, seed: int, log: Log = print) -> list[Path]:
-    """Rate ``max(budgets)`` groups of SFT samples for ``seed``, in parts of at most one pass over the train clips."""
+    """Rate at least ``max(budgets)`` groups of SFT samples for ``seed``, in parts of :data:`PART_GROUPS`."""
     from dyadic_env.data import load_dataset
     from experiments.pipelines.alignment import collect_preferences
 
@@ -54,36 +54,23 @@ def _clip_order(dataset: Any, seed: int, groups: int) -> list[list[str]]:
 
 
 def pool(config: BenchmarkConfig, seed: int, budget: int) -> tuple[list[Any], list[Any]]:
-    """The first ``budget`` rated groups of a seed's collection (and their best-vs-worst pairs), in order."""
+    """The first ``budget`` rated groups of a seed's collection and their best-vs-worst pairs (a group whose
+    candidates tied gives none), in collection order."""
     from experiments.pipelines.alignment import load_pairs, load_rated_groups
 
-    groups, pairs = [], []
+    rows: list[tuple[Any, Any]] = []  # (group, its pair or None)
     for part in sorted(collection_dir(config.out, seed).glob("part[0-9]*"), key=lambda p: int(p.name[4:])):
-        summary = json.loads((part / "summary.json").read_text())
-        order = {cid: i for i, cid in enumerate(summary["clip_ids"])}
-        part_groups = sorted(load_rated_groups(part), key=lambda g: order[g.clip_id])
-        by_clip = {p.clip_id: p for p in load_pairs(part / "preferences")[1]}
-        groups += part_groups
-        pairs += [by_clip[g.clip_id] for g in part_groups if g.clip_id in by_clip]
-        if len(groups) >= budget:
+        order = {cid: i for i, cid in enumerate(json.loads((part / "summary.json").read_text())["clip_ids"])}
+        by_clip = {p.clip_id: p for p in load_pairs(part / "preferences")[1]}  # a part rates each clip once
+        rows += [
+            (g, by_clip.get(g.clip_id))
+            for g in sorted(load_rated_groups(part), key=lambda g: order[g.clip_id])
+        ]
+        if len(rows) >= budget:
             break
-    if len(groups) < budget:
+    if len(rows) < budget:
         raise UserError(
-            f"seed {seed}: the collection holds {len(groups)} rated groups, the cell needs {budget}"
+            f"seed {seed}: the collection holds {len(rows)} rated groups, the cell needs {budget}"
         )
-    kept = {id(g) for g in groups[:budget]}
-    clip_of_kept = [g.clip_id for g in groups[:budget]]
-    pairs = _first_pairs(pairs, clip_of_kept)
-    return pairs, [g for g in groups if id(g) in kept]
-
-
-def _first_pairs(pairs: list[Any], clip_ids: list[str]) -> list[Any]:
-    """The pairs of the listed groups' clips, each clip's pairs used as often as it occurs in ``clip_ids``."""
-    remaining: dict[str, list[Any]] = {}
-    for p in pairs:
-        remaining.setdefault(p.clip_id, []).append(p)
-    out = []
-    for cid in clip_ids:
-        if remaining.get(cid):
-            out.append(remaining[cid].pop(0))
-    return out
+    rows = rows[:budget]
+    return [p for _, p in rows if p is not None], [g for g, _ in rows]

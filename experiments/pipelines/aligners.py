@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -184,7 +184,7 @@ class IteratedDPO:
         for k, share in enumerate(shares):
             if k:
                 pairs, _ = task.collect(policy, share, f"round{k}")
-            round_task = _replace(
+            round_task = replace(
                 task, sft=policy, pairs=pairs, out=task.out / f"round{k}", seed=task.seed + 1000 * k
             )
             policy = self.dpo(round_task)
@@ -218,15 +218,17 @@ class PPOOnRewardModel:
 
 
 def all_pairs(groups: Sequence[Any]) -> list[Any]:
-    """Every ordered pair of candidates with different scores in each group (chosen = higher score)."""
+    """Every pair of candidates with different scores in each group, the higher-scored chosen (the rule of
+    ``human_feedback.preferences``'s ``all-pairs`` export, applied to already-scored groups)."""
     from agents.alignment.dpo import TrajectoryPair
+    from human_feedback.preferences import SCORE_EPS
 
     pairs = []
     for group in groups:
         ranked = sorted(group.candidates, key=lambda c: -c.score)
         for i, better in enumerate(ranked):
             for worse in ranked[i + 1 :]:
-                if better.score > worse.score + 1e-9:
+                if better.score > worse.score + SCORE_EPS:
                     pairs.append(
                         TrajectoryPair(group.clip_id, better.tokens, worse.tokens, better.score - worse.score)
                     )
@@ -236,12 +238,6 @@ def all_pairs(groups: Sequence[Any]) -> list[Any]:
 def _split(total: int, parts: int) -> list[int]:
     base, extra = divmod(total, parts)
     return [base + (1 if k < extra else 0) for k in range(parts)]
-
-
-def _replace(task: AlignmentTask, **changes: Any) -> AlignmentTask:
-    from dataclasses import replace
-
-    return replace(task, **changes)
 
 
 BUILTINS: dict[str, Callable[..., AlignmentAlgorithm]] = {

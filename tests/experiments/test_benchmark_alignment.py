@@ -70,6 +70,24 @@ def test_budget_ledger_refuses_overspending() -> None:
         ledger.charge(1, "round2")
 
 
+def test_all_pairs_ranks_every_scored_pair_of_a_group_and_skips_ties() -> None:
+    import numpy as np
+
+    from experiments.pipelines.aligners import all_pairs
+    from experiments.pipelines.alignment import RatedCandidate, RatedGroup
+
+    tokens = [np.full((2, 56), k, np.int64) for k in range(3)]
+    group = RatedGroup(
+        "g", "clip", tuple(RatedCandidate(f"c{k}", tokens[k], s, {}) for k, s in enumerate([3.0, 4.5, 3.0]))
+    )
+    pairs = all_pairs([group])
+    assert [(int(p.chosen_tokens[0, 0]), int(p.rejected_tokens[0, 0]), p.margin) for p in pairs] == [
+        (1, 0, 1.5),
+        (1, 2, 1.5),
+    ]
+    assert all(p.clip_id == "clip" for p in pairs)
+
+
 def test_cells_cover_algorithms_budgets_and_seeds() -> None:
     config = BenchmarkConfig(algorithms=["dpo", "sft_preferred"], budgets=[120, 60], seeds=[0, 1])
     assert config.budgets == [60, 120]
