@@ -177,11 +177,9 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
     if sft is not None:
         ax.axhline(sft, color="black", lw=1, label="SFT")
     ceilings = (summary.get("ceilings") or {}).get("ceilings", {})
-    base = (summary.get("ceilings") or {}).get("sft", sft)
-    for k, (name, c) in enumerate(ceilings.items()):
+    for k, (name, c) in enumerate(ceilings.items()):  # each drawn as SFT plus its paired difference
         ax.axhline(sft + c["diff"] if sft is not None else c["score"], ls="--", lw=1, color=f"C{k + 5}",
                    label=f"ceiling: {name}")  # fmt: skip
-    del base
     ax.set_xscale("log")
     ax.set_xticks(summary["budgets"], [str(b) for b in summary["budgets"]])
     ax.minorticks_off()
