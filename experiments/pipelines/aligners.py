@@ -113,21 +113,35 @@ def algorithm_name(spec: str) -> str:
 class DPO:
     """trl DPO (paper eq. 11) on the cell's pairs; ``settings`` are :class:`DPOTrainingConfig` fields."""
 
-    def __init__(self, shuffle_labels: bool = False, pairing: str = "best-worst", **settings: Any) -> None:
+    def __init__(
+        self,
+        shuffle_labels: bool = False,
+        pairing: str = "best-worst",
+        pairs_per_group: int = 2,
+        **settings: Any,
+    ) -> None:
         from agents.alignment.dpo import DPOTrainingConfig
 
-        if pairing not in ("best-worst", "all-pairs"):
-            raise UserError(f"dpo pairing: expected best-worst or all-pairs, found {pairing!r}")
+        if pairing not in PAIRINGS:
+            raise UserError(f"dpo pairing: expected one of {', '.join(PAIRINGS)}, found {pairing!r}")
+        if pairs_per_group < 1:
+            raise UserError(f"dpo pairs_per_group: expected >= 1, found {pairs_per_group}")
         self.settings = settings
         self.shuffle_labels = shuffle_labels
         self.pairing = pairing
+        self.pairs_per_group = pairs_per_group
         DPOTrainingConfig.from_dict({**settings, "seed": 0})  # fail on a bad setting now, not in a cell
 
     def __call__(self, task: AlignmentTask) -> Path:
         from agents.alignment.ablations import randomize_labels
         from agents.alignment.dpo import DPOTrainingConfig, train_dpo
 
-        pairs = task.pairs if self.pairing == "best-worst" else all_pairs(task.groups)
+        if self.pairing == "best-worst":
+            pairs = list(task.pairs)
+        elif self.pairing == "top-bottom":
+            pairs = extreme_pairs(task.groups, self.pairs_per_group)
+        else:
+            pairs = all_pairs(task.groups)
         if self.shuffle_labels:
             pairs = randomize_labels(pairs, seed=task.seed)
         config = DPOTrainingConfig.from_dict(
@@ -215,6 +229,29 @@ class PPOOnRewardModel:
             task.sft, rm, task.dataset, {**self.ppo, "seed": task.seed, "num_threads": task.num_threads},
             task.out / "policy",
         )  # fmt: skip
+
+
+PAIRINGS = ("best-worst", "top-bottom", "all-pairs")
+"""How a DPO cell turns rated groups into pairs: the paper's best vs worst (the export's pairs); ``top-bottom``:
+the k-th best vs the k-th worst for k < ``pairs_per_group``; every pair with different scores."""
+
+
+def extreme_pairs(groups: Sequence[Any], per_group: int) -> list[Any]:
+    """The k-th best vs the k-th worst candidate of each group, k < ``per_group`` (the two halves never meet), when
+    their scores differ: more of a group's ranking than best-vs-worst, without all-pairs' near-ties."""
+    from agents.alignment.dpo import TrajectoryPair
+    from human_feedback.preferences import SCORE_EPS
+
+    pairs = []
+    for group in groups:
+        ranked = sorted(group.candidates, key=lambda c: -c.score)
+        for k in range(min(per_group, len(ranked) // 2)):
+            better, worse = ranked[k], ranked[-1 - k]
+            if better.score > worse.score + SCORE_EPS:
+                pairs.append(
+                    TrajectoryPair(group.clip_id, better.tokens, worse.tokens, better.score - worse.score)
+                )
+    return pairs
 
 
 def all_pairs(groups: Sequence[Any]) -> list[Any]:

@@ -1,0 +1,46 @@
+"""How DPO cells turn rated groups into preference pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from experiments.errors import UserError
+
+
+def _group(scores: list[float]):  # type: ignore[no-untyped-def]
+    from experiments.pipelines.alignment import RatedCandidate, RatedGroup
+
+    tokens = [np.full((2, 56), k, np.int64) for k in range(len(scores))]
+    return RatedGroup(
+        "g", "clip", tuple(RatedCandidate(f"c{k}", tokens[k], s, {}) for k, s in enumerate(scores))
+    )
+
+
+def _ids(pairs: list) -> list[tuple[int, int]]:  # type: ignore[type-arg]
+    return [(int(p.chosen_tokens[0, 0]), int(p.rejected_tokens[0, 0])) for p in pairs]
+
+
+def test_extreme_pairs_take_the_kth_best_against_the_kth_worst() -> None:
+    from experiments.pipelines.aligners import extreme_pairs
+
+    group = _group([3.0, 5.0, 1.0, 4.0, 2.0, 2.5])  # ranked: 1, 3, 0, 5, 4, 2
+    assert _ids(extreme_pairs([group], 1)) == [(1, 2)]
+    assert _ids(extreme_pairs([group], 2)) == [(1, 2), (3, 4)]
+    assert _ids(extreme_pairs([group], 9)) == [(1, 2), (3, 4), (0, 5)]  # the halves never meet
+    assert [p.margin for p in extreme_pairs([group], 2)] == [4.0, 2.0]
+
+
+def test_extreme_pairs_skip_tied_candidates() -> None:
+    from experiments.pipelines.aligners import extreme_pairs
+
+    assert _ids(extreme_pairs([_group([3.0, 4.0, 3.0, 3.0])], 2)) == [(1, 3)]
+
+
+def test_dpo_refuses_an_unknown_pairing() -> None:
+    from experiments.pipelines.aligners import DPO
+
+    with pytest.raises(UserError, match="top-bottom"):
+        DPO(pairing="best-two")
+    with pytest.raises(UserError, match="pairs_per_group"):
+        DPO(pairing="top-bottom", pairs_per_group=0)
