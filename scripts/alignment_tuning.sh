@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Regenerates docs/results/alignment_tuning.md: variants of DPO at the quickstart's budget on the *val* split
+# (experiments/configs/benchmark_alignment_tuning.yaml), from which the best DPO of docs/results/alignment.md was
+# chosen. It reuses the collections of scripts/alignment_results.sh (same protocol, same seeds) when they exist.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SFT=${SFT:-runs/quickstart/sft/final}
+OUT=${OUT:-runs/benchmark/alignment_tuning}
+TEST_OUT=${TEST_OUT:-runs/benchmark/alignment}
+export OMP_NUM_THREADS=1
+mkdir -p "$OUT"
+if [ -d "$TEST_OUT/feedback" ] && [ ! -e "$OUT/feedback" ]; then ln -s "$(realpath "$TEST_OUT/feedback")" "$OUT/feedback"; fi
+run() {
+    .venv/bin/dyadic benchmark alignment --config experiments/configs/benchmark_alignment_tuning.yaml \
+        --sft "$SFT" --out "$OUT" num_threads=1 "$@"
+}
+# Two processes of one thread each (see scripts/alignment_results.sh).
+run --no-ceilings "seeds=[0,1]" &
+run "seeds=[2]"
+wait
+run --report-only --report-to docs/results/alignment_tuning.md
