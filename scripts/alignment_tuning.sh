@@ -12,7 +12,7 @@ mkdir -p "$OUT"
 if [ -d "$TEST_OUT/feedback" ] && [ ! -e "$OUT/feedback" ]; then ln -s "$(realpath "$TEST_OUT/feedback")" "$OUT/feedback"; fi
 run() {
     .venv/bin/dyadic benchmark alignment --config experiments/configs/benchmark_alignment_tuning.yaml \
-        --sft "$SFT" --out "$OUT" num_threads=1 "$@"
+        --sft "$SFT" --out "$OUT" "$@" num_threads=1
 }
 # Two processes of one thread each (see scripts/alignment_results.sh).
 run --no-ceilings "seeds=[0,1]" &
