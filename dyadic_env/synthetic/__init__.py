@@ -11,6 +11,11 @@
 - :func:`estimate_affect`: valence and arousal read from an ``ict-arkit`` face.
 - :func:`calibration`: real against synthetic motion statistics.
 
+Modules: ``plans`` (styles and a clip's plan) -> ``motion`` (frames) -> ``generator`` (whole clips, splits);
+``perception`` (what the oracle reads of speaker and listener) -> ``oracle`` (episode scores) and
+``oracle_stepper`` (the per-frame shaping reward); ``appropriate`` (sets of fitting listeners), ``presets``
+(writing datasets), ``annotators``, ``emotions``, ``lexicon``, ``signals``.
+
 Calibration (``calibration_markdown(calibration())`` on the ``small`` preset; 5th-95th percentile over
 clips and dims; real figures from DESIGN.md and the DualTalk demo clips):
 

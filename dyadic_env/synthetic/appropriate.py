@@ -23,14 +23,10 @@ import numpy as np
 
 from dyadic_env.data.clip import Clip
 from dyadic_env.synthetic.config import SyntheticConfig
-from dyadic_env.synthetic.generator import (
-    GENERATOR_VERSION,
-    SpeakerPlan,
-    iter_clips,
-    listener_motion,
-    listener_style,
-)
+from dyadic_env.synthetic.generator import GENERATOR_VERSION, iter_clips
+from dyadic_env.synthetic.motion import listener_motion
 from dyadic_env.synthetic.oracle import Oracle
+from dyadic_env.synthetic.plans import SpeakerPlan, listener_style
 
 DEFAULT_SET_SIZE = 10
 # Raise SETS_VERSION when the sets a seed gives change; it is part of the cache directory name.

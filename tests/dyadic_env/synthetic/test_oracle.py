@@ -198,3 +198,14 @@ def test_without_words_pauses_are_found_from_the_speakers_jaw(small) -> None:
         hits += sum(np.abs(context.phrase_ends - t).min(initial=99) <= 5 for t in true)
         found, true_count = found + len(context.phrase_ends), true_count + len(true)
     assert hits >= 0.7 * true_count and hits >= 0.7 * found
+
+
+def test_split_modules_keep_the_old_import_paths():
+    from dyadic_env.synthetic import generator, motion, oracle, oracle_stepper, perception, plans
+
+    assert oracle.OracleStepper is oracle_stepper.OracleStepper
+    assert oracle.speaker_context is perception.speaker_context
+    assert oracle.read_listener is perception.read_listener
+    assert generator.SpeakerPlan is plans.SpeakerPlan
+    assert generator.listener_motion is motion.listener_motion
+    assert generator.listener_style is plans.listener_style
