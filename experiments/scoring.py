@@ -51,7 +51,7 @@ class RowTable:
         self.frdist_groups = frdist_groups
         self.gts = [np.asarray(c.listener_motion, np.float32) for c in clips]
         self.speakers = [np.asarray(c.speaker_motion, np.float32) for c in clips]
-        self.sets = _appropriate_sets(data, clip_ids)
+        self.sets = appropriate_sets(data, clip_ids)
         self.scorer = _Scorer(data, clips, seed)
         self.rows: dict[str, dict[str, float]] = {}
         self.react_rows: dict[str, dict[str, float]] = {}
@@ -68,11 +68,8 @@ class RowTable:
         if self.sets is None:
             return
         self.react_rows[GT_ROW] = {**self._react(repeated)[0], **_means(oracle)}
-        if self.scorer.oracle is not None and all("speaker_emotions" in c.meta for c in clips):
-            from dyadic_env.synthetic.appropriate import dataset_config, held_out_listeners
-
-            config = dataset_config(self.data.manifest)
-            held = [held_out_listeners(c, self.samples, seed=self.seed, config=config) for c in clips]
+        held = held_out_samples(self.data, clips, self.samples, self.seed)
+        if held is not None:
             self._add(HELD_OUT_ROW, held, reference=True)
 
     def add(self, name: str, predictions: Samples) -> None:
@@ -164,7 +161,19 @@ class RowTable:
         return {"validity": table, "validity_table": validity_table(table)}
 
 
-def _appropriate_sets(data: DyadicDataset, clip_ids: list[str]) -> list[list[np.ndarray]] | None:
+def held_out_samples(data: DyadicDataset, clips: list[Any], samples: int, seed: int) -> Samples | None:
+    """K fresh appropriate listeners per clip in no set (the ``Appropriate (held-out)`` row), or None where
+    the data cannot draw them (not synthetic, or clips without their speaker's emotions)."""
+    if not is_synthetic(data) or not all("speaker_emotions" in c.meta for c in clips):
+        return None
+    from dyadic_env.synthetic.appropriate import dataset_config, held_out_listeners
+
+    config = dataset_config(data.manifest)
+    return [held_out_listeners(c, samples, seed=seed, config=config) for c in clips]
+
+
+def appropriate_sets(data: DyadicDataset, clip_ids: list[str]) -> list[list[np.ndarray]] | None:
+    """Per clip, its appropriate reactions (plain arrays), or None when the dataset has no sets."""
     if not data.has_appropriate:
         return None
     # Plain copies: memory-mapped rows read slowly in the many DTW passes.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,10 @@ from experiments.benchmark.protocol import PROTOCOL_VERSION, BenchmarkConfig, Ce
 
 KEYS = ("weighted", "appropriateness", "empathy", "engagement", "naturalness", "L2", "FD", "P-FD")
 RELATIVE = ("L2", "FD", "P-FD")  # reported as a change in % of SFT's value
+# REACT's metrics in the table (FRCorr, FRDist: REACT's sums over the K samples) and their digits; the spreads
+# (FRDiv, FRDvs, FRVar) are changes in % of SFT's value, as their scale means little by itself.
+REACT_SHOWN = {"FRCorr": 3, "FRDist": 2, "FRSyn": 2, "FRDiv": 5, "FRDvs": 5, "FRVar": 5}
+REACT_RELATIVE = ("FRDiv", "FRDvs", "FRVar")
 
 
 def student_t_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -47,6 +51,9 @@ def summarize(config: BenchmarkConfig) -> dict[str, Any]:
             seeds = [s for s in config.seeds if found[s] and sft[s]]
             if seeds:
                 rows.setdefault(algorithm, {})[str(budget)] = _cell_summary(found, sft, seeds)
+                react = _react_summary(found, sft, seeds)
+                if react:
+                    rows[algorithm][str(budget)]["react"] = react
     ceilings = _read(config.out / "ceilings.json")
     from experiments.benchmark.ceilings import label_anatomy
 
@@ -57,21 +64,64 @@ def summarize(config: BenchmarkConfig) -> dict[str, Any]:
         "seeds": config.seeds, "budgets": config.budgets, "algorithms": config.algorithms, "rows": rows,
         "sft": {k: float(np.mean([sft[s]["row"][k] for s in config.seeds if sft[s]])) for k in KEYS if sft_scores},
         "ceilings": ceilings, "labels": anatomy, "eval": json.loads(json.dumps(config.eval.__dict__)),
+        "sft_react": _sft_react([sft[s] for s in config.seeds if sft[s]]),
     }  # fmt: skip
 
 
 def _cell_summary(found: dict[int, Any], sft: dict[int, Any], seeds: list[int]) -> dict[str, Any]:
     entry: dict[str, Any] = {"seeds": seeds, "labels_spent": [found[s]["labels_spent"] for s in seeds]}
-    for key in KEYS:
-        if not all(key in found[s]["row"] and key in sft[s]["row"] for s in seeds):
-            continue
-        diffs = [found[s]["row"][key] - sft[s]["row"][key] for s in seeds]
-        if key in RELATIVE:
-            diffs = [100 * d / sft[s]["row"][key] for d, s in zip(diffs, seeds)]
-        mean, low, high = student_t_interval(diffs)
-        entry[key] = {"diffs": diffs, "mean": mean, "low": low, "high": high,
-                      "value": float(np.mean([found[s]["row"][key] for s in seeds]))}  # fmt: skip
+    rows = {s: found[s]["row"] for s in seeds}
+    entry.update(_paired(rows, {s: sft[s]["row"] for s in seeds}, KEYS, RELATIVE))
     return entry
+
+
+def _react_summary(found: dict[int, Any], sft: dict[int, Any], seeds: list[int]) -> dict[str, Any] | None:
+    """REACT's differences to SFT over the seeds where both the cell and SFT have REACT's metrics."""
+    with_react = [s for s in seeds if found[s].get("react") and sft[s].get("react")]
+    if not with_react:
+        return None
+    rows = {s: found[s]["react"]["row"] for s in with_react}
+    base = {s: sft[s]["react"]["row"] for s in with_react}
+    return {"seeds": with_react, **_paired(rows, base, tuple(REACT_SHOWN), REACT_RELATIVE)}
+
+
+def _paired(
+    rows: dict[int, dict[str, float]],
+    base: dict[int, dict[str, float]],
+    keys: Sequence[str],
+    relative: Sequence[str],
+) -> dict[str, Any]:
+    """Per key: the per-seed differences ``rows - base`` (in % of ``base`` for ``relative`` keys), their mean
+    and 95 % Student-t interval, and the rows' mean value. A key some seed lacks, or a relative key whose base
+    is 0 on some seed, is left out."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        if not all(key in rows[s] and key in base[s] for s in rows):
+            continue
+        if key in relative and any(base[s][key] == 0 for s in rows):
+            continue
+        diffs = [rows[s][key] - base[s][key] for s in rows]
+        if key in relative:
+            diffs = [100 * d / base[s][key] for d, s in zip(diffs, rows)]
+        mean, low, high = student_t_interval(diffs)
+        out[key] = {"diffs": diffs, "mean": mean, "low": low, "high": high,
+                    "value": float(np.mean([rows[s][key] for s in rows]))}  # fmt: skip
+    return out
+
+
+def _sft_react(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """SFT's REACT figures (mean over the seeds that have them) and how they were measured; ``{"missing":
+    why}`` where no seed has them."""
+    if not records:
+        return None
+    react = [r["react"] for r in records if r.get("react")]
+    if not react:
+        no_sets = any("react" in r for r in records)  # evaluated with REACT, and the dataset had no sets
+        return {"missing": "no appropriate-reaction sets" if no_sets else "evaluated before REACT"}
+    keys = [k for k in react[0]["row"] if all(k in r["row"] for r in react)]
+    return {"seeds": [r["seed"] for r in records if r.get("react")], "samples": react[0]["samples"],
+            "frdist_groups": react[0]["frdist_groups"], "appropriate": react[0]["appropriate"],
+            "row": {k: float(np.mean([r["row"][k] for r in react])) for k in keys}}  # fmt: skip
 
 
 def _read(path: Path) -> Any:
@@ -105,8 +155,59 @@ def markdown(summary: dict[str, Any]) -> str:
                 )
                 + f" | {_short(e.get('L2'), 1)} | {_short(e.get('FD'), 1)} |"
             )
-    lines += ["", *ceiling_lines(summary.get("ceilings")), "", *label_lines(summary.get("labels"))]
+    lines += ["", *react_lines(summary), ""]
+    lines += [*ceiling_lines(summary.get("ceilings")), "", *label_lines(summary.get("labels"))]
     return "\n".join(lines) + "\n"
+
+
+def react_lines(summary: dict[str, Any]) -> list[str]:
+    """REACT's table: SFT's values, then each row's difference to SFT with its 95 % interval over seeds."""
+    sft = summary.get("sft_react")
+    if not sft:
+        return []
+    if "missing" in sft:
+        if sft["missing"] == "no appropriate-reaction sets":
+            return [
+                "REACT's metrics: the dataset has no appropriate-reaction sets (`dyadic data appropriate`)."
+            ]
+        return [
+            "REACT's metrics: these cells were evaluated before REACT's metrics were added; a run without "
+            "`--report-only` adds them from each cell's stored policy (evaluation only, nothing is retrained)."
+        ]
+    sets, k = sft["appropriate"], sft["samples"]
+    lines = [
+        f"REACT's metrics over the same {k} samples a clip, against each clip's set of appropriate reactions "
+        f"({sets['method']}, {sets['mean_size']:.1f} a clip, {sets['clips_with_set']} clips; FRDist over "
+        f"{sft['frdist_groups']} groups; docs/metrics.md). FRCorr and FRDist are REACT's sums over the {k} samples "
+        f"(÷ {k} for one sample's). Better: FRCorr higher (concordance with the closest appropriate reaction), "
+        "FRDist lower (DTW distance to it), FRSyn lower (frames of lag to the speaker). FRDiv (between a clip's "
+        "samples), FRDvs (across clips) and FRVar (over time) measure spread, as changes in % of SFT's: REACT "
+        "counts more as better; a drop says the samples collapsed onto fewer behaviours. Δ as above (same seed).",
+        "",
+        "| Algorithm | Labels | Seeds | " + " | ".join(map(_react_title, REACT_SHOWN)) + " |",
+        "|---|---|---|" + "---|" * len(REACT_SHOWN),
+        f"| SFT | 0 | {len(sft['seeds'])} | "
+        + " | ".join(_value(sft["row"].get(key), digits) for key, digits in REACT_SHOWN.items())
+        + " |",
+    ]
+    for algorithm, budgets in summary["rows"].items():
+        for budget, e in budgets.items():
+            react = e.get("react")
+            if react:
+                cells = [_ci(react.get(key, {}), 1 if key in REACT_RELATIVE else digits)
+                         for key, digits in REACT_SHOWN.items()]  # fmt: skip
+                lines.append(
+                    f"| {algorithm} | {budget} | {len(react['seeds'])} | " + " | ".join(cells) + " |"
+                )
+    return [*lines, "", "(The SFT row shows values, the others differences to SFT.)"]
+
+
+def _react_title(key: str) -> str:
+    return f"Δ {key}{' %' * (key in REACT_RELATIVE)} [95 % CI]"
+
+
+def _value(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def ceiling_lines(ceilings: dict[str, Any] | None) -> list[str]:
@@ -148,12 +249,12 @@ def label_lines(labels: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _ci(e: dict[str, Any]) -> str:
+def _ci(e: dict[str, Any], digits: int = 3) -> str:
     if not e:
         return ""
     if math.isnan(e["low"]):
-        return f"{e['mean']:+.3f} (1 seed)"
-    return f"{e['mean']:+.3f} [{e['low']:+.3f}, {e['high']:+.3f}]"
+        return f"{e['mean']:+.{digits}f} (1 seed)"
+    return f"{e['mean']:+.{digits}f} [{e['low']:+.{digits}f}, {e['high']:+.{digits}f}]"
 
 
 def _short(e: dict[str, Any] | None, digits: int = 2) -> str:

@@ -7,6 +7,9 @@ kinds of independent jobs, each a pure function of the config and its arguments 
 1. per seed, the preference collection (rated groups of SFT samples on train clips) and the SFT's evaluation;
 2. per cell, the algorithm's training on the first ``budget`` groups of its seed's collection, then evaluation;
 3. once, the ceilings.
+
+A result written before REACT's metrics were part of the evaluation gets them on the next run, from the cell's
+stored policy (:func:`add_missing_react`: evaluation only, nothing retrained); ``--report-only`` runs nothing.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ def resolve_sft(config: BenchmarkConfig, log: Log) -> Path:
 
 # --- jobs ------------------------------------------------------------------------------------------------------
 def evaluate_sft(config: BenchmarkConfig, sft: str, seed: int, log: Log = print) -> Path:
+    add_missing_react(config, Path(sft), sft_eval_path(config.out, seed), log)
     return run_stage(
         f"eval SFT s{seed}", sft_eval_path(config.out, seed),
         lambda tmp: _write_eval(config, Path(sft), seed, tmp, {"algorithm": "SFT", "seed": seed}, log), log=log,
@@ -97,6 +101,7 @@ def run_cell(
     cell = Cell(algorithm, budget, seed)
     directory = cell.directory(config.out)
     _drop_if_stale(config, cell, directory / "result.json", log)
+    add_missing_react(config, directory / "policy", directory / "result.json", log)
     return run_stage(
         cell.key, directory / "result.json", lambda tmp: _cell(config, Path(sft), cell, tmp, log), log=log
     )
@@ -175,20 +180,67 @@ def _collector(config: BenchmarkConfig, cell: Cell, ledger: Any, work: Path, log
 def _write_eval(
     config: BenchmarkConfig, policy: Path, seed: int, tmp: Path, meta: dict[str, Any], log: Log
 ) -> None:
-    from experiments.pipelines.evaluation import evaluate_quickstart
-
-    e = config.eval
-    results = evaluate_quickstart(
-        config.dataset, {"policy": policy}, baselines=(), split=e.split, seed=seed, max_clips=e.max_clips,
-        temperature=e.temperature, samples=e.samples, mode=e.mode, log=log,
-    )  # fmt: skip
+    results = _evaluate(config, policy, seed, log)
     record = {
         "protocol": PROTOCOL_VERSION, "fingerprint": config.fingerprint(), **meta,
         "row": results["rows"]["policy"], "per_clip": results["per_clip"]["policy"],
-        "clip_ids": results["per_clip"]["clip_ids"], "eval": asdict(e),
+        "clip_ids": results["per_clip"]["clip_ids"], "eval": asdict(config.eval), "react": _react(results),
     }  # fmt: skip
     tmp.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_text(json.dumps(record, indent=1, default=_json_default))
+
+
+def _evaluate(config: BenchmarkConfig, policy: Path, seed: int, log: Log) -> dict[str, Any]:
+    """A policy on the protocol's evaluation clips with the seed's common random numbers."""
+    from experiments.pipelines.evaluation import evaluate_quickstart
+
+    e = config.eval
+    return evaluate_quickstart(
+        config.dataset, {"policy": policy}, baselines=(), split=e.split, seed=seed, max_clips=e.max_clips,
+        temperature=e.temperature, samples=e.samples, mode=e.mode, react_references=False, log=log,
+    )  # fmt: skip
+
+
+def _react(results: dict[str, Any]) -> dict[str, Any] | None:
+    """A result's REACT section: the policy's row over the K samples (None without appropriate sets)."""
+    if "react_rows" not in results:
+        return None
+    return {"row": results["react_rows"]["policy"], "samples": results["react_samples"],
+            "frdist_groups": results["frdist_groups"], "appropriate": results["appropriate"],
+            "seconds": results["seconds"]["react"]}  # fmt: skip
+
+
+def add_missing_react(config: BenchmarkConfig, policy: Path, result: Path, log: Log) -> None:
+    """Give a result written before REACT's metrics existed its REACT section, from its stored policy.
+
+    The policy is evaluated again as the protocol evaluates it (same clips and sampling seed; no training, no
+    collection); every figure the result holds is kept, and ``react.same_samples`` says whether the new
+    samples reproduce its oracle scores (they do unless the sampling code changed since). A result whose
+    policy was not kept stays without REACT; delete it to rerun the cell.
+    """
+    if not result.exists():
+        return
+    record = json.loads(result.read_text())
+    if "react" in record:
+        return
+    if not (policy / "config.json").exists():
+        log(f"[{result}] has no REACT metrics and no stored policy at {policy}; delete it to rerun the cell")
+        return
+    log(
+        f"[{result.parent.name}/{result.name}] adding REACT's metrics: evaluating {policy} again (no training)"
+    )
+    results = _evaluate(config, policy, int(record["seed"]), log)
+    react = _react(results)
+    if react is not None:
+        fresh = json.loads(json.dumps(results["per_clip"]["policy"], default=_json_default))
+        react.update(backfilled=True, same_samples=fresh == record["per_clip"])
+        if not react["same_samples"]:
+            log(
+                f"[{result}] the policy's samples differ from those it was scored on; REACT reads the new ones"
+            )
+    partial = result.with_name(result.name + ".partial")
+    partial.write_text(json.dumps({**record, "react": react}, indent=1, default=_json_default))
+    partial.replace(result)
 
 
 def run_ceilings(config: BenchmarkConfig, sft: str, log: Log = print) -> Path:

@@ -93,6 +93,7 @@ def write_quickstart_report(
         "",
         table(rows, [(NAMES.get(k, k), k) for k in rows], ORACLE),
         "",
+        *_react_lines(results),
     ]
     per_clip = results.get("per_clip", {})
     if per_clip.get("SFT"):
@@ -148,6 +149,33 @@ def _headline(config: Any, results: Mapping[str, Any]) -> list[str]:
         f"[{d['low']:+.3f}, {d['high']:+.3f}]** (mean per-clip difference over {d['n']} test clips, 95 % bootstrap "
         f"interval, which {verdict}). One seed of one collection; `dyadic benchmark alignment` gives every aligner "
         "over 5 seeds and label budgets (docs/results/alignment.md).",
+        "",
+    ]
+
+
+def _react_lines(results: Mapping[str, Any]) -> list[str]:
+    """REACT's table over every row's K samples (:func:`experiments.pipelines.evaluation.react_section`)."""
+    from dyadic_env.metrics.table import REACT_COLUMNS
+    from experiments.scoring import GT_ROW, HELD_OUT_ROW
+
+    if "react_samples" not in results:
+        if "react_rows" not in results:
+            return []  # the dataset has no appropriate-reaction sets
+        return ["REACT's metrics: this eval.json predates them; delete it and rerun to evaluate again.", ""]
+    react, k, sets = results["react_rows"], results["react_samples"], results["appropriate"]
+    names = list(dict.fromkeys([GT_ROW, HELD_OUT_ROW, *results["rows"]]))  # references first, each once
+    columns = [c for c in REACT_COLUMNS if c[1] != "weighted"]  # the oracle has its own table above
+    return [
+        "## REACT's metrics (several fitting answers to one speaker)",
+        "",
+        f"Each row's {k} samples a clip against the clip's set of appropriate reactions ({sets['method']}, "
+        f"{sets['mean_size']:.1f} a clip; docs/metrics.md). FRCorr and FRDist are REACT's sums over the {k} samples, "
+        "`/pred` one sample's. Better: FRCorr higher (concordance with the closest appropriate reaction), FRDist "
+        "lower (DTW distance to it), FRSyn lower (frames of lag to the speaker); FRDiv (between a clip's samples), "
+        "FRDvs (across clips) and FRVar (over time) measure spread. GT plays the recorded listener as every "
+        f"sample; {HELD_OUT_ROW} are fresh appropriate listeners in no set: what answering well scores.",
+        "",
+        table(react, [(NAMES.get(n, n), n) for n in names], columns),
         "",
     ]
 

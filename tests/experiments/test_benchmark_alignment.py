@@ -143,3 +143,53 @@ def test_ray_run_equals_in_process_run(tmp_path: Path) -> None:
     for name in ("local", "ray"):
         assert (tmp_path / name / "results.json").exists()
     assert json.dumps(local["rows"], sort_keys=True) == json.dumps(on_ray["rows"], sort_keys=True)
+
+
+@pytest.mark.slow
+def test_react_table_and_resuming_an_older_folder_adds_react_without_training(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from experiments.benchmark.report import summarize, write_results
+    from experiments.benchmark.runner import run_benchmark
+
+    data, sft = _tiny(tmp_path)
+    keep = f"{__name__}:KeepSFT"
+    config = _config(tmp_path, data, sft, seeds=[0, 1], budgets=[2], eval={"samples": 2, "max_clips": 3})
+    summary = run_benchmark(config, log=lambda _m: None, ceilings=False)
+    text = (config.out / "results.md").read_text()
+    assert "Δ FRCorr [95 % CI]" in text and "| SFT | 0 | 2 |" in text and "| dpo | 2 | 2 |" in text
+    react = summary["rows"][keep]["2"]["react"]
+    assert react["seeds"] == [0, 1]
+    # KeepSFT is the SFT checkpoint sampled with the SFT row's seed: the same samples, so no difference at all.
+    assert all(react[k]["mean"] == 0 for k in ("FRCorr", "FRDist", "FRDiv", "FRSyn"))
+    results = sorted([*config.out.glob("cells/SFT/s*.json"), *config.out.glob("cells/*/b*/result.json")])
+    assert len(results) == 6  # 2 SFT evaluations + 2 algorithms x 2 seeds
+    first = {p: json.loads(p.read_text()) for p in results}
+    assert all(r["react"]["row"]["FRCorr"] > 0 and r["react"]["samples"] == 2 for r in first.values())
+
+    # A folder from before REACT: results without it. --report-only runs nothing and says how to get it.
+    for path, record in first.items():
+        path.write_text(json.dumps({k: v for k, v in record.items() if k != "react"}, indent=1))
+    stored = [p for d in ("cells", "feedback") for p in (config.out / d).rglob("*") if p.is_file()]
+    stamps = {p: p.stat().st_mtime_ns for p in stored}
+    write_results(config, summarize(config), log=lambda _m: None)
+    assert "evaluated before REACT's metrics were added" in (config.out / "results.md").read_text()
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in stamps)
+
+    # The next run evaluates the stored policies again, trains and collects nothing, and keeps every figure.
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("resuming must not train or collect")
+
+    monkeypatch.setattr("experiments.pipelines.aligners.load_algorithm", refuse)
+    monkeypatch.setattr("experiments.pipelines.alignment.collect_preferences", refuse)
+    run_benchmark(config, log=lambda _m: None, ceilings=False)
+    for path, record in first.items():
+        now = json.loads(path.read_text())
+        assert {k: v for k, v in now.items() if k != "react"} == {
+            k: v for k, v in record.items() if k != "react"
+        }
+        assert now["react"]["row"] == record["react"]["row"]
+        assert now["react"]["backfilled"] and now["react"]["same_samples"]
+    policies = [p for p in stamps if "/policy/" in str(p) or "/feedback/" in str(p)]
+    assert policies and all(p.stat().st_mtime_ns == stamps[p] for p in policies)
+    assert (config.out / "results.md").read_text() == text

@@ -43,12 +43,22 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
         "oracle's criteria",
         "same preference labels",
         "SFT+DPO against SFT",
+        "REACT's metrics",
     ):
         assert heading in report
     results = json.loads((out / "eval.json").read_text())
     for row in ("GT", "random", "nn", "mean", "SFT", "SFT+DPO", "Random-Prefer", "SFT-Preferred", "SFT+PPO"):
         assert row in results["rows"], row
     assert 1.0 <= results["rows"]["SFT+DPO"]["weighted"] <= 5.0
+    # REACT's table: every row over its 2 samples, beside the reference rows.
+    assert results["react_samples"] == 2 and set(results["rows"]) | {"Appropriate (held-out)"} == set(
+        results["react_rows"]
+    )
+    react_table = report.split("REACT's metrics")[1].split("\n\n")[2]
+    assert [line.split(" | ")[0] for line in react_table.splitlines()[2:]] == [
+        "| GT", "| Appropriate (held-out)", "| Random", "| NN", "| Mean", "| SFT", "| SFT+DPO", "| Random-Prefer",
+        "| SFT-Preferred", "| SFT+PPO",
+    ]  # fmt: skip
     assert results["mode"] == "mean_expression" and "decode (mean_expression) at temperature 0.7" in report
     assert results["samples"] == 2 and "2 samples a clip" in report
     summary = json.loads((out / "feedback" / "summary.json").read_text())
