@@ -15,17 +15,10 @@ BASELINES = ("random", "nn", "mean")
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, Path]:
-    from agents.vla.factory import model_for_dataset
-    from dyadic_env.data import load_dataset
-    from dyadic_env.synthetic import write_preset
+    """The tiny preset and an untrained tiny VLA checkpoint."""
+    from tests.experiments.test_benchmark_alignment import _tiny
 
-    root = tmp_path_factory.mktemp("react_reports")
-    data = write_preset("tiny", root / "data")
-    tiny = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-            "num_key_value_heads": 2}  # fmt: skip
-    model = model_for_dataset(load_dataset(data), backbone=tiny, head_hidden=32, projector_hidden=32)
-    model.save_pretrained(root / "sft")
-    return data, root / "sft"
+    return _tiny(tmp_path_factory.mktemp("react_reports"))
 
 
 def _before_react(data_dir: Path, sft: Path, samples: int, max_clips: int) -> tuple[dict, dict]:
