@@ -29,6 +29,7 @@ def sample_trajectories(
     mode: str | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    draw: str = "multinomial",
 ) -> list[list[np.ndarray]]:
     """``num_samples`` closed-loop token trajectories ``(T, 56)`` int64 for each clip.
 
@@ -41,6 +42,7 @@ def sample_trajectories(
         mode: the VLA's decoding mode (:data:`agents.vla.decoding.DECODE_MODES`); overrides ``greedy``.
         seed: seeds sampling; row r of batch b draws from a generator seeded with ``(seed, b)``.
         batch_size: rows decoded together.
+        draw: how tokens are drawn (:data:`agents.vla.decoding.DRAWS`): the same distribution, another stream.
     """
     from agents.vla.decoding import DecodeState, Sampler, decode_frames
 
@@ -56,7 +58,11 @@ def sample_trajectories(
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, b]).generate_state(1)[0]))
         kwargs = {"mode": mode} if mode is not None else {"greedy": greedy}
         sampler = Sampler(
-            temperature=temperature, generator=generator, expression_dim=model.config.expression_dim, **kwargs
+            temperature=temperature,
+            generator=generator,
+            expression_dim=model.config.expression_dim,
+            draw=draw,
+            **kwargs,
         )
         tokens = _decode_rows(model, [examples[c] for c, _ in chunk], sampler, decode_frames, DecodeState)
         for (c, _), traj in zip(chunk, tokens):

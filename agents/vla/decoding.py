@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from agents.vla.modeling import VLAForListening
     from agents.vla.network import FrameOutput, VLAModel
 
+DRAWS = ("multinomial", "inverse-cdf")
+"""How a token is drawn from its categorical: the same distribution, other random streams. ``multinomial`` (torch's,
+one exponential per bin) is the default that results so far used; ``inverse-cdf`` (one uniform per token) makes
+batched sampling about twice as fast on a CPU (``dyadic bench policy``)."""
+
 # The older name of SAMPLING_MODES (experiments/evaluation.py and experiments/pipelines/evaluation.py read it).
 DECODE_MODES = SAMPLING_MODES
 
@@ -64,12 +69,15 @@ class Sampler:
     generator: torch.Generator | None = None
     mode: str = "sample"
     expression_dim: int = 50
+    draw: str = "multinomial"
 
     def __post_init__(self) -> None:
         if self.greedy:
             self.mode = "greedy"
         if self.mode not in SAMPLING_MODES:
             raise ValueError(f"mode: expected one of {SAMPLING_MODES}, found {self.mode!r}")
+        if self.draw not in DRAWS:
+            raise ValueError(f"draw: expected one of {DRAWS}, found {self.draw!r}")
         self.greedy = self.mode == "greedy"
         if self.mode in ("sample", "mean_expression") and not self.temperature > 0:
             raise ValueError(f"temperature must be positive (or use greedy=True), found {self.temperature}")
@@ -99,7 +107,13 @@ class Sampler:
             return (probs * index).sum(-1).round().long()
         probs = torch.softmax(logits.float() / self.temperature, dim=-1)
         flat = probs.reshape(-1, probs.shape[-1])
-        return torch.multinomial(flat, 1, generator=self.generator).view(probs.shape[:-1])
+        if self.draw == "multinomial":
+            return torch.multinomial(flat, 1, generator=self.generator).view(probs.shape[:-1])
+        # Inverse CDF: one uniform per token where multinomial's one-sample path draws one exponential per bin.
+        cdf = flat.cumsum(-1)
+        u = torch.rand(flat.shape[0], 1, generator=self.generator, dtype=cdf.dtype, device=cdf.device)
+        index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=flat.shape[-1] - 1)
+        return index.view(probs.shape[:-1])
 
 
 def _logprob(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -85,6 +85,29 @@ def _training_fps(steps: int) -> tuple[float, int]:
     return frames / elapsed, sum(p.numel() for p in model.parameters())
 
 
+def _batched_sampling(dataset: Any, *, rows: int) -> dict[str, float]:
+    """Frames/s of batched closed-loop sampling (candidate collection and evaluation rollouts) with the
+    ``sft_small`` gesture model, for each way of drawing tokens (:data:`agents.vla.decoding.DRAWS`)."""
+    from agents.alignment.sampling import sample_trajectories
+    from agents.vla.decoding import DRAWS
+
+    model = _model("parallel", dataset, gestures=True)
+    clips = list(dataset.split("test"))
+    samples = max(1, rows // len(clips))
+    figures: dict[str, float] = {"batched_rows": samples * len(clips)}
+    for draw in DRAWS:
+        sample_trajectories(model, clips[:1], 2, temperature=0.7, draw=draw)  # warm-up
+        start = time.perf_counter()
+        out = sample_trajectories(model, clips, samples, temperature=0.7, draw=draw, batch_size=rows)
+        seconds = time.perf_counter() - start
+        frames = sum(len(t) for per_clip in out for t in per_clip)
+        figures[f"batched_{draw.replace('-', '_')}_frames_per_s"] = round(frames / seconds, 1)
+    figures["inverse_cdf_over_multinomial"] = round(
+        figures["batched_inverse_cdf_frames_per_s"] / figures["batched_multinomial_frames_per_s"], 2
+    )
+    return figures
+
+
 @benchmark(
     "policy", help="VLA closed-loop latency (cache/no cache, parallel/autoregressive) and SFT frames/s"
 )
@@ -114,6 +137,11 @@ def bench_policy(quick: bool = False) -> Figures:
         figures[f"parallel_gestures_cache_{key}"] = round(value, 3)
     figures["meets_30fps_p95_under_33ms"] = bool(
         max(figures["parallel_cache_p95_ms"], figures["parallel_gestures_cache_p95_ms"]) < 33.0
+    )
+    for key, value in _batched_sampling(dataset, rows=8 if quick else 64).items():
+        figures[key] = value
+    figures["batched_over_agent_fps"] = round(
+        figures["batched_multinomial_frames_per_s"] / figures["parallel_gestures_cache_fps"], 1
     )
     fps, params = _training_fps(2 if quick else 8)
     figures["sft_train_frames_per_s"] = round(fps, 1)
