@@ -149,7 +149,7 @@ def test_ray_run_equals_in_process_run(tmp_path: Path) -> None:
 def test_react_table_and_resuming_an_older_folder_adds_react_without_training(
     tmp_path: Path, monkeypatch
 ) -> None:
-    from experiments.benchmark.report import summarize, write_results
+    from experiments.benchmark.report import summarize, write_docs, write_results
     from experiments.benchmark.runner import run_benchmark
 
     data, sft = _tiny(tmp_path)
@@ -158,6 +158,7 @@ def test_react_table_and_resuming_an_older_folder_adds_react_without_training(
     summary = run_benchmark(config, log=lambda _m: None, ceilings=False)
     text = (config.out / "results.md").read_text()
     assert "Δ FRCorr [95 % CI]" in text and "| SFT | 0 | 2 |" in text and "| dpo | 2 | 2 |" in text
+    assert "Δ FRCorr [95 % CI]" in write_docs(config, summary, tmp_path / "docs" / "alignment.md").read_text()
     react = summary["rows"][keep]["2"]["react"]
     assert react["seeds"] == [0, 1]
     # KeepSFT is the SFT checkpoint sampled with the SFT row's seed: the same samples, so no difference at all.
