@@ -44,3 +44,11 @@ def test_dpo_refuses_an_unknown_pairing() -> None:
         DPO(pairing="best-two")
     with pytest.raises(UserError, match="pairs_per_group"):
         DPO(pairing="top-bottom", pairs_per_group=0)
+
+
+def test_feedback_config_names_a_bad_draw() -> None:
+    from experiments.pipelines.alignment import FeedbackConfig
+
+    assert FeedbackConfig(draw="inverse-cdf").draw == "inverse-cdf"
+    with pytest.raises(ValueError, match="draw must be one of"):
+        FeedbackConfig(draw="fast")
