@@ -92,14 +92,16 @@ def teacher_forced_rates(checkpoint: Path, dataset: Any, rows: int) -> tuple[flo
     model.train()
     rates = []
     for train in (False, True):
-        start = time.perf_counter()
-        with torch.set_grad_enabled(train):
-            logits = model(**inputs).logits
-            if train:
-                torch.log_softmax(logits.float(), -1).gather(
-                    -1, inputs["actions"][..., None]
-                ).sum().backward()
-        rates.append(frames / (time.perf_counter() - start))
+        best = 0.0
+        for _ in range(3):  # the first pass also pays one-off set-up: keep the best of three
+            start = time.perf_counter()
+            with torch.set_grad_enabled(train):
+                logits = model(**inputs).logits
+                if train:
+                    log_p = torch.log_softmax(logits.float(), -1)
+                    log_p.gather(-1, inputs["actions"][..., None]).sum().backward()
+            best = max(best, frames / (time.perf_counter() - start))
+        rates.append(best)
     return rates[0], rates[1]
 
 
