@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from string import Template
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -24,6 +25,11 @@ from human_feedback.store import (
 )
 
 DATA = Path(__file__).parent / "data"
+# The column types in which version 1's SQL differed between the dialects (data/schema_v1.sql).
+V1_TYPES = {
+    "sqlite": {"key": "INTEGER", "timestamp": "DATETIME", "bytes": "BLOB"},
+    "postgresql": {"key": "SERIAL", "timestamp": "TIMESTAMP WITHOUT TIME ZONE", "bytes": "BYTEA"},
+}
 OLD_TOKEN = "dyf_an-old-token-from-version-one-000000000000"
 
 
@@ -32,8 +38,9 @@ def _old_store(url: str, tmp_path: Path) -> str:
     quickstart's temporary folder is), so only the end of its stored path still matches."""
     url = database_url(url)
     engine = create_engine(url)
-    ddl = (DATA / f"schema_v1.{engine.dialect.name}.sql").read_text()
+    ddl = (DATA / "schema_v1.sql").read_text()
     ddl = "\n".join(line for line in ddl.splitlines() if not line.startswith("--"))
+    ddl = Template(ddl).substitute(V1_TYPES[engine.dialect.name])
     statements = [s for s in ddl.split(";\n") if s.strip()]
     now = dt.datetime(2026, 1, 1)
     media = tmp_path / "media"

@@ -1,20 +1,22 @@
--- The dyadic feedback store, schema version 1 (sqlite), as human_feedback/store.py created it
--- at commit 05e3586 (generated from its models by SQLAlchemy); tests migrate it to the current version.
+-- The dyadic feedback store, schema version 1, as human_feedback/store.py created it at commit 05e3586
+-- (generated from its models by SQLAlchemy); tests migrate it to the current version. Both dialects'
+-- SQL but for three column types, filled in per dialect by test_migrations.V1_TYPES: $key (the
+-- autoincrementing primary key), $timestamp and $bytes.
 
 CREATE TABLE annotators (
-	id INTEGER NOT NULL, 
+	id $key NOT NULL, 
 	public_id VARCHAR(32) NOT NULL, 
 	name VARCHAR(128) NOT NULL, 
 	kind VARCHAR(16) NOT NULL, 
 	active BOOLEAN NOT NULL, 
-	created_at DATETIME NOT NULL, 
+	created_at $timestamp NOT NULL, 
 	PRIMARY KEY (id), 
 	UNIQUE (public_id), 
 	UNIQUE (name)
 );
 
 CREATE TABLE campaigns (
-	id INTEGER NOT NULL, 
+	id $key NOT NULL, 
 	name VARCHAR(128) NOT NULL, 
 	kind VARCHAR(16) NOT NULL, 
 	media_dir TEXT NOT NULL, 
@@ -27,28 +29,28 @@ CREATE TABLE campaigns (
 	seed INTEGER NOT NULL, 
 	config JSON NOT NULL, 
 	instructions TEXT NOT NULL, 
-	created_at DATETIME NOT NULL, 
+	created_at $timestamp NOT NULL, 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_campaign_r CHECK (ratings_per_group >= 1), 
 	UNIQUE (name)
 );
 
 CREATE TABLE schema_info (
-	id INTEGER NOT NULL, 
+	id $key NOT NULL, 
 	name VARCHAR(64) NOT NULL, 
 	version INTEGER NOT NULL, 
-	created_at DATETIME NOT NULL, 
+	created_at $timestamp NOT NULL, 
 	PRIMARY KEY (id)
 );
 
 CREATE TABLE clips (
-	id INTEGER NOT NULL, 
+	id $key NOT NULL, 
 	campaign_id INTEGER NOT NULL, 
 	clip_id VARCHAR(256) NOT NULL, 
 	split VARCHAR(64), 
 	fps FLOAT NOT NULL, 
 	num_frames INTEGER NOT NULL, 
-	speaker_motion BLOB NOT NULL, 
+	speaker_motion $bytes NOT NULL, 
 	speaker_words JSON NOT NULL, 
 	meta JSON NOT NULL, 
 	PRIMARY KEY (id), 
@@ -59,13 +61,13 @@ CREATE TABLE clips (
 CREATE INDEX ix_clips_campaign_id ON clips (campaign_id);
 
 CREATE TABLE credentials (
-	id INTEGER NOT NULL, 
+	id $key NOT NULL, 
 	token_sha256 VARCHAR(64) NOT NULL, 
 	role VARCHAR(16) NOT NULL, 
 	annotator_id INTEGER, 
 	label VARCHAR(128) NOT NULL, 
-	created_at DATETIME NOT NULL, 
-	revoked_at DATETIME, 
+	created_at $timestamp NOT NULL, 
+	revoked_at $timestamp, 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_credential_role CHECK (role IN ('annotator', 'admin')), 
 	CONSTRAINT ck_credential_owner CHECK (role = 'admin' OR annotator_id IS NOT NULL), 
@@ -74,12 +76,12 @@ CREATE TABLE credentials (
 );
 
 CREATE TABLE candidate_groups (
-	id INTEGER NOT NULL, 
+	id $key NOT NULL, 
 	public_id VARCHAR(32) NOT NULL, 
 	campaign_id INTEGER NOT NULL, 
 	clip_pk INTEGER NOT NULL, 
 	position INTEGER NOT NULL, 
-	created_at DATETIME NOT NULL, 
+	created_at $timestamp NOT NULL, 
 	PRIMARY KEY (id), 
 	UNIQUE (public_id), 
 	FOREIGN KEY(campaign_id) REFERENCES campaigns (id) ON DELETE CASCADE, 
@@ -91,14 +93,14 @@ CREATE INDEX ix_candidate_groups_campaign_id ON candidate_groups (campaign_id);
 CREATE INDEX ix_candidate_groups_clip_pk ON candidate_groups (clip_pk);
 
 CREATE TABLE assignments (
-	id INTEGER NOT NULL, 
+	id $key NOT NULL, 
 	public_id VARCHAR(32) NOT NULL, 
 	group_id INTEGER NOT NULL, 
 	annotator_id INTEGER NOT NULL, 
 	kind VARCHAR(16) NOT NULL, 
 	shuffle_seed INTEGER NOT NULL, 
-	created_at DATETIME NOT NULL, 
-	completed_at DATETIME, 
+	created_at $timestamp NOT NULL, 
+	completed_at $timestamp, 
 	PRIMARY KEY (id), 
 	CONSTRAINT uq_assignment_once UNIQUE (group_id, annotator_id, kind), 
 	CONSTRAINT ck_assignment_kind CHECK (kind IN ('regular', 'repeat')), 
@@ -112,7 +114,7 @@ CREATE INDEX ix_assignments_annotator_id ON assignments (annotator_id);
 CREATE INDEX ix_assignments_group_id ON assignments (group_id);
 
 CREATE TABLE candidates (
-	id INTEGER NOT NULL, 
+	id $key NOT NULL, 
 	public_id VARCHAR(32) NOT NULL, 
 	group_id INTEGER NOT NULL, 
 	source VARCHAR(16) NOT NULL, 
@@ -120,11 +122,11 @@ CREATE TABLE candidates (
 	sample_index INTEGER NOT NULL, 
 	seed INTEGER, 
 	num_frames INTEGER NOT NULL, 
-	tokens BLOB NOT NULL, 
+	tokens $bytes NOT NULL, 
 	tokens_dtype VARCHAR(8) NOT NULL, 
 	video_path TEXT, 
 	meta JSON NOT NULL, 
-	created_at DATETIME NOT NULL, 
+	created_at $timestamp NOT NULL, 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_candidate_source CHECK (source IN ('policy', 'ground_truth', 'broken')), 
 	UNIQUE (public_id), 
@@ -139,7 +141,7 @@ CREATE TABLE submissions (
 	annotator_id INTEGER NOT NULL, 
 	payload_sha256 VARCHAR(64) NOT NULL, 
 	time_spent_ms INTEGER, 
-	created_at DATETIME NOT NULL, 
+	created_at $timestamp NOT NULL, 
 	PRIMARY KEY (id), 
 	FOREIGN KEY(assignment_id) REFERENCES assignments (id) ON DELETE CASCADE, 
 	FOREIGN KEY(annotator_id) REFERENCES annotators (id) ON DELETE CASCADE
@@ -148,7 +150,7 @@ CREATE TABLE submissions (
 CREATE UNIQUE INDEX ix_submissions_assignment_id ON submissions (assignment_id);
 
 CREATE TABLE ratings (
-	id INTEGER NOT NULL, 
+	id $key NOT NULL, 
 	submission_id VARCHAR(64) NOT NULL, 
 	assignment_id INTEGER NOT NULL, 
 	candidate_id INTEGER NOT NULL, 
@@ -158,7 +160,7 @@ CREATE TABLE ratings (
 	engagement INTEGER NOT NULL, 
 	naturalness INTEGER NOT NULL, 
 	watched_ms INTEGER, 
-	created_at DATETIME NOT NULL, 
+	created_at $timestamp NOT NULL, 
 	PRIMARY KEY (id), 
 	CONSTRAINT uq_rating_once UNIQUE (assignment_id, candidate_id), 
 	CONSTRAINT ck_rating_empathy CHECK (empathy BETWEEN 1 AND 5), 
