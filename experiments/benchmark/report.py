@@ -72,6 +72,13 @@ def _cell_summary(found: dict[int, Any], sft: dict[int, Any], seeds: list[int]) 
     entry: dict[str, Any] = {"seeds": seeds, "labels_spent": [found[s]["labels_spent"] for s in seeds]}
     rows = {s: found[s]["row"] for s in seeds}
     entry.update(_paired(rows, {s: sft[s]["row"] for s in seeds}, KEYS, RELATIVE))
+    figures = [found[s].get("figures") or {} for s in seeds]
+    names = sorted({k for f in figures for k in f})
+    entry["figures"] = {
+        name: dict(zip(("mean", "low", "high"), student_t_interval(v)), n=len(v))
+        for name in names
+        if (v := [float(f[name]) for f in figures if name in f and math.isfinite(float(f[name]))])
+    }
     return entry
 
 
@@ -155,9 +162,24 @@ def markdown(summary: dict[str, Any]) -> str:
                 )
                 + f" | {_short(e.get('L2'), 1)} | {_short(e.get('FD'), 1)} |"
             )
-    lines += ["", *react_lines(summary), ""]
+    lines += ["", *react_lines(summary), "", *figure_lines(summary), ""]
     lines += [*ceiling_lines(summary.get("ceilings")), "", *label_lines(summary.get("labels"))]
     return "\n".join(lines) + "\n"
+
+
+def figure_lines(summary: dict[str, Any]) -> list[str]:
+    """What algorithms measured of themselves (e.g. a reward model's held-out pair accuracy), over seeds."""
+    lines = [
+        f"- {algorithm} @ {budget}: {name} {f['mean']:.3f} [{f['low']:.3f}, {f['high']:.3f}] ({f['n']} seeds)"
+        for algorithm, budgets in summary["rows"].items()
+        for budget, e in budgets.items()
+        for name, f in e.get("figures", {}).items()
+    ]
+    return (
+        ["What the algorithms measured of themselves (mean [95 % CI] over seeds):", "", *lines]
+        if lines
+        else []
+    )
 
 
 def react_lines(summary: dict[str, Any]) -> list[str]:

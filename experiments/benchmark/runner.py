@@ -113,7 +113,7 @@ def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -
     import torch
 
     from dyadic_env.data import load_dataset
-    from experiments.pipelines.aligners import AlignmentTask, BudgetLedger, load_algorithm
+    from experiments.pipelines.aligners import ALGORITHM_FIGURES, AlignmentTask, BudgetLedger, load_algorithm
 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -138,6 +138,9 @@ def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -
     seconds = time.perf_counter() - started
     meta = {"algorithm": cell.algorithm, "spec": spec, "settings": settings, "budget": cell.budget,
             "seed": cell.seed, "labels_spent": ledger.spent, "collections": ledger.history, "train_seconds": seconds}  # fmt: skip
+    figures = policy / ALGORITHM_FIGURES
+    if figures.exists():  # what the algorithm measured of itself, e.g. its reward model's accuracy
+        meta["figures"] = json.loads(figures.read_text())
     _write_eval(config, policy, cell.seed, tmp, meta, log)
     final = cell.directory(config.out) / "policy"
     shutil.rmtree(final, ignore_errors=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -225,10 +226,25 @@ class PPOOnRewardModel:
             {**self.rm, "seed": task.seed, "num_threads": task.num_threads},
             task.out / "rm",
         )
-        return train_ppo_stage(
+        policy = train_ppo_stage(
             task.sft, rm, task.dataset, {**self.ppo, "seed": task.seed, "num_threads": task.num_threads},
             task.out / "policy",
         )  # fmt: skip
+        figures = json.loads((rm / "training.json").read_text())["figures"]
+        write_algorithm_figures(policy, {f"reward_model.{k}": v for k, v in figures.items()})
+        return policy
+
+
+ALGORITHM_FIGURES = "algorithm_figures.json"
+"""A file an algorithm may leave in its checkpoint: ``{name: number}`` (e.g. its reward model's held-out pair
+accuracy); the benchmark records it with the cell and reports its mean and interval over seeds."""
+
+
+def write_algorithm_figures(policy: Path, figures: Mapping[str, float]) -> None:
+    """Leave ``figures`` in a checkpoint for the benchmark (see :data:`ALGORITHM_FIGURES`)."""
+    (Path(policy) / ALGORITHM_FIGURES).write_text(
+        json.dumps({k: float(v) for k, v in figures.items()}, indent=1)
+    )
 
 
 PAIRINGS = ("best-worst", "top-bottom", "all-pairs")

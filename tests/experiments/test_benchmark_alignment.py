@@ -23,6 +23,19 @@ class KeepSFT:
         return task.sft
 
 
+class CopyWithFigures:
+    """A plug-in that leaves a figure of its own in its checkpoint (as PPO on a reward model leaves its accuracy)."""
+
+    def __call__(self, task):
+        import shutil
+
+        from experiments.pipelines.aligners import write_algorithm_figures
+
+        policy = shutil.copytree(task.sft, task.out / "policy")
+        write_algorithm_figures(policy, {"pairs_seen": len(task.pairs)})
+        return policy
+
+
 def _tiny(tmp_path: Path) -> tuple[Path, Path]:
     from agents.vla.factory import model_for_dataset
     from dyadic_env.data import load_dataset
@@ -101,11 +114,22 @@ def test_protocol_end_to_end_resumes_and_takes_plugins(tmp_path: Path) -> None:
     data, sft = _tiny(tmp_path)
     ppo = {"total_timesteps": 32, "n_envs": 1, "n_steps": 32, "batch_size": 32, "n_epochs": 1}
     config = _config(
-        tmp_path, data, sft, algorithms=["dpo", f"{__name__}:KeepSFT", "iterated_dpo"],
+        tmp_path, data, sft, algorithms=["dpo", f"{__name__}:KeepSFT", "iterated_dpo", f"{__name__}:CopyWithFigures"],
         ceilings={"best_of": [2], "rl_oracle_steps": 32, "rl_oracle": ppo},
     )  # fmt: skip
     summary = run_benchmark(config, log=lambda _msg: None)
-    assert set(summary["rows"]) == {"dpo", f"{__name__}:KeepSFT", "iterated_dpo"}
+    assert set(summary["rows"]) == {
+        "dpo",
+        f"{__name__}:KeepSFT",
+        "iterated_dpo",
+        f"{__name__}:CopyWithFigures",
+    }
+    measured = summary["rows"][f"{__name__}:CopyWithFigures"]["3"]["figures"]["pairs_seen"]
+    pairs_at_3 = json.loads(
+        (config.out / "cells" / f"{__name__}:CopyWithFigures" / "b3-s0" / "result.json").read_text()
+    )
+    assert measured["n"] == 1 and measured["mean"] == pairs_at_3["figures"]["pairs_seen"] > 0
+    assert "CopyWithFigures @ 3: pairs_seen" in (config.out / "results.md").read_text()
     iterated = json.loads((config.out / "cells" / "iterated_dpo" / "b3-s0" / "result.json").read_text())
     assert iterated["labels_spent"] == 3 and iterated["collections"] == [
         ["round1", 1]
