@@ -53,13 +53,19 @@ def _clip_order(dataset: Any, seed: int, groups: int) -> list[list[str]]:
     return parts[: int(np.argmax(reached)) + 1]
 
 
+def finished_parts(out: Path, seed: int) -> list[Path]:
+    """A seed's finished collection parts in order (not a ``partN.partial`` another process is writing)."""
+    parts = [p for p in collection_dir(out, seed).glob("part*") if p.name[4:].isdigit()]
+    return sorted(parts, key=lambda p: int(p.name[4:]))
+
+
 def pool(config: BenchmarkConfig, seed: int, budget: int) -> tuple[list[Any], list[Any]]:
     """The first ``budget`` rated groups of a seed's collection and their best-vs-worst pairs (a group whose
     candidates tied gives none), in collection order."""
     from experiments.pipelines.alignment import load_pairs, load_rated_groups
 
     rows: list[tuple[Any, Any]] = []  # (group, its pair or None)
-    for part in sorted(collection_dir(config.out, seed).glob("part[0-9]*"), key=lambda p: int(p.name[4:])):
+    for part in finished_parts(config.out, seed):
         order = {cid: i for i, cid in enumerate(json.loads((part / "summary.json").read_text())["clip_ids"])}
         by_clip = {p.clip_id: p for p in load_pairs(part / "preferences")[1]}  # a part rates each clip once
         rows += [

@@ -52,3 +52,12 @@ def test_feedback_config_names_a_bad_draw() -> None:
     assert FeedbackConfig(draw="inverse-cdf").draw == "inverse-cdf"
     with pytest.raises(ValueError, match="draw must be one of"):
         FeedbackConfig(draw="fast")
+
+
+def test_a_collection_part_being_written_is_not_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from experiments.benchmark.collection import finished_parts
+    from experiments.benchmark.protocol import collection_dir
+
+    for name in ("part0", "part10", "part2", "part1.partial"):
+        (collection_dir(tmp_path, 3) / name).mkdir(parents=True)
+    assert [p.name for p in finished_parts(tmp_path, 3)] == ["part0", "part2", "part10"]
