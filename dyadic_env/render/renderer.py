@@ -153,14 +153,7 @@ class Renderer:
         Meshes of the next chunk of frames are evaluated in a worker thread while this one renders, so
         smplx and the rasterizer keep both cores busy.
         """
-        speaker = _check_frames(speaker_frames, "speaker_frames")
-        listener = _check_frames(listener_frames, "listener_frames")
-        if len(speaker) != len(listener):
-            raise ValueError(
-                f"speaker_frames and listener_frames must have the same length; got {len(speaker)} and {len(listener)}"
-            )
-        if captions is not None and len(captions) != len(speaker):
-            raise ValueError(f"captions must have one entry per frame ({len(speaker)}); got {len(captions)}")
+        speaker, listener = _check_pair(speaker_frames, listener_frames, captions)
         scene = self._scene(expression_basis)
 
         def meshes(start: int) -> tuple[np.ndarray, np.ndarray]:
@@ -315,6 +308,21 @@ def _light_pose(yaw_deg: float, pitch_deg: float) -> np.ndarray:
     pose = np.eye(4)
     pose[:3, :3] = ry @ rx
     return pose
+
+
+def _check_pair(
+    speaker_frames: np.ndarray, listener_frames: np.ndarray, captions: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Speaker and listener frames checked to be ``(T, 56)`` of one length T, with a caption a frame if any."""
+    speaker = _check_frames(speaker_frames, "speaker_frames")
+    listener = _check_frames(listener_frames, "listener_frames")
+    if len(speaker) != len(listener):
+        raise ValueError(
+            f"speaker_frames and listener_frames must have the same length; got {len(speaker)} and {len(listener)}"
+        )
+    if captions is not None and len(captions) != len(speaker):
+        raise ValueError(f"captions must have one entry per frame ({len(speaker)}); got {len(captions)}")
+    return speaker, listener
 
 
 def _check_frames(frames: np.ndarray, name: str) -> np.ndarray:

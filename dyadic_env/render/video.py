@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dyadic_env.render.renderer import Renderer, _check_frames
+from dyadic_env.render.renderer import Renderer, _check_pair
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, size: tuple[int, int]) -> Path:
@@ -71,14 +71,7 @@ def render_video(
 
     Frames are rendered and encoded in chunks, so a long clip needs little memory.
     """
-    speaker = _check_frames(speaker_frames, "speaker_frames")
-    listener = _check_frames(listener_frames, "listener_frames")
-    if len(speaker) != len(listener):
-        raise ValueError(
-            f"speaker_frames and listener_frames must have the same length; got {len(speaker)} and {len(listener)}"
-        )
-    if captions is not None and len(captions) != len(speaker):
-        raise ValueError(f"captions must have one entry per frame ({len(speaker)}); got {len(captions)}")
+    speaker, listener = _check_pair(speaker_frames, listener_frames, captions)
     own = renderer is None
     r = renderer or Renderer(size, size, backend=backend)
     try:
