@@ -81,6 +81,9 @@ class DPOTrainingConfig:
             nod*; trl's token view cannot, see :mod:`agents.alignment.trajectory_logprobs`.
         action_frames: only the action tokens of the first N frames enter the log-ratio (0: all); with
             ``nod_decisions`` the decisions of every frame still count.
+        token_weight: scales the action tokens' log-probs against the nod decisions' (1: eq. 11's exact sum).
+            Below 1 the implicit reward is a weighted log-ratio: expression choices anywhere in a clip get credit
+            (with ``action_frames: 0``) without their token noise drowning the decisions of when to nod.
         logging_steps: steps between logged metrics.
         seed: seeds trl/transformers (data order, dropout).
         num_threads: torch CPU threads (0 leaves torch's default).
@@ -102,6 +105,7 @@ class DPOTrainingConfig:
     max_frames: int = 0
     nod_decisions: bool = False
     action_frames: int = 0
+    token_weight: float = 1.0
     logging_steps: int = 5
     seed: int = 0
     num_threads: int = 0
@@ -122,6 +126,8 @@ class DPOTrainingConfig:
             raise ValueError(f"dpo config: label_smoothing must be in [0, 0.5), found {self.label_smoothing}")
         if self.action_frames < 0:
             raise ValueError(f"dpo config: action_frames must be >= 0 (0: all), found {self.action_frames}")
+        if not 0 < self.token_weight <= 1:
+            raise ValueError(f"dpo config: token_weight must be in (0, 1], found {self.token_weight}")
         if self.max_frames < 0:
             raise ValueError(
                 f"dpo config: max_frames must be >= 0 (0: whole trajectories), found {self.max_frames}"
@@ -233,14 +239,15 @@ def make_dpo_trainer(
 
     # Metrics go to TensorBoard and dpo_log.jsonl; printing every logged step drowns pipeline logs.
     trainer.remove_callback(PrinterCallback)
-    if config.nod_decisions or config.action_frames:
+    if config.nod_decisions or config.action_frames or config.token_weight != 1.0:
         from agents.alignment.trajectory_logprobs import use_trajectory_logprobs
 
         for model in (trainer.model, trainer.ref_model):
             if model is not None:
                 use_trajectory_logprobs(
-                    model, nod_decisions=config.nod_decisions, action_frames=config.action_frames
-                )
+                    model, nod_decisions=config.nod_decisions, action_frames=config.action_frames,
+                    token_weight=config.token_weight,
+                )  # fmt: skip
     return trainer
 
 

@@ -11,7 +11,8 @@ VLA's frame view, teacher-forced on the trajectory, and returns per-token log-pr
 ``log pi(A_{1:T} | S_{1:T})`` of paper eq. 11: each action token's log-prob, plus each frame's nod-decision
 log-prob placed on that frame's first token. ``action_frames`` keeps the tokens of the first N frames only
 (the nod decisions of every frame still count): a credit assignment that drops the token noise of later
-frames, where a sampled listener only continues the expression it committed to.
+frames, where a sampled listener only continues the expression it committed to. ``token_weight`` scales the
+action tokens against the decisions instead (a weighted log-ratio, no longer eq. 11's exact sum).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ class TrajectoryLogprobs(ModelOutput):
     log_sum_sq_probs: torch.Tensor | None = None
 
 
-def use_trajectory_logprobs(model: Any, *, nod_decisions: bool = True, action_frames: int = 0) -> None:
+def use_trajectory_logprobs(
+    model: Any, *, nod_decisions: bool = True, action_frames: int = 0, token_weight: float = 1.0
+) -> None:
     """Make ``model(..., fused_lm_head=True)`` return the exact per-token log-probs (see the module docstring)."""
     trl_forward = model.forward
 
@@ -42,7 +45,11 @@ def use_trajectory_logprobs(model: Any, *, nod_decisions: bool = True, action_fr
         if not fused_lm_head:
             return trl_forward(*args, labels=labels, **kwargs)
         return trajectory_token_logprobs(
-            model, nod_decisions=nod_decisions, action_frames=action_frames, **kwargs
+            model,
+            nod_decisions=nod_decisions,
+            action_frames=action_frames,
+            token_weight=token_weight,
+            **kwargs,
         )
 
     model.forward = forward
@@ -58,6 +65,7 @@ def trajectory_token_logprobs(
     *,
     nod_decisions: bool = True,
     action_frames: int = 0,
+    token_weight: float = 1.0,
     **_: Any,
 ) -> TrajectoryLogprobs:
     """Per-token log-probs (B, L-1) of flat sequences ``input_ids`` under ``model`` (position p-1 scores token p)."""
@@ -84,6 +92,7 @@ def trajectory_token_logprobs(
     token = log_p.gather(-1, actions[..., None]).squeeze(-1)  # (B, T, 56)
     if action_frames:
         token = token * (torch.arange(t, device=token.device) < action_frames)[None, :, None]
+    token = token * token_weight
     if nod_decisions and model.vla.gestures:
         decisions = model.vla.gesture_logprobs(out.frame_hidden, actions, mask)
         token = torch.cat([token[..., :1] + decisions[..., None], token[..., 1:]], -1)

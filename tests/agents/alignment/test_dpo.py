@@ -125,6 +125,8 @@ def test_dpo_config_names_bad_fields() -> None:
         DPOTrainingConfig.from_dict({"betta": 0.1})
     with pytest.raises(ValueError, match="label_smoothing"):
         DPOTrainingConfig(loss_type="robust", label_smoothing=0.5)
+    with pytest.raises(ValueError, match="token_weight"):
+        DPOTrainingConfig(token_weight=0.0)
 
 
 def test_random_prefer_flips_about_half_and_sft_preferred_imitates(
@@ -243,14 +245,16 @@ def test_dpo_on_a_gesture_vla_scores_the_tokens_given_the_nods_found(
     assert VLAForListening.from_pretrained(out).config.gesture_frames == 4
 
 
-@pytest.mark.parametrize("action_frames", [0, 3])
+@pytest.mark.parametrize(("action_frames", "token_weight"), [(0, 1.0), (3, 1.0), (0, 0.25)])
 def test_dpo_with_nod_decisions_is_eq11_on_the_whole_closed_loop_logprob(
-    tmp_path, walk_dataset_path, tiny_vla_kwargs, action_frames
+    tmp_path, walk_dataset_path, tiny_vla_kwargs, action_frames, token_weight
 ) -> None:
     """nod_decisions: trl's loss is eq. 11 on step_logprobs (tokens and nod decisions); action_frames keeps the
-    tokens of the first frames only while every frame's decision counts."""
+    tokens of the first frames only while every frame's decision counts; token_weight scales the tokens."""
     dataset, policy, reference, pairs = _gesture_policies(tmp_path, walk_dataset_path, tiny_vla_kwargs)
-    config = DPOTrainingConfig(beta=BETA, nod_decisions=True, action_frames=action_frames)
+    config = DPOTrainingConfig(
+        beta=BETA, nod_decisions=True, action_frames=action_frames, token_weight=token_weight
+    )
     trainer = make_dpo_trainer(policy, pairs, dataset.clip, config, tmp_path / "trl", reference=reference)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
     clips = [dataset.clip(p.clip_id) for p in pairs]
@@ -268,6 +272,7 @@ def test_dpo_with_nod_decisions_is_eq11_on_the_whole_closed_loop_logprob(
                 tokens = tokens.sum(-1) * frames["frame_mask"]
                 if action_frames:
                     tokens[:, action_frames:] = 0
+                tokens = tokens * token_weight
                 nods = model.vla.gesture_logprobs(out.frame_hidden, frames["actions"], frames["frame_mask"])
                 decided += float(nods.abs().sum())
                 logp[name, side] = (tokens + nods * frames["frame_mask"]).sum(-1).double().numpy()
