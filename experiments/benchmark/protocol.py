@@ -109,9 +109,10 @@ class BenchmarkConfig:
         return FeedbackConfig(**{**self.feedback, "seed": seed * 1000 + part, "clips": 0})
 
     def fingerprint(self) -> str:
-        """A hash of everything shared by the cells' results (not out, ray, the lists of cells or the algorithms'
-        settings: each cell records its own and is retrained when they change, so a new row joins a folder)."""
-        skip = ("out", "ray", "algorithms", "algorithm_specs", "budgets", "seeds")
+        """A hash of everything shared by the cells' results (not out, ray, the lists of cells, the algorithms'
+        settings or the ceilings: each cell and the RL ceiling record their own settings and are redone when
+        they change, so a new row or ceiling joins a folder)."""
+        skip = ("out", "ray", "algorithms", "algorithm_specs", "budgets", "seeds", "ceilings")
         relevant = {k: v for k, v in asdict(self).items() if k not in skip}
         text = json.dumps({"protocol": PROTOCOL_VERSION, **relevant}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -148,6 +149,12 @@ def test_protocol_end_to_end_resumes_and_takes_plugins(tmp_path: Path) -> None:
     run_benchmark(config, log=messages.append)
     assert all((p.stat().st_mtime_ns, p.read_bytes()) == stamps[p] for p in results)
     assert not any("running" in m for m in messages)
+    # A larger RL-ceiling budget joins the folder: only that ceiling is measured again.
+    run_benchmark(dataclasses.replace(config, ceilings=dataclasses.replace(config.ceilings, rl_oracle_steps=64)),
+                  log=messages.append)  # fmt: skip
+    again = json.loads((config.out / "ceilings.json").read_text())["ceilings"]
+    assert again["rl_oracle"]["env_steps"] == 64 and again["best_of_2"] == ceilings["best_of_2"]
+    assert all((p.stat().st_mtime_ns, p.read_bytes()) == stamps[p] for p in results)
     # Another config may not be mixed into the same results folder.
     with pytest.raises(UserError, match="another protocol or config"):
         run_benchmark(_config(tmp_path, data, sft, eval={"samples": 2, "max_clips": 2}), log=lambda _m: None)
