@@ -6,18 +6,21 @@
 # HEAD_REV also runs twice, a control that the stages are deterministic on this machine.
 #
 #   bash scripts/check_refactor.sh BASE_REV [HEAD_REV] [--out docs/results/refactor_check.md] [--keep DIR]
-# --keep DIR keeps each run's outputs (DIR/base, DIR/head, DIR/head_again) for a closer look.
+# --keep DIR keeps each run's outputs (DIR/base, DIR/head, DIR/head_again) for a closer look; --from DIR
+# writes the report from outputs kept so (the same revisions), running nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 OUT=""
 KEEP=""
+FROM=""
 REVS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
     --keep) KEEP=$2; shift 2 ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    --from) FROM=$2; shift 2 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
     *) REVS+=("$1"); shift ;;
   esac
 done
@@ -53,9 +56,13 @@ PYEOF
   mv "$WORK/run" "$WORK/$label"
 }
 
-run_rev "$BASE" base
-run_rev "$HEAD_REV" head
-run_rev "$HEAD_REV" head_again
+if [ -n "$FROM" ]; then
+  cp -r "$FROM/base" "$FROM/head" "$FROM/head_again" "$WORK"/
+else
+  run_rev "$BASE" base
+  run_rev "$HEAD_REV" head
+  run_rev "$HEAD_REV" head_again
+fi
 
 compare() { "$PY" "$REPO/scripts/refactor_check/compare.py" "$WORK/$1" "$WORK/$2" --title "$3"; }
 {
@@ -72,5 +79,5 @@ compare() { "$PY" "$REPO/scripts/refactor_check/compare.py" "$WORK/$1" "$WORK/$2
   compare base head "$BASE against $HEAD_REV"
   if [ -f scripts/refactor_check/notes.md ]; then cat scripts/refactor_check/notes.md; fi
 } > "$WORK/report.md"
-if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && cp -r "$WORK/base" "$WORK/head" "$WORK/head_again" "$KEEP"/; fi
+if [ -n "$KEEP" ] && [ -z "$FROM" ]; then mkdir -p "$KEEP" && cp -r "$WORK/base" "$WORK/head" "$WORK/head_again" "$KEEP"/; fi
 if [ -n "$OUT" ]; then cp "$WORK/report.md" "$OUT"; echo "wrote $OUT" >&2; else cat "$WORK/report.md"; fi

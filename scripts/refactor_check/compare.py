@@ -137,12 +137,22 @@ def compare_values(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str], lis
     A key only one side has whose value the other holds under another section (``x`` -> ``model.x``, the
     config loader's nesting) counts as moved, not as lost and added.
     """
-    differs, volatile = [], []
+    differs, added, volatile = [], [], []
     for key in sorted(set(a) & set(b), key=str):
         if not _equal(a[key], b[key]):
             line = f"`{key}`: {_text_diff(a[key], b[key]) or _show(a[key]) + ' -> ' + _show(b[key])}"
-            (volatile if VOLATILE.search(re.sub(r"\[\d+\]", "", key)) else differs).append(line)
-    return differs, _unshared(a, b), volatile
+            if VOLATILE.search(re.sub(r"\[\d+\]", "", key)):
+                volatile.append(line)
+            elif _lines_added(a[key], b[key]):  # e.g. a table that gained a row: every old line kept
+                added.append(line)
+            else:
+                differs.append(line)
+    return differs, _unshared(a, b) + added, volatile
+
+
+def _lines_added(x: Any, y: Any) -> bool:
+    """Whether ``y`` is the multi-line text ``x`` with lines added (none changed or removed)."""
+    return isinstance(x, str) and isinstance(y, str) and set(x.splitlines()) <= set(y.splitlines())
 
 
 def _unshared(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
