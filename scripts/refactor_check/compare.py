@@ -115,10 +115,22 @@ def sqlite_rows(path: Path) -> dict[str, Any]:
             out[f"{table}.rows"] = len(rows)
             for i, row in enumerate(rows):
                 for column, value in zip(columns, row):
-                    out[f"{table}.{column}[{i}]"] = value.hex() if isinstance(value, bytes) else value
+                    out.update(_cell(f"{table}.{column}[{i}]", value))
         return out
     finally:
         db.close()
+
+
+def _cell(key: str, value: Any) -> dict[str, Any]:
+    """A table cell as values: bytes as hex, a JSON object or list stored as text by its keys."""
+    if isinstance(value, bytes):
+        return {key: value.hex()}
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return _flatten(json.loads(value), key)
+        except json.JSONDecodeError:
+            pass
+    return {key: value}
 
 
 def event_scalars(path: Path) -> dict[str, Any]:
