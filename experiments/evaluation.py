@@ -55,7 +55,9 @@ class EvalConfig:
     agents: list[str] = field(default_factory=list)
     """Baseline names (see ``agents.agent_names()``), evaluated in this order."""
     policy: str | None = None
-    """A VLA checkpoint directory, evaluated as the row ``vla``; or ``NAME=DIR[,NAME=DIR...]`` for named rows."""
+    """A checkpoint directory (VLA, LM-listener or MMLHG), evaluated as the row ``vla``, or as the row of the
+    checkpoint agent in ``agents`` that runs it (``--agent lm-listener --policy DIR``); or ``NAME=DIR[,...]``
+    for named rows of any kind."""
     policy_mode: str | None = None
     """How ``policy`` decodes (:data:`agents.vla.decoding.DECODE_MODES`); None: the checkpoint's ``decode_mode``."""
     split: str = "test"
@@ -106,6 +108,13 @@ class EvalConfig:
                 f"frdist_groups: expected one of {list(FRDIST_GROUPS)}, found {self.frdist_groups!r}"
             )
         self.policies()  # checks the NAME=DIR syntax
+        if self.checkpoint_agents() and (
+            len(self.checkpoint_agents()) > 1 or not self.policy or "=" in self.policy
+        ):
+            raise ValueError(
+                f"agents {self.checkpoint_agents()} run a trained checkpoint: name one of them and pass its directory "
+                "(--agent lm-listener --policy DIR); for several, give named rows instead (--policy LM=DIR,MMLHG=DIR)"
+            )
         if self.policy_mode is not None:  # a policy needs torch anyway
             from agents.vla.decoding import DECODE_MODES
 
@@ -119,7 +128,7 @@ class EvalConfig:
         if not self.policy:
             return {}
         if "=" not in self.policy:
-            return {"vla": self.policy}
+            return {} if self.checkpoint_agents() else {"vla": self.policy}
         pairs = [item.partition("=") for item in self.policy.split(",") if item]
         if any(not name or not sep or not path for name, sep, path in pairs):
             raise ValueError(
@@ -130,6 +139,12 @@ class EvalConfig:
                 f"policy (--policy): each row name once, and none an agent's, found {self.policy!r}"
             )
         return {name: path for name, _, path in pairs}
+
+    def checkpoint_agents(self) -> list[str]:
+        """The agents of ``agents`` that run the checkpoint ``policy`` names (LM-listener, MMLHG)."""
+        from agents.listeners.names import VARIANTS
+
+        return [name for name in self.agents if name in VARIANTS]
 
     def command(self) -> str:
         """The ``dyadic eval`` command line that repeats this evaluation (reports start with it)."""
@@ -288,11 +303,16 @@ def summarize_seeds(
     return out
 
 
-def seeds_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]], digits: int = 4) -> str:
-    """The paper's table (plus the oracle's criteria) with ``mean ± CI half-width`` in every cell."""
+def seeds_table(
+    summary: Mapping[str, Mapping[str, Mapping[str, float]]],
+    digits: int = 4,
+    columns: Sequence[Any] | None = None,
+) -> str:
+    """The paper's table (plus the oracle's criteria; or ``columns``, e.g. ``REACT_COLUMNS``) with
+    ``mean ± CI half-width`` in every cell."""
     from dyadic_env.metrics.table import COLUMNS
 
-    shown = [c for c in COLUMNS if any(c[1] in r for r in summary.values())]
+    shown = [c for c in (columns or COLUMNS) if any(c[1] in r for r in summary.values())]
     lines = ["| Method | " + " | ".join(c[0] for c in shown) + " |", "|---" * (len(shown) + 1) + "|"]
     for method, row in summary.items():
         cells = [

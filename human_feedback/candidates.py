@@ -119,12 +119,12 @@ class CollectReport:
 
 
 def load_policy(spec: PolicySpec, dataset: Any, *, seed: int, temperature: float) -> Any:
-    """An Agent for a policy spec: a VLA checkpoint directory, else a registered baseline agent."""
+    """An Agent for a policy spec: a checkpoint directory (VLA, LM-listener, MMLHG), else a registered baseline."""
     if Path(spec.source).is_dir():
-        from agents.vla import VLAAgent
+        from agents.checkpoints import load_checkpoint_agent
 
         # Candidates are samples of the policy (DESIGN.md), whatever decoding the checkpoint deploys with.
-        return VLAAgent.from_pretrained(spec.source, temperature=temperature, seed=seed, mode="sample")
+        return load_checkpoint_agent(spec.source, temperature=temperature, seed=seed, mode="sample")
     from agents.baselines import agent_names, make_agent
 
     if spec.source not in agent_names():

@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--agent",
         default="",
         help="baseline agents, comma-separated: random, random-train, nn, neutral, mirror, mean, and REACT's "
-        "meanfr (= mean), meanseq, mime (= mirror); a plug-in agent as package.module:factory, where "
+        "meanfr (= mean), meanseq, mime (= mirror); lm-listener or mmlhg with --policy DIR (a checkpoint of "
+        "`dyadic train lm-listener` / `mmlhg`); a plug-in agent as package.module:factory, where "
         "factory(dataset, seed, tokenizer) returns an agent",
     )
     parser.add_argument(
@@ -172,6 +173,8 @@ def evaluate_seeds(config, dataset) -> dict:  # config: EvalConfig
         agents = {
             name: plugin_agent(name, dataset, seed)
             if ":" in name
+            else checkpoint_agent(name, config, dataset, seed)
+            if name in config.checkpoint_agents()
             else make_agent(name, dataset, seed, **(nn_kwargs if name == "nn" else {}))
             for name in config.agents
         }
@@ -216,13 +219,29 @@ def plugin_agent(spec: str, dataset, seed: int):  # -> Agent
     return agent
 
 
+def checkpoint_agent(name: str, config, dataset, seed: int):  # config: EvalConfig -> Agent
+    """A registered agent that runs ``--policy``'s checkpoint (``--agent lm-listener --policy DIR``)."""
+    from agents import make_agent
+
+    if not Path(config.policy).exists():
+        raise UserError(f"--policy {config.policy}: no such checkpoint directory")
+    try:
+        return make_agent(name, dataset, seed, checkpoint=config.policy, mode=config.policy_mode)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(f"--agent {name} --policy {config.policy}: {e}") from None
+
+
 def load_policy(path: str, mode: str | None = None):  # -> Agent
+    """The agent of a checkpoint directory of any kind (VLA, LM-listener, MMLHG; :mod:`agents.checkpoints`)."""
     if not Path(path).exists():
         raise UserError(f"--policy {path}: no such checkpoint directory")
     try:
-        from agents.vla.agent import VLAAgent
+        from agents.checkpoints import load_checkpoint_agent
     except ImportError as e:
         raise UserError(
-            f"--policy needs the VLA agent (agents.vla.VLAAgent), which failed to import: {e}"
+            f"--policy needs the policy agents (agents.checkpoints), which failed to import: {e}"
         ) from None
-    return VLAAgent.from_pretrained(path, mode=mode)
+    try:
+        return load_checkpoint_agent(path, mode=mode)
+    except ValueError as e:
+        raise UserError(f"--policy {path}: {e}") from None

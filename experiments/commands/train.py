@@ -1,4 +1,5 @@
-"""`dyadic train TRAINER`: train a listener policy or a reward model (``sft``, ``dpo``, ``rm``, ``ppo``).
+"""`dyadic train TRAINER`: train a listener policy or a reward model (``sft``, ``dpo``, ``rm``, ``ppo``, and the
+paper's baselines ``lm-listener`` and ``mmlhg``).
 
 Every trainer reads a YAML config mapped onto its dataclass, with ``key=value`` overrides after it (values are
 parsed as YAML, so ``max_steps=100``, ``model.head_hidden=64`` and ``val_split=null`` work). Without
@@ -20,7 +21,7 @@ from experiments.errors import UserError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a policy or reward model (sft, dpo, rm, ppo)",
+        "train", help="train a policy or reward model (sft, dpo, rm, ppo, lm-listener, mmlhg)",
         description="Train listener policies: supervised fine-tuning of the VLA (sft) and alignment trainers.",
     )  # fmt: skip
     trainers = parser.add_subparsers(dest="trainer", metavar="TRAINER", required=True)
@@ -38,6 +39,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train the VLA by teacher forcing on ground-truth listeners. Resumes from the latest "
         "checkpoint in output_dir after a kill; the policy lands in OUTPUT_DIR/final.",
     )  # fmt: skip
+    for variant, shown, paper in (("lm-listener", "LM-listener", "Ng et al., ICCV 2023"),
+                                  ("mmlhg", "MMLHG", "Lai et al., CVPR 2025")):  # fmt: skip
+        _add_trainer(
+            trainers, variant, run_listener, f"experiments/configs/{variant.replace('-', '_')}_small.yaml",
+            [("--no-progress", {"action": "store_true", "help": "hide the progress bar"})],
+            help=f"the paper's {shown} baseline ({paper}): a motion VQ-VAE, then a small LM on its codes",
+            description=f"Train the {variant} baseline (docs/baselines.md): the VQ-VAE over listener motion, then "
+            "the language model that predicts the listener's codes from the speaker's words and motion. Resumes "
+            "from the latest checkpoint in output_dir after a kill; the policy lands in OUTPUT_DIR/final "
+            f"(`dyadic eval --agent {variant} --policy OUTPUT_DIR/final`).",
+        )  # fmt: skip
     _add_trainer(
         trainers, "dpo", run_dpo, "experiments/configs/dpo_small.yaml",
         [policy, preferences, ("--out", {**path, "help": "directory for the aligned checkpoint"}), speakers],
@@ -177,6 +189,30 @@ def run_sft(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as e:
         raise UserError(str(e).strip("'\"")) from None
     print(f"sft: policy saved to {final} (TensorBoard: {Path(config.output_dir) / 'tb'})")
+    return 0
+
+
+# --- lm-listener, mmlhg ----------------------------------------------------------------------------------------
+def run_listener(args: argparse.Namespace) -> int:
+    from types import SimpleNamespace
+
+    from agents.listeners.config import ListenerTrainConfig
+    from agents.listeners.training import train_listener
+
+    variant = args.trainer
+    reader = SimpleNamespace(from_dict=lambda values: ListenerTrainConfig.from_dict(values, variant))
+    config = build_config(reader, args.config, f"{variant.replace('-', '_')}_small.yaml", args.overrides)
+    try:
+        final = train_listener(config, progress=not args.no_progress)
+    except (KeyError, ValueError) as e:
+        raise UserError(str(e).strip("'\"")) from None
+    tensorboard = Path(config.output_dir) / "tb"
+    if not final.exists():
+        print(
+            f"{variant}: stopped before the last step; the same command resumes it (TensorBoard: {tensorboard})"
+        )
+        return 0
+    print(f"{variant}: policy saved to {final} (TensorBoard: {tensorboard})")
     return 0
 
 

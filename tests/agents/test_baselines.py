@@ -60,7 +60,8 @@ def test_every_baseline_follows_the_protocol(data_path, dataset, name, chunk_siz
 
 def test_registry(dataset):
     assert agent_names() == [
-        "random", "random-train", "nn", "neutral", "mirror", "mean", "meanfr", "meanseq", "mime"
+        "random", "random-train", "nn", "neutral", "mirror", "mean", "meanfr", "meanseq", "mime", "lm-listener",
+        "mmlhg",
     ]  # fmt: skip
     with pytest.raises(ValueError, match="agent: expected one of"):
         make_agent("oracle", dataset)

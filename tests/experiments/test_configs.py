@@ -88,8 +88,14 @@ def _load_rl(fields):
     return RLConfig(**fields)
 
 
+def _load_listener(fields):
+    from agents.listeners.config import ListenerTrainConfig
+
+    return ListenerTrainConfig.from_dict(fields)
+
+
 LOADERS = {"sft_": _load_sft, "dpo_": _load_dpo, "rm_": _load_rm, "ppo_": _load_ppo, "quickstart_": _load_quickstart,
-           "ablations_": _load_benchmark, "benchmark_": _load_benchmark, "eval": _load_eval, "rl_": _load_rl}  # fmt: skip
+           "lm_listener_": _load_listener, "mmlhg_": _load_listener, "ablations_": _load_benchmark, "benchmark_": _load_benchmark, "eval": _load_eval, "rl_": _load_rl}  # fmt: skip
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
