@@ -14,8 +14,11 @@ run() {
     .venv/bin/dyadic benchmark alignment --config experiments/configs/benchmark_alignment_tuning.yaml \
         --sft "$SFT" --out "$OUT" "$@" num_threads=1
 }
+MAIN="--algo dpo_nods --algo dpo_nods_beta01 --algo dpo_nods_top2 --algo dpo_nods_weighted --algo iterated_dpo"
 # Two processes of one thread each (see scripts/alignment_results.sh).
-run --no-ceilings "seeds=[0,1]" &
-run "seeds=[2]"
+run --no-ceilings $MAIN "seeds=[0,1]" &
+run $MAIN "seeds=[2]"
 wait
-run --report-only --report-to docs/results/alignment_tuning.md
+# Every frame's tokens at full weight was stopped after seeds 0 and 2 (below dpo_nods on both).
+run --no-ceilings --algo dpo_nods_all_frames "seeds=[0,2]"
+run --report-only --report-to docs/results/alignment_tuning.md $MAIN --algo dpo_nods_all_frames
