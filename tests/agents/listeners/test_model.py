@@ -116,3 +116,18 @@ def test_a_checkpoint_of_another_network_is_refused(trained, tmp_path):
     save_file(weights, tmp_path / "old" / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ValueError, match="do not fit this version"):
         CodeListenerModel.from_pretrained(tmp_path / "old")
+
+
+def test_the_agent_sees_each_unit_as_training_does(trained, walk_data, make_config, tmp_path):
+    """The words and speaker window of every unit in closed loop equal those training builds from the clip."""
+    variant, final = trained
+    agent = CodeListenerAgent.from_pretrained(final, seed=0)
+    data = load_dataset(walk_data)
+    clip = data.split("test")[0]
+    rollout(_env(walk_data), agent, clip_id=clip.clip_id, seed=0)
+    built = ListenerBatches([clip], agent.model, make_config(variant, walk_data, tmp_path / "unused")).clips[
+        0
+    ]
+    assert [words for words, _ in agent._units] == built.words
+    assert sum(len(w) for w in built.words) > 0  # the clip has words to place
+    np.testing.assert_allclose(np.stack([s for _, s in agent._units]), built.speaker, rtol=0, atol=1e-5)
