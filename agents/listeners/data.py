@@ -19,7 +19,9 @@ from dyadic_env.data import Clip
 
 @dataclass
 class _ClipData:
-    listener: np.ndarray  # (T', 56) normalised, padded to whole units
+    listener: np.ndarray  # (T', 56) normalised, padded to whole units: what the VQ-VAE reconstructs
+    encoded: np.ndarray  # (T', 56) what the VQ-VAE encodes (CodeListenerModel.encoder_input)
+    raw: np.ndarray  # (T, 56) in the data's units
     length: int  # T, the real frames
     words: list[list[int]]  # word ids per unit
     speaker: np.ndarray  # (N, speaker_frames, 56) normalised speaker windows
@@ -41,9 +43,12 @@ class ListenerBatches:
         for clip in clips:
             n = num_units(clip.num_frames, self.unit)
             frame_ids = words.frame_ids(clip.speaker_words, clip.num_frames, clip.fps)
+            padded = pad_to_units(clip.listener_motion, self.unit)
+            with torch.no_grad():
+                encoded = model.encoder_input(torch.from_numpy(padded), clip.listener_id).numpy()
             self.clips.append(_ClipData(
-                listener=(pad_to_units(clip.listener_motion, self.unit) - mean) / std, length=clip.num_frames,
-                words=unit_words(frame_ids, self.unit, n, cfg.max_words_per_unit),
+                listener=(padded - mean) / std, encoded=encoded, raw=padded[: clip.num_frames],
+                length=clip.num_frames, words=unit_words(frame_ids, self.unit, n, cfg.max_words_per_unit),
                 speaker=speaker_windows(clip.speaker_motion, n, cfg, s_mean, s_std), listener_id=clip.listener_id,
             ))  # fmt: skip
         self.by_listener: dict[str, list[int]] = defaultdict(list)
@@ -52,41 +57,45 @@ class ListenerBatches:
         self.codes: list[np.ndarray] | None = None
 
     # --- the VQ-VAE stage ---------------------------------------------------------------------------------
-    def vq_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Crops (B, crop_frames, 56) and, for identity models, reference crops of the same listeners taken from
-        another of their clips where they have one."""
+    def vq_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Crops (B, crop_frames, 56) to encode, the same crops to reconstruct, and for identity models reference
+        crops of the same listeners, taken from another of their clips where they have one."""
         rng = np.random.default_rng([self.config.seed, step, 1])
         size, crop = self.config.vq.batch_size, self.config.vq.crop_frames
         picks = rng.integers(len(self.clips), size=size)
-        crops = np.stack([self._crop(self.clips[i].listener, crop, rng) for i in picks])
+        starts = [self._start(len(self.clips[i].listener), crop, rng) for i in picks]
+        inputs = np.stack([self._crop(self.clips[i].encoded, s, crop) for i, s in zip(picks, starts)])
+        targets = np.stack([self._crop(self.clips[i].listener, s, crop) for i, s in zip(picks, starts)])
         if not self.model.config.style_dim:
-            return torch.from_numpy(crops), None
+            return torch.from_numpy(inputs), torch.from_numpy(targets), None
         references = []
         for i in picks:
             same = self.by_listener[self.clips[i].listener_id]
             others = [j for j in same if j != i] or same
-            references.append(self._crop(self.clips[others[rng.integers(len(others))]].listener, crop, rng))
-        return torch.from_numpy(crops), torch.from_numpy(np.stack(references))
+            other = self.clips[others[rng.integers(len(others))]]
+            references.append(self._crop(other.listener, self._start(len(other.listener), crop, rng), crop))
+        return torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(np.stack(references))
 
     @staticmethod
-    def _crop(frames: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-        if len(frames) <= length:
-            return np.concatenate([frames, np.repeat(frames[-1:], length - len(frames), axis=0)])
-        start = int(rng.integers(len(frames) - length + 1))
-        return frames[start : start + length]
+    def _start(frames: int, length: int, rng: np.random.Generator) -> int:
+        return int(rng.integers(frames - length + 1)) if frames > length else 0
+
+    @staticmethod
+    def _crop(frames: np.ndarray, start: int, length: int) -> np.ndarray:
+        """``length`` frames from ``start``, the last frame repeated past the end."""
+        rows = np.minimum(np.arange(start, start + length), len(frames) - 1)
+        return frames[rows]
 
     def vq_error(self) -> dict[str, float]:
         """:func:`~agents.listeners.modeling.reconstruction_errors` of every clip's listener."""
-        mean, std = np.asarray(self.model.config.listener_mean), np.asarray(self.model.config.listener_std)
-        return reconstruction_errors(self.model, [c.listener[: c.length] * std + mean for c in self.clips])
+        return reconstruction_errors(self.model, [c.raw for c in self.clips])
 
     # --- the language-model stage -------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self) -> None:
         """The codes of every clip's listener (the language model's targets), with the trained VQ-VAE."""
         self.model.eval()
-        mean, std = np.asarray(self.model.config.listener_mean), np.asarray(self.model.config.listener_std)
-        self.codes = [self.model.encode_frames(c.listener[: c.length] * std + mean) for c in self.clips]
+        self.codes = [self.model.encode_frames(c.raw, c.listener_id) for c in self.clips]
 
     def units(self, i: int) -> Units:
         assert self.codes is not None, "call encode() first"
@@ -112,13 +121,11 @@ class ListenerBatches:
     def identity_table(self) -> torch.Tensor:
         """Each training listener's identity vector (rows in ``config.identities`` order), read from all their
         frames at once."""
-        mean, std = np.asarray(self.model.config.listener_mean), np.asarray(self.model.config.listener_std)
         rows = []
         for name in self.model.config.identities:
-            frames = np.concatenate(
-                [self.clips[i].listener[: self.clips[i].length] for i in self.by_listener[name]]
+            style = self.model.reference_style(
+                np.concatenate([self.clips[i].raw for i in self.by_listener[name]])
             )
-            style = self.model.reference_style(frames * std + mean)
             assert style is not None
             rows.append(style[0])
         return torch.stack(rows)

@@ -62,8 +62,27 @@ def model_for_dataset(
             raise ValueError(
                 f"{backbone_path}: backbone weights do not fit (missing {missing}, unexpected {unexpected})"
             )
+    if config.style_dim:
+        _fill_identity_statistics(model, dataset, split)
     model.word_tokenizer, model.action_tokenizer = word_tokenizer, action_tokenizer
     return model
+
+
+def _fill_identity_statistics(model: CodeListenerModel, dataset: DyadicDataset, split: str) -> None:
+    """Each training listener's per-dimension statistics over all their frames (MMLHG's encoder input)."""
+    import torch
+
+    from agents.listeners.modeling import identity_statistics
+
+    by_listener: dict[str, list[np.ndarray]] = {}
+    for clip in dataset.split(split):
+        by_listener.setdefault(clip.listener_id, []).append(np.asarray(clip.listener_motion, np.float32))
+    with torch.no_grad():
+        for row, name in enumerate(model.config.identities):
+            frames = torch.from_numpy(np.concatenate(by_listener[name]))
+            model.identity_mean[row], model.identity_std[row] = identity_statistics(
+                frames, model.listener_std
+            )
 
 
 def _listener_statistics(dataset: DyadicDataset, split: str) -> tuple[np.ndarray, np.ndarray]:

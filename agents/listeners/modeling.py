@@ -43,6 +43,8 @@ class CodeListenerModel(PreTrainedModel):
     main_input_name = "input_ids"
     _supports_sdpa = True
     identity_styles: torch.Tensor
+    identity_mean: torch.Tensor
+    identity_std: torch.Tensor
     listener_mean: torch.Tensor
     listener_std: torch.Tensor
 
@@ -61,7 +63,10 @@ class CodeListenerModel(PreTrainedModel):
         self.dropout = nn.Dropout(config.dropout)
         self.register_buffer("listener_mean", torch.tensor(config.listener_mean, dtype=torch.float32))
         self.register_buffer("listener_std", torch.tensor(config.listener_std, dtype=torch.float32))
-        self.register_buffer("identity_styles", torch.zeros(len(config.identities), config.style_dim))
+        if config.style_dim:  # MMLHG: per training listener, the identity vector and the frames' mean and std
+            self.register_buffer("identity_styles", torch.zeros(len(config.identities), config.style_dim))
+            self.register_buffer("identity_mean", torch.zeros(len(config.identities), 56))
+            self.register_buffer("identity_std", torch.ones(len(config.identities), 56))
         self.word_tokenizer: Any = None
         self.action_tokenizer: ActionTokenizer | None = None
         self.post_init()
@@ -122,19 +127,34 @@ class CodeListenerModel(PreTrainedModel):
         """Frames (B, N * unit, 56) in the data's units from codes (B, N)."""
         return self.denormalize(self.vqvae.decode_codes(codes, style))
 
+    def encoder_input(self, frames: torch.Tensor, identity: str | None = None) -> torch.Tensor:
+        """What the VQ-VAE encodes of frames (..., T, 56) in the data's units: the globally normalised frames;
+        with identities, the frames normalised with their listener's statistics (a training listener's when
+        ``identity`` names one, else the frames' own: :func:`identity_statistics`)."""
+        if not self.config.style_dim:
+            return self.normalize(frames)
+        if identity in self.config.identities:
+            row = self.config.identities.index(identity)
+            mean, std = self.identity_mean[row], self.identity_std[row]
+        else:
+            mean, std = identity_statistics(frames.reshape(-1, 56), self.listener_std)
+        return (frames - mean) / std
+
     @torch.no_grad()
-    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
-        """The codes (N,) of a listener track (T, 56), padded with its last frame to whole units."""
-        padded = pad_to_units(frames, self.config.unit_frames)
-        x = self.normalize(torch.from_numpy(padded).to(self.listener_mean.device))[None]
+    def encode_frames(self, frames: np.ndarray, identity: str | None = None) -> np.ndarray:
+        """The codes (N,) of a listener track (T, 56), padded with its last frame to whole units (``identity``:
+        the listener's, for :meth:`encoder_input`)."""
+        padded = torch.from_numpy(pad_to_units(frames, self.config.unit_frames)).to(self.listener_mean.device)
+        x = self.encoder_input(padded, identity)[None]
         return self.vqvae.codebook.codes(self.vqvae.encode(x)[0].T).cpu().numpy()
 
     @torch.no_grad()
     def reconstruct(self, frames: np.ndarray, identity: str | None = None) -> np.ndarray:
-        """``frames`` (T, 56) through the VQ-VAE. With identities, the track itself is the reference of its
-        identity, unless ``identity`` names one."""
-        codes = torch.from_numpy(self.encode_frames(frames))[None].to(self.listener_mean.device)
-        style = self.identity_style(identity) if identity else self.reference_style(frames)
+        """``frames`` (T, 56) through the VQ-VAE. With identities, a training listener's ``identity`` gives the
+        normalisation and the identity vector; without one the track itself gives both."""
+        codes = torch.from_numpy(self.encode_frames(frames, identity))[None].to(self.listener_mean.device)
+        known = identity in self.config.identities
+        style = self.identity_style(identity) if known else self.reference_style(frames)
         return self.decode_codes(codes, style)[0, : len(frames)].cpu().numpy()
 
     @torch.no_grad()
@@ -194,6 +214,16 @@ def reconstruction_errors(model: CodeListenerModel, tracks: Sequence[np.ndarray]
 # AutoTokenizer reads config.json to find the tokenizer; with the type registered it knows the config.
 AutoConfig.register(CodeListenerConfig.model_type, CodeListenerConfig, exist_ok=True)
 AutoModel.register(CodeListenerConfig, CodeListenerModel, exist_ok=True)
+
+
+IDENTITY_STD_FLOOR = 0.1
+"""A listener's per-dimension std is floored at this share of the data's: a dimension a person barely moves
+would otherwise have its noise scaled up to the range of a moving one."""
+
+
+def identity_statistics(frames: torch.Tensor, data_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std (floored, :data:`IDENTITY_STD_FLOOR`) of a listener's frames (N, 56)."""
+    return frames.mean(0), torch.maximum(frames.std(0, unbiased=False), IDENTITY_STD_FLOOR * data_std)
 
 
 def pad_to_units(frames: np.ndarray, unit_frames: int) -> np.ndarray:

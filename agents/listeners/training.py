@@ -133,10 +133,10 @@ def _train_vq(run: _Run, bar: Any) -> None:
     _resume_optimizer(run, optimizer)
     model.train()
     while run.step < config.vq.steps:
-        crops, references = run.train.vq_batch(run.step)
+        inputs, targets, references = run.train.vq_batch(run.step)
         style = model.vqvae.style_of(references) if references is not None else None
-        recon, quantized = model.vqvae(crops, style)
-        loss, reconstruction = vq_loss(recon, crops, quantized.commitment, velocity=config.vq.velocity,
+        recon, quantized = model.vqvae(inputs, style)
+        loss, reconstruction = vq_loss(recon, targets, quantized.commitment, velocity=config.vq.velocity,
                                        commit=config.vq.commit)  # fmt: skip
         _apply(
             optimizer, loss, _lr(config.vq.learning_rate, config.vq.warmup_steps, config.vq.steps, run.step)

@@ -9,11 +9,12 @@ Two choices are ours. The decoder is *causal*: the frames of unit ``u`` depend o
 listener can play a unit as soon as its code is drawn, window by window, without waiting for the future (the
 original decodes whole clips offline). The encoder, used only on recorded listeners, sees the whole clip.
 
-MMLHG's identity disentanglement (``style_dim > 0``): the encoder normalises every hidden channel over time
-(instance normalisation, no affine part), which strips the per-sequence levels and scales a person's style
-lives in, so the codes keep the motion; a style encoder turns a reference sequence of the listener into an
-identity vector, which re-scales and shifts the decoder's channels (AdaIN's affine part). The decoder leaves
-out AdaIN's own normalisation: statistics over time would read the future frames a causal decoder has not got.
+MMLHG's identity disentanglement (``style_dim > 0``): the encoder reads frames normalised with their
+listener's own statistics (:meth:`~agents.listeners.CodeListenerModel.encoder_input`: instance normalisation
+whose instance is the person), which strips the levels and scales a person's style lives in, so the codes keep
+the motion; a style encoder turns a reference sequence of the listener into an identity vector, which re-scales
+and shifts the decoder's channels (AdaIN's affine part). The decoder leaves out AdaIN's own normalisation:
+statistics over time would read the future frames a causal decoder has not got.
 """
 
 from __future__ import annotations
@@ -146,7 +147,6 @@ class MotionVQVAE(nn.Module):
             )
             for _ in range(stages)
         )
-        self.instance_norm = nn.InstanceNorm1d(w, affine=False) if config.style_dim else None
         self.encoder_out = nn.Conv1d(w, config.code_dim, 3, padding=1)
         self.codebook = EMACodebook(config.codebook_size, config.code_dim)
         self.decoder_in = CausalConv(config.code_dim, w, 3)
@@ -168,8 +168,6 @@ class MotionVQVAE(nn.Module):
         h = F.relu(self.encoder_in(frames.transpose(1, 2)))
         for block in self.down:
             h = block(h)
-            if self.instance_norm is not None:
-                h = self.instance_norm(h)
         return self.encoder_out(F.relu(h))
 
     def decode(self, vectors: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
@@ -187,7 +185,7 @@ class MotionVQVAE(nn.Module):
     def forward(
         self, frames: torch.Tensor, style: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, Quantized]:
-        """Reconstruction (B, T, 56) and the quantizer's output."""
+        """The decoded frames (B, T, 56) of the encoder's input ``frames``, and the quantizer's output."""
         quantized = self.codebook(self.encode(frames))
         return self.decode(quantized.vectors, style), quantized
 

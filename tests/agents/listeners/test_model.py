@@ -79,7 +79,7 @@ def test_each_model_overfits_one_clip(variant, make_config, tmp_path):
     )
     trajectory = rollout(_env(data, split="train"), agent, seed=0)
     model = agent.model
-    np.testing.assert_array_equal(agent._codes, model.encode_frames(clip.listener_motion))
+    np.testing.assert_array_equal(agent._codes, model.encode_frames(clip.listener_motion, clip.listener_id))
     target = np.asarray(clip.listener_motion)
     error = float(((trajectory.frames - target) ** 2).mean())
     # The clip's own motion: the clip's mean face would score 1.
@@ -131,3 +131,24 @@ def test_the_agent_sees_each_unit_as_training_does(trained, walk_data, make_conf
     assert [words for words, _ in agent._units] == built.words
     assert sum(len(w) for w in built.words) > 0  # the clip has words to place
     np.testing.assert_allclose(np.stack([s for _, s in agent._units]), built.speaker, rtol=0, atol=1e-5)
+
+
+def test_mmlhg_encodes_a_listener_relative_to_their_own_levels(walk_data):
+    """Identity normalisation: a listener's constant offset changes LM-listener's codes, not MMLHG's."""
+    from agents.listeners.factory import model_for_dataset
+
+    data = load_dataset(walk_data)
+    frames = np.array(data.split("train")[0].listener_motion, np.float32)
+    shifted = frames + 3 * np.asarray(data.split("train")[1].listener_motion, np.float32).std(0)
+    tiny = {"backbone": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                         "num_attention_heads": 2, "num_key_value_heads": 2}, "vq_width": 16, "codebook_size": 8}  # fmt: skip
+    mmlhg = model_for_dataset(data, "mmlhg", style_dim=4, **tiny).eval()
+    torch.testing.assert_close(
+        mmlhg.encoder_input(torch.from_numpy(shifted)), mmlhg.encoder_input(torch.from_numpy(frames))
+    )
+    lm = model_for_dataset(data, "lm-listener", **tiny).eval()
+    assert not torch.allclose(
+        lm.encoder_input(torch.from_numpy(shifted)), lm.encoder_input(torch.from_numpy(frames))
+    )
+    row = mmlhg.config.identities.index(data.split("train")[0].listener_id)
+    np.testing.assert_allclose(mmlhg.identity_mean[row].numpy(), frames.mean(0), rtol=1e-5, atol=1e-6)
