@@ -151,10 +151,11 @@ class CodeListenerModel(PreTrainedModel):
     @torch.no_grad()
     def reconstruct(self, frames: np.ndarray, identity: str | None = None) -> np.ndarray:
         """``frames`` (T, 56) through the VQ-VAE. With identities, a training listener's ``identity`` gives the
-        normalisation and the identity vector; without one the track itself gives both."""
+        normalisation and the identity vector (``"mean"``: the average identity vector); the track itself gives
+        what ``identity`` does not."""
         codes = torch.from_numpy(self.encode_frames(frames, identity))[None].to(self.listener_mean.device)
-        known = identity in self.config.identities
-        style = self.identity_style(identity) if known else self.reference_style(frames)
+        named = identity == "mean" or identity in self.config.identities
+        style = self.identity_style(identity) if named else self.reference_style(frames)
         return self.decode_codes(codes, style)[0, : len(frames)].cpu().numpy()
 
     @torch.no_grad()
@@ -195,16 +196,19 @@ class CodeListenerModel(PreTrainedModel):
         return model
 
 
-def reconstruction_errors(model: CodeListenerModel, tracks: Sequence[np.ndarray]) -> dict[str, float]:
-    """How well the model's VQ-VAE reconstructs listener ``tracks`` (each (T, 56)), against the action
-    tokenizer's quantization of the same frames: ``vq_mse`` and ``tokenizer_mse`` (squared error per value, the
-    data's units) and ``variance`` (the frames' per-dimension variance, averaged: what a constant face scores)."""
+def reconstruction_errors(
+    model: CodeListenerModel, tracks: Sequence[np.ndarray], identity: str | None = None
+) -> dict[str, float]:
+    """How well the model's VQ-VAE reconstructs listener ``tracks`` (each (T, 56); ``identity`` as in
+    :meth:`CodeListenerModel.reconstruct`), against the action tokenizer's quantization of the same frames:
+    ``vq_mse`` and ``tokenizer_mse`` (squared error per value, the data's units) and ``variance`` (the frames'
+    per-dimension variance, averaged: what a constant face scores)."""
     if model.action_tokenizer is None:
         raise ValueError("model has no action tokenizer; load it with CodeListenerModel.from_pretrained(dir)")
     tokenizer, vq, tok = model.action_tokenizer, 0.0, 0.0
     frames = [np.asarray(t, np.float32) for t in tracks]
     for x in frames:
-        vq += float(((model.reconstruct(x) - x) ** 2).sum())
+        vq += float(((model.reconstruct(x, identity) - x) ** 2).sum())
         tok += float(((tokenizer.decode(tokenizer.encode(x)) - x) ** 2).sum())
     n = sum(x.size for x in frames)
     variance = float(np.concatenate(frames).var(0).mean())
