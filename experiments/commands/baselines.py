@@ -142,6 +142,7 @@ def _reconstruction_section(
 ) -> str:
     lines = [
         "## The VQ-VAEs on held-out listeners",
+        "",
         "Squared error per value of each model's VQ-VAE round trip (its codes, decoded) on the evaluation split's "
         "listeners, against the action tokenizer's 256-bin quantization of the same frames, and against the "
         "frames' variance (what one constant face scores). MMLHG reads each clip's identity from the clip itself; "
@@ -162,6 +163,7 @@ def _reconstruction_section(
 def _training_section(trained: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         "## Training time",
+        "",
         "Wall time of `dyadic train` (both stages, every resumed session), its CPU time (one thread: what it costs "
         "on a free core), the step whose language model was kept (lowest validation loss), and the machine's load "
         "average (1, 5, 15 minutes) when it finished: the machine was shared, so wall times are upper bounds.",
@@ -182,9 +184,9 @@ def _training_section(trained: Sequence[Mapping[str, Any]]) -> str:
 def _random_section(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
     """For each learned row, the metrics (means over seeds) on which it does not beat the random row."""
     if "random" not in summary:
-        return "## Against Random\nNo random row was evaluated."
+        return "## Against Random\n\nNo random row was evaluated."
     random, gt = summary["random"], summary.get("GT", {})
-    lines = ["## Against Random",
+    lines = ["## Against Random", "",
              f"Lower is better for {', '.join(LOWER_IS_BETTER)}; higher for {', '.join(HIGHER_IS_BETTER)} (the "
              f"oracle's criteria and REACT's FRCorr); for {', '.join(CLOSER_TO_GT)}, closer to the recorded "
              "listeners (GT). Means over the seeds.", ""]  # fmt: skip
@@ -211,9 +213,9 @@ def _beats(key: str, row: Mapping[str, Any], random: Mapping[str, Any], gt: Mapp
 def _order_section(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
     present = [name for name in PAPER_FD_ORDER if "FD" in summary.get(name, {})]
     if len(present) < 2:
-        return "## FD ordering\nFewer than two of LM-listener, MMLHG and SFT were evaluated."
+        return "## FD ordering\n\nFewer than two of LM-listener, MMLHG and SFT were evaluated."
     ours = sorted(present, key=lambda name: -summary[name]["FD"]["mean"])
     shown = " > ".join(f"{name} ({summary[name]['FD']['mean']:.4f})" for name in ours)
     verdict = "the same as" if ours == list(present) else "not the same as"
-    return (f"## FD ordering\nMean FD from highest to lowest: {shown}; {verdict} the paper's "
-            f"({' > '.join(present)}). docs/baselines.md discusses why.")  # fmt: skip
+    return (f"## FD ordering\n\nMean FD from highest to lowest: {shown}; {verdict} the paper's "
+            f"({' > '.join(present)}). docs/baselines.md discusses why; the oracle's ranking is in the tables above.")  # fmt: skip
