@@ -21,4 +21,9 @@ run $MAIN "seeds=[2]"
 wait
 # Every frame's tokens at full weight was stopped after seeds 0 and 2 (below dpo_nods on both).
 run --no-ceilings --algo dpo_nods_all_frames "seeds=[0,2]"
-run --report-only --report-to docs/results/alignment_tuning.md $MAIN --algo dpo_nods_all_frames
+# Added in a later sitting: more on-policy rounds, and rounds with the weighted-token credit.
+run --no-ceilings --algo iterated_dpo3 "seeds=[0,1,2]" &
+run --no-ceilings --algo iterated_dpo_weighted "seeds=[0,1,2]"
+wait
+run --report-only --report-to docs/results/alignment_tuning.md $MAIN --algo dpo_nods_all_frames \
+    --algo iterated_dpo3 --algo iterated_dpo_weighted
