@@ -50,6 +50,7 @@ def load_ratings(store: Store, campaign_name: str) -> list[RatingRow]:
                 Rating,
                 Candidate,
                 CandidateGroup.public_id,
+                CandidateGroup.position,
                 ClipRecord,
                 Annotator,
                 Assignment.kind,
@@ -83,8 +84,9 @@ def load_ratings(store: Store, campaign_name: str) -> list[RatingRow]:
                 watched_ms=r.watched_ms,
                 time_spent_ms=sub.time_spent_ms,
                 submitted_at=r.created_at,
+                group_position=position,
             )
-            for r, cand, gid, clip, ann, kind, sub in rows
+            for r, cand, gid, position, clip, ann, kind, sub in rows
         ]
 
 

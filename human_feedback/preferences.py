@@ -108,6 +108,8 @@ class CandidateScore:
     means: dict[str, float]
     num_ratings: int
     score: float
+    sample_index: int = 0
+    group_position: int = 0
 
 
 def score_candidates(rows: Sequence[RatingRow], weights: Mapping[str, float]) -> dict[str, CandidateScore]:
@@ -130,6 +132,8 @@ def score_candidates(rows: Sequence[RatingRow], weights: Mapping[str, float]) ->
             means=means,
             num_ratings=len(rs),
             score=float(sum(weights[k] * means[k] for k in CRITERION_KEYS)),
+            sample_index=first.sample_index,
+            group_position=first.group_position,
         )
     return scores
 
@@ -193,9 +197,9 @@ def build_pairs(
         members = defaultdict(list, {g: list(c) for g, c in group_candidates.items()})
     rng = np.random.default_rng(seed)
     report, pairs = PairingReport(), list[PreferencePair]()
-    for group_id in sorted(members):
+    for group_id in sorted(members, key=lambda g: _group_order(g, members[g], scores)):
         report.groups += 1
-        cands = sorted(members[group_id])
+        cands = sorted(members[group_id], key=lambda c: _candidate_order(c, scores))
         rated = [scores[c] for c in cands if c in scores]
         if len(cands) < 2:
             report.groups_single_candidate += 1
@@ -223,6 +227,20 @@ def build_pairs(
     return pairs, report
 
 
+# Ids are drawn at random by the store, so visiting groups and candidates in id order would feed the seeded
+# tie-break draw in a different order on each collection: order by what the collection fixed instead.
+def _group_order(
+    group_id: str, cands: Sequence[str], scores: Mapping[str, CandidateScore]
+) -> tuple[int, str]:
+    positions = [scores[c].group_position for c in cands if c in scores]
+    return (min(positions) if positions else -1, group_id)
+
+
+def _candidate_order(cid: str, scores: Mapping[str, CandidateScore]) -> tuple[int, str, str, str]:
+    s = scores.get(cid)
+    return (s.sample_index, s.source, s.policy_name, cid) if s else (-1, "", "", cid)
+
+
 def _best_worst(
     rated: list[CandidateScore], min_margin: float, rng: np.random.Generator, report: PairingReport
 ) -> list[tuple[CandidateScore, CandidateScore]]:
@@ -240,7 +258,7 @@ def _all_pairs(
     rated: list[CandidateScore], min_margin: float, report: PairingReport
 ) -> list[tuple[CandidateScore, CandidateScore]]:
     found = []
-    ordered = sorted(rated, key=lambda s: (-s.score, s.candidate_id))
+    ordered = sorted(rated, key=lambda s: (-s.score, _candidate_order(s.candidate_id, {s.candidate_id: s})))
     for i, a in enumerate(ordered):
         for b in ordered[i + 1 :]:
             gap = a.score - b.score

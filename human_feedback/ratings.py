@@ -28,6 +28,7 @@ class RatingRow:
     watched_ms: int | None
     time_spent_ms: int | None
     submitted_at: dt.datetime
+    group_position: int = 0  # the group's place in its campaign: a stable order (its ids are random)
 
     def values(self) -> tuple[int, int, int, int]:
         return (self.empathy, self.appropriateness, self.engagement, self.naturalness)

@@ -15,7 +15,7 @@ EQUAL = dict.fromkeys(("empathy", "appropriateness", "engagement", "naturalness"
 NOW = dt.datetime(2026, 1, 1)
 
 
-def row(group, cand, annotator, values, *, source="policy", page="regular"):
+def row(group, cand, annotator, values, *, source="policy", page="regular", sample=0, position=0):
     e, a, g, n = values
     return RatingRow(
         group_id=group,
@@ -24,7 +24,7 @@ def row(group, cand, annotator, values, *, source="policy", page="regular"):
         candidate_id=cand,
         source=source,
         policy_name="gt" if source == "ground_truth" else "pi",
-        sample_index=0,
+        sample_index=sample,
         annotator=annotator,
         annotator_kind="human",
         page_kind=page,
@@ -35,6 +35,7 @@ def row(group, cand, annotator, values, *, source="policy", page="regular"):
         watched_ms=None,
         time_spent_ms=None,
         submitted_at=NOW,
+        group_position=position,
     )
 
 
@@ -124,6 +125,31 @@ def test_all_pairs_mode_counts_tied_and_small_gaps():
     pairs, report = build_pairs(rows, tokens_for("a", "b", "c", "d"), EQUAL, mode="all-pairs", min_margin=0.5)
     assert sorted((p.chosen_id, p.rejected_id) for p in pairs) == [("a", "d"), ("b", "d"), ("c", "d")]
     assert report.pairs_tied == 1 and report.pairs_below_margin == 2 and report.pairs == 3
+
+
+def test_tie_breaks_do_not_depend_on_the_stores_random_ids():
+    # Two collections of the same groups whose store drew other ids: the seeded tie-break must pick the same
+    # candidates (by sample index), group after group (by position).
+    def collection(names):
+        rows, tokens = [], {}
+        for position, group in enumerate(("first", "second")):
+            for sample, values in enumerate(
+                [(5, 5, 5, 5), (5, 5, 5, 5), (5, 5, 5, 5), (1, 1, 1, 1), (1, 1, 1, 1)]
+            ):
+                cid = names[(group, sample)]
+                rows.append(row(names[group], cid, "a", values, sample=sample, position=position))
+                tokens[cid] = np.full((5, 56), 10 * position + sample, dtype=np.int64)
+        return rows, tokens
+
+    keys = [("first", s) for s in range(5)] + [("second", s) for s in range(5)] + ["first", "second"]
+    picked = []
+    for order in (list(range(12)), list(range(12))[::-1]):  # ids sorting in opposite orders
+        names = {key: f"id{rank:02d}" for key, rank in zip(keys, order)}
+        pairs, report = build_pairs(*collection(names), EQUAL, seed=3)
+        assert report.tie_breaks == 4
+        picked.append([(int(p.chosen_tokens[0, 0]), int(p.rejected_tokens[0, 0])) for p in pairs])
+    assert picked[0] == picked[1]
+    assert [c // 10 for c, _ in picked[0]] == [0, 1]  # groups in collection order
 
 
 def test_bad_options_are_refused():
