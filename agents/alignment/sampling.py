@@ -11,7 +11,7 @@ preference data tens of times faster on a CPU.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,9 +71,13 @@ def sample_trajectories(
 
 
 def _decode_rows(
-    model: Any, examples: list[dict[str, Any]], sampler: Any, decode_frames: Any, state_cls: Any
-) -> list[np.ndarray]:
-    """Closed-loop decoding of a batch of clip examples (from ``VLAProcessor.clip_example``)."""
+    model: Any, examples: list[dict[str, Any]], sampler: Any, decode_frames: Any, state_cls: Any,
+    record: Callable[[int, torch.Tensor, torch.Tensor, Any], None] | None = None,
+) -> list[np.ndarray]:  # fmt: skip
+    """Closed-loop decoding of a batch of clip examples (from ``VLAProcessor.clip_example``).
+
+    ``record(t, tokens, logp, state)``, when given, sees every frame's draw (episode PPO keeps what it needs).
+    """
     b = len(examples)
     lengths = [len(e["speaker_inputs"]) for e in examples]
     t_max, dim = max(lengths), model.config.action_dim
@@ -102,8 +106,10 @@ def _decode_rows(
             "speaker_inputs": speaker_t[:, t : t + 1], "prev_listener": prev, "prev2_listener": prev2,
             "word_ids": word_ids, "word_mask": word_mask, "frame_mask": valid[:, t : t + 1],
         }  # fmt: skip
-        step_tokens, _, state = decode_frames(model, inputs, state, sampler)
+        step_tokens, logp, state = decode_frames(model, inputs, state, sampler)
         tokens[:, t] = step_tokens
+        if record is not None:
+            record(t, step_tokens, logp, state)
         if window:
             state.keep_last_frames(window)
         prev, prev2 = model.vla.decode_actions(step_tokens)[:, None], prev

@@ -30,6 +30,7 @@ class DecodeState(FrameCache):
 
     frame_tokens: list[int] | None = None  # cache slots taken by each decoded frame, oldest first
     gesture_phase: torch.Tensor | None = None  # (B,) each row's phase in a nod (gesture models)
+    frame_hidden: torch.Tensor | None = None  # (B, H) the last decoded frame's hidden state (for a value head)
 
     def keep_last_frames(self, frames: int) -> None:
         """Evict the oldest frames' cache slots so at most ``frames`` frames stay.
@@ -145,6 +146,7 @@ def decode_frames(
         tokens, logp, new_state = _decode_parallel(model, out, inputs, state, sampler)
     assert new_state.attention_mask is not None
     new_state.frame_tokens = [*(state.frame_tokens or []), new_state.attention_mask.shape[1] - before]
+    new_state.frame_hidden = out.frame_hidden[:, -1]
     return tokens, logp, new_state
 
 

@@ -73,6 +73,19 @@ class _Layout(NamedTuple):
     rows: torch.Tensor  # (B, 1) offset of each sample's row in the flattened (B * new_len) tokens
 
 
+def _frame_window_mask(layout: _Layout, new_mask: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, 1, L, L) bool attention of a block of frames fed at once: causal, valid keys, and a query of frame t
+    sees keys of frames >= t - window only. Every query sees itself, so padding rows get no NaN."""
+    b, new_len = new_mask.shape
+    ends = torch.cat([layout.start[:, 1:], layout.length[:, None]], dim=1).contiguous()
+    pos = torch.arange(new_len, device=new_mask.device)
+    frame = torch.searchsorted(ends, pos.expand(b, -1).contiguous(), right=True)  # (B, L) each token's frame
+    causal = pos[:, None] >= pos[None, :]
+    near = frame[:, None, :] >= frame[:, :, None] - window
+    allowed = (causal & near & new_mask[:, None, :]) | torch.eye(new_len, dtype=torch.bool, device=pos.device)
+    return allowed[:, None]
+
+
 class VLAModel(GestureMixin, nn.Module):
     """Backbone, projector, state encoder and action head; ``VLAForListening.base_model``."""
 
@@ -190,6 +203,7 @@ class VLAModel(GestureMixin, nn.Module):
         *,
         use_cache: bool = False,
         head_mask: torch.Tensor | None = None,
+        frame_window: int = 0,
     ) -> FrameOutput:
         """Run frames (B, T) through the network, optionally continuing ``cache`` (the state a previous call
         returned, :meth:`FrameOutput.cache`).
@@ -200,6 +214,9 @@ class VLAModel(GestureMixin, nn.Module):
             use_cache: return the cache to continue from.
             head_mask: (B, T) bool; when given, the action head runs only on these frames and ``action_hidden``
                 is packed (N, 56, head_hidden) in row-major order (SFT uses it to score a subset of frames).
+            frame_window: > 0 (without a cache): frame t attends only to frames t - frame_window .. t, what a
+                cached decoder that keeps ``frame_window`` frames (``DecodeState.keep_last_frames``) sees, so a
+                teacher-forced pass scores its closed-loop trajectories exactly (episode PPO).
         """
         cache = cache or FrameCache()
         prev_listener = self.observed_states(inputs.prev_listener)
@@ -219,8 +236,11 @@ class VLAModel(GestureMixin, nn.Module):
             if cache.attention_mask is None
             else torch.cat([cache.attention_mask, new_mask.long()], 1)
         )
+        backbone_mask = full_mask
+        if frame_window > 0 and cache.attention_mask is None:
+            backbone_mask = _frame_window_mask(layout, new_mask, frame_window)
         out = self.backbone(
-            inputs_embeds=embeds, attention_mask=full_mask, position_ids=position_ids,
+            inputs_embeds=embeds, attention_mask=backbone_mask, position_ids=position_ids,
             past_key_values=cache.past_key_values, use_cache=use_cache,
         )  # fmt: skip
         hidden = out.last_hidden_state.reshape(b * new_len, self.config.hidden_size)

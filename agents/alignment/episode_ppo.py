@@ -1,0 +1,478 @@
+"""PPO over whole closed-loop episodes of the VLA ("episode PPO"), at batched-sampling speed.
+
+Why hand-written: SB3's PPO (:mod:`agents.alignment.ppo`) sees the VLA as a stateless policy of a window of
+frames; it re-runs the network over the window at every env step (again for the KL reference) and, forward and
+backward, for every sample in every update epoch. That window, not the env, sets its pace
+(``docs/results/bench_rl.md``). trl's ``PPOTrainer`` assumes text completions from ``generate``. Here the
+policy is the cached VLA itself:
+
+- **rollout**: B episodes sampled together with the key-value cache, one batched forward per frame (the loop of
+  :func:`agents.alignment.sampling.sample_trajectories`: the same draws for the same seed), recording each
+  frame's tokens, nod phase, behaviour log-prob and value;
+- **rewards**: a named env reward computed by the reward objects the env uses, on the frames the env would
+  decode, so returns equal the env's; or a :class:`TrajectoryReward` scored offline on the whole episode (a
+  learned reward model, :mod:`experiments.pipelines.trainers`); optionally minus ``kl_coef * (log pi - log
+  pi_ref)`` per frame, the frozen reference scored teacher-forced once per rollout;
+- **advantages**: GAE per episode. The value head is an MLP on the VLA's per-frame hidden state with its
+  gradient stopped there: the hidden state is what the policy acts on (no features of its own to build), and
+  the critic, which starts from scratch, cannot disturb the pretrained policy. Rewards are divided by a
+  running std of discounted returns;
+- **update**: whole episodes teacher-forced in one pass per minibatch. ``frame_window`` gives each frame the
+  attention the cache had after evicting old frames, the recorded nod phases give the sampled nod decisions,
+  so every frame's log-prob is exactly the one it was sampled with (ratio 1 before the first step); clipped
+  PPO objective per frame, value loss, entropy bonus, a few epochs over minibatches of episodes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from agents.alignment.episode_ppo_config import EpisodePPOConfig
+from agents.vla.decoding import DecodeState, Sampler, decode_frames
+from agents.vla.inputs import FrameInputs
+from dyadic_env.rewards import EpisodeReward, make_reward
+
+
+class TrajectoryReward:
+    """A reward scored on a whole episode at once: ``reward(clip, frames (T, 56)) -> (T,)`` per-step rewards.
+
+    For rewards that read the whole trajectory offline, such as a learned reward model over
+    ``reward_models.features.listener_features`` (built in the experiments layer, which may import it).
+    """
+
+    def __call__(self, clip: Any, frames: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass
+class Rollout:
+    """B sampled episodes, padded to the longest (``mask`` marks real frames).
+
+    Attributes:
+        clips: the clips the episodes replay.
+        tokens: (B, T, 56) sampled tokens.
+        mask: (B, T) bool.
+        logp: (B, T) each frame's log-prob under the sampling policy (tokens at its temperature, the nod decision
+            at temperature 1, as the sampler draws it).
+        values: (B, T) the value head's estimate at each frame (zeros without a value head).
+        phases: (B, T) each frame's nod phase (gesture models), else None.
+        rewards: (B, T) the per-step rewards (set by :meth:`EpisodePPO.collect`).
+    """
+
+    clips: list[Any]
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    logp: torch.Tensor
+    values: torch.Tensor
+    phases: torch.Tensor | None
+    rewards: np.ndarray | None = None
+
+    @property
+    def frames(self) -> int:
+        return int(self.mask.sum())
+
+    def trajectories(self) -> list[np.ndarray]:
+        """Each episode's tokens (T_i, 56)."""
+        lengths = self.mask.sum(1).tolist()
+        return [self.tokens[i, : int(n)].numpy() for i, n in enumerate(lengths)]
+
+
+@dataclass
+class _RecordingSampler(Sampler):
+    """A :class:`Sampler` that also sums the log-probs of what it draws, tempered and not, until read."""
+
+    tempered: Any = 0.0
+    plain: Any = 0.0
+
+    def __call__(self, logits: torch.Tensor, dims: Any = None) -> torch.Tensor:
+        tokens = super().__call__(logits, dims)
+        self.tempered = self.tempered + _token_logp(logits.float() / self.temperature, tokens).sum(-1)
+        self.plain = self.plain + _token_logp(logits.float(), tokens).sum(-1)
+        return tokens
+
+
+def _token_logp(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits, -1).gather(-1, tokens[..., None]).squeeze(-1)
+
+
+@torch.no_grad()
+def collect_episodes(
+    model: Any, clips: Sequence[Any], *, temperature: float = 1.0, seed: int = 0, draw: str = "multinomial",
+    value_head: nn.Module | None = None,
+) -> Rollout:  # fmt: skip
+    """Sample one closed-loop episode per clip, all in one batch (the draws of ``sample_trajectories(model,
+    clips, 1, temperature=..., seed=seed, batch_size=len(clips), draw=...)``), recording what PPO needs."""
+    from agents.alignment.sampling import _decode_rows
+
+    model = model.eval()
+    examples = [model.processor.clip_example(clip) for clip in clips]
+    lengths = torch.tensor([len(e["speaker_inputs"]) for e in examples])
+    b, t_max = len(clips), int(lengths.max())
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0]).generate_state(1)[0]))
+    sampler = _RecordingSampler(
+        temperature=temperature, generator=generator, expression_dim=model.config.expression_dim, draw=draw
+    )
+    logp, values = torch.zeros(b, t_max), torch.zeros(b, t_max)
+    phases = torch.zeros(b, t_max, dtype=torch.long) if model.vla.gestures else None
+
+    def record(t: int, tokens: torch.Tensor, untempered: torch.Tensor, state: DecodeState) -> None:
+        # decode_frames' log-prob is the untempered tokens' plus the nod decision's: keep the decision's part.
+        logp[:, t] = sampler.tempered + (untempered - sampler.plain)
+        sampler.tempered = sampler.plain = 0.0
+        if phases is not None:
+            assert state.gesture_phase is not None
+            phases[:, t] = state.gesture_phase
+        if value_head is not None:
+            assert state.frame_hidden is not None
+            values[:, t] = value_head(state.frame_hidden.float()).squeeze(-1)
+
+    rows = _decode_rows(model, examples, sampler, decode_frames, DecodeState, record=record)
+    mask = torch.arange(t_max)[None, :] < lengths[:, None]
+    tokens = torch.zeros(b, t_max, model.config.action_dim, dtype=torch.long)
+    for i, row in enumerate(rows):
+        tokens[i, : len(row)] = torch.from_numpy(row)
+    if phases is not None:
+        phases = phases * mask
+    return Rollout(list(clips), tokens, mask, logp * mask, values * mask, phases)
+
+
+def episode_rewards(
+    reward: str | EpisodeReward | TrajectoryReward, clips: Sequence[Any], trajectories: Sequence[np.ndarray],
+    dataset: Any, tokenizer: Any,
+) -> list[np.ndarray]:  # fmt: skip
+    """Per-step rewards (T,) of each episode: what the env gives for these tokens (a named or
+    :class:`EpisodeReward` reward, its terminal bonus on the last step), or a :class:`TrajectoryReward`'s."""
+    from dyadic_env.envs.listener import non_finite_reward_message
+
+    centers = tokenizer.bin_centers.astype(np.float32)  # the env's lookup table
+    dims = np.arange(centers.shape[0])
+    fn = reward if isinstance(reward, TrajectoryReward) else make_reward(reward)
+    out = []
+    for clip, tokens in zip(clips, trajectories):
+        frames = centers[dims, tokens]
+        if isinstance(fn, TrajectoryReward):
+            rewards = np.asarray(fn(clip, frames), np.float64).reshape(-1)
+            if rewards.shape != (len(frames),):
+                raise ValueError(
+                    f"{type(fn).__name__} returned {rewards.shape[0]} rewards for the {len(frames)} frames of clip "
+                    f"{clip.clip_id!r}; it must return one per frame"
+                )
+        else:
+            fn.reset(clip, dataset)
+            rewards = np.array([fn.step(t, frame) for t, frame in enumerate(frames)], np.float64)
+            rewards[-1] += fn.finish()[0]
+        bad = np.flatnonzero(~np.isfinite(rewards))
+        if len(bad):
+            raise ValueError(non_finite_reward_message(rewards[bad[0]], clip.clip_id, int(bad[0]), fn))
+        out.append(rewards)
+    return out
+
+
+def score_episodes(
+    model: Any, inputs: dict[str, torch.Tensor], phases: torch.Tensor | None, *, temperature: float,
+    frame_window: int, entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # fmt: skip
+    """Teacher-forced per-frame log-probs (B, T) of whole episodes, exactly those of closed-loop sampling;
+    the tokens' entropy (B, T) when asked; the frames' hidden states (B, T, H).
+
+    ``inputs`` holds ``speaker_inputs``, ``word_ids``, ``word_mask``, ``frame_mask`` and ``actions`` (the
+    sampled tokens); ``phases`` the sampled nod phases (gesture models); ``frame_window`` the cache's window.
+    """
+    vla, actions, mask = model.vla, inputs["actions"], inputs["frame_mask"]
+    frame_inputs = FrameInputs(
+        inputs["speaker_inputs"], vla.previous_states(actions), inputs["word_ids"], inputs["word_mask"], mask,
+        actions=actions, gesture_phases=phases if vla.gestures else None,
+    )  # fmt: skip
+    out = vla.frames(frame_inputs, frame_window=frame_window)
+    log_p = torch.log_softmax(model.get_output_embeddings()(out.action_hidden).float() / temperature, -1)
+    logp = log_p.gather(-1, actions[..., None]).squeeze(-1).sum(-1)
+    if vla.gestures:
+        assert phases is not None
+        logp = logp + vla.gesture_logprobs(out.frame_hidden, actions, mask, targets=(phases == 1, phases))
+    weight = mask.to(logp.dtype)
+    ent = -(log_p.exp() * log_p).sum((-1, -2)) * weight if entropy else None
+    return logp * weight, ent, out.frame_hidden
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advantages and returns (B, T) of episodes that end at their last valid frame (no bootstrap after it)."""
+    weight = mask.to(values.dtype)
+    advantages = torch.zeros_like(values)
+    last = torch.zeros_like(values[:, 0])
+    for t in reversed(range(values.shape[1])):
+        following = weight[:, t + 1] if t + 1 < values.shape[1] else torch.zeros_like(last)
+        next_value = values[:, t + 1] * following if t + 1 < values.shape[1] else torch.zeros_like(last)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        last = (delta + gamma * lam * following * last) * weight[:, t]
+        advantages[:, t] = last
+    return advantages, (advantages + values) * weight
+
+
+class ReturnScaler:
+    """Divides rewards by the running std of discounted returns (as SB3's ``VecNormalize`` does)."""
+
+    def __init__(self, gamma: float) -> None:
+        self.gamma, self.count, self.mean, self.var = gamma, 0, 0.0, 1.0
+
+    def __call__(self, rewards: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        returns = np.zeros_like(rewards)
+        running = np.zeros(rewards.shape[0])
+        for t in range(rewards.shape[1]):
+            running = running * self.gamma + rewards[:, t]
+            returns[:, t] = running
+        self._update(returns[mask])
+        return rewards / np.sqrt(self.var + 1e-8)
+
+    def _update(self, x: np.ndarray) -> None:
+        n = len(x)
+        if n == 0:
+            return
+        mean, var, total = float(x.mean()), float(x.var()), self.count + n
+        delta = mean - self.mean
+        m2 = self.var * self.count + var * n + delta**2 * self.count * n / total
+        self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
+
+
+class EpisodePPO:
+    """The trainer: :meth:`iterate` collects one rollout and updates on it; :meth:`save` writes the checkpoint.
+
+    Args:
+        policy_dir: the starting checkpoint (``VLAForListening.save_pretrained``, with its processor).
+        reward: a named env reward (``"oracle"``, ``"imitation"``, ...), an ``EpisodeReward`` or a
+            :class:`TrajectoryReward`.
+        dataset: a ``DyadicDataset`` (or a spec ``load_dataset`` reads).
+        config: the settings.
+    """
+
+    def __init__(
+        self, policy_dir: str | os.PathLike, reward: Any, dataset: Any, config: EpisodePPOConfig
+    ) -> None:
+        from agents.vla import VLAForListening
+        from dyadic_env.data import load_dataset
+
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        torch.manual_seed(config.seed)
+        self.config, self.reward = config, reward
+        self.dataset = load_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
+        self.model = VLAForListening.from_pretrained(policy_dir).eval()
+        if self.model.processor is None:
+            raise ValueError(f"{policy_dir}: the checkpoint has no processor (text and action tokenizers)")
+        cfg = self.model.config
+        self.temperature = float(
+            config.temperature or (cfg.decode_temperature if cfg.decode_mode == "sample" else 1.0)
+        )
+        self.frame_window = int(cfg.max_context_frames or 0)
+        self.reference = None
+        if config.kl_coef > 0:
+            self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.value_head = nn.Sequential(
+            nn.Linear(cfg.hidden_size, config.value_hidden), nn.Tanh(), nn.Linear(config.value_hidden, 1)
+        )
+        self.optimizer = torch.optim.Adam([
+            {"params": [p for p in self.model.parameters() if p.requires_grad], "lr": config.learning_rate},
+            {"params": list(self.value_head.parameters()), "lr": config.learning_rate * config.value_lr_scale},
+        ])  # fmt: skip
+        self.clips = list(self.dataset.split(config.split))
+        if not self.clips:
+            raise ValueError(f"{self.dataset.path}: split {config.split!r} has no clips; pick another split")
+        self.rng = np.random.default_rng(config.seed)
+        self.scaler = ReturnScaler(config.gamma) if config.normalize_rewards else None
+        self.steps = self.iterations = 0
+
+    def _next_clips(self) -> list[Any]:
+        n = self.config.episodes_per_rollout
+        index = self.rng.choice(len(self.clips), n, replace=n > len(self.clips))
+        return [self.clips[i] for i in index]
+
+    def collect(self) -> Rollout:
+        """Sample a rollout of fresh clips and give it the env's rewards."""
+        seed = int(np.random.SeedSequence([self.config.seed, self.iterations]).generate_state(1)[0])
+        rollout = collect_episodes(
+            self.model, self._next_clips(), temperature=self.temperature, seed=seed, draw=self.config.draw,
+            value_head=self.value_head,
+        )  # fmt: skip
+        rewards = episode_rewards(
+            self.reward, rollout.clips, rollout.trajectories(), self.dataset, self.model.processor.action_tokenizer
+        )  # fmt: skip
+        rollout.rewards = np.zeros(rollout.mask.shape)
+        for i, r in enumerate(rewards):
+            rollout.rewards[i, : len(r)] = r
+        return rollout
+
+    def _inputs(self, rollout: Rollout) -> dict[str, torch.Tensor]:
+        processor = self.model.processor
+        examples = [processor.clip_example(c, t) for c, t in zip(rollout.clips, rollout.trajectories())]
+        batch = processor.collate(examples)
+        return {k: batch[k] for k in ("speaker_inputs", "word_ids", "word_mask", "frame_mask", "actions")}
+
+    def _minibatches(self, b: int) -> list[np.ndarray]:
+        order = self.rng.permutation(b)
+        m = self.config.minibatch_episodes
+        return [order[i : i + m] for i in range(0, b, m)]
+
+    @torch.no_grad()
+    def _reference_logp(self, inputs: dict[str, torch.Tensor], rollout: Rollout) -> torch.Tensor:
+        """The frozen reference's per-frame log-probs of the sampled episodes, a minibatch at a time."""
+        assert self.reference is not None
+        out = torch.zeros_like(rollout.logp)
+        for idx in np.array_split(
+            np.arange(len(rollout.clips)), max(1, len(rollout.clips) // self.config.minibatch_episodes)
+        ):
+            part = {k: v[idx] for k, v in inputs.items()}
+            phases = None if rollout.phases is None else rollout.phases[idx]
+            out[idx] = score_episodes(
+                self.reference, part, phases, temperature=self.temperature, frame_window=self.frame_window
+            )[0]
+        return out
+
+    def advantages(
+        self, rollout: Rollout, inputs: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """Advantages and value targets (B, T) of a rollout (rewards normalised, minus the KL penalty)."""
+        assert rollout.rewards is not None
+        mask = rollout.mask.numpy()
+        rewards = rollout.rewards if self.scaler is None else self.scaler(rollout.rewards, mask)
+        stats = {
+            "return_mean": float(rollout.rewards.sum(1).mean()),
+            "episode_frames": float(mask.sum(1).mean()),
+        }
+        rewards_t = torch.from_numpy(rewards).float()
+        if self.reference is not None:
+            kl = (rollout.logp - self._reference_logp(inputs, rollout)) * rollout.mask
+            rewards_t = rewards_t - self.config.kl_coef * kl
+            stats["kl_reference"] = float(kl.sum() / rollout.mask.sum())
+        advantages, returns = gae(
+            rewards_t, rollout.values, rollout.mask, self.config.gamma, self.config.gae_lambda
+        )
+        valid = advantages[rollout.mask]
+        advantages = (advantages - valid.mean()) / (valid.std() + 1e-8) * rollout.mask
+        return advantages, returns, stats
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        """PPO epochs over minibatches of the rollout's whole episodes; returns the mean statistics."""
+        cfg = self.config
+        inputs = self._inputs(rollout)
+        advantages, returns, stats = self.advantages(rollout, inputs)
+        totals: dict[str, list[float]] = {}
+        for _ in range(cfg.n_epochs):
+            for idx in self._minibatches(len(rollout.clips)):
+                for key, value in self._step(
+                    {k: v[idx] for k, v in inputs.items()}, rollout, idx, advantages[idx], returns[idx]
+                ).items():
+                    totals.setdefault(key, []).append(value)
+        return {**stats, **{k: float(np.mean(v)) for k, v in totals.items()}}
+
+    def _step(
+        self, inputs: dict[str, torch.Tensor], rollout: Rollout, idx: np.ndarray, advantages: torch.Tensor,
+        returns: torch.Tensor,
+    ) -> dict[str, float]:  # fmt: skip
+        """One gradient step on a minibatch of episodes."""
+        cfg = self.config
+        phases = None if rollout.phases is None else rollout.phases[idx]
+        logp, entropy, hidden = score_episodes(
+            self.model, inputs, phases, temperature=self.temperature, frame_window=self.frame_window,
+            entropy=cfg.ent_coef > 0,
+        )  # fmt: skip
+        mask = rollout.mask[idx]
+        weight = mask.float()
+        n = weight.sum().clamp(min=1)
+        log_ratio = (logp - rollout.logp[idx]) * weight
+        ratio = log_ratio.exp()
+        clipped = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)
+        policy_loss = -(torch.minimum(ratio * advantages, clipped * advantages) * weight).sum() / n
+        values = self.value_head(hidden.detach().float()).squeeze(-1)
+        value_loss = ((values - returns).pow(2) * weight).sum() / n
+        loss = policy_loss + cfg.vf_coef * value_loss
+        if entropy is not None:
+            loss = loss - cfg.ent_coef * entropy.sum() / n
+        self.optimizer.zero_grad()
+        loss.backward()
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        self.optimizer.step()
+        with torch.no_grad():
+            return {
+                "policy_loss": float(policy_loss), "value_loss": float(value_loss),
+                "clip_fraction": float((((ratio - 1).abs() > cfg.clip_range) & mask).sum() / n),
+                "approx_kl": float((((ratio - 1) - log_ratio) * weight).sum() / n),
+            }  # fmt: skip
+
+    def iterate(self) -> dict[str, float]:
+        """One rollout and its update; the statistics include the time each took and the env steps per second."""
+        start = time.perf_counter()
+        rollout = self.collect()
+        collected = time.perf_counter()
+        self.model.eval()
+        stats = self.update(rollout)
+        done = time.perf_counter()
+        frames = rollout.frames
+        self.steps += frames
+        self.iterations += 1
+        stats.update(
+            frames=frames, collect_steps_per_s=frames / (collected - start), update_steps_per_s=frames / (done - collected),
+            steps_per_s=frames / (done - start),
+        )  # fmt: skip
+        return stats
+
+    def learn(
+        self, log_dir: str | os.PathLike | None = None, log: Callable[[str], None] | None = None
+    ) -> None:
+        """Iterate until ``total_steps`` env steps; TensorBoard scalars under ``log_dir``."""
+        writer = None
+        if log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(log_dir))
+        try:
+            while self.steps < self.config.total_steps:
+                stats = self.iterate()
+                for key, value in stats.items():
+                    if writer is not None:
+                        writer.add_scalar(f"episode_ppo/{key}", value, self.steps)
+                if log is not None:
+                    log(f"[episode ppo] {self.steps} steps: return {stats['return_mean']:.3f}, "
+                        f"clip {stats['clip_fraction']:.3f}, {stats['steps_per_s']:.0f} steps/s")  # fmt: skip
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def save(self, out: str | os.PathLike) -> Path:
+        """The trained VLA as a checkpoint directory (plus ``episode_ppo_config.json`` and ``value_head.pt``)."""
+        out = Path(out)
+        self.model.save_pretrained(out)
+        (out / "episode_ppo_config.json").write_text(json.dumps(asdict(self.config), indent=1))
+        torch.save(self.value_head.state_dict(), out / "value_head.pt")
+        return out
+
+
+def train_episode_ppo(
+    policy_dir: str | os.PathLike, reward: Any, dataset: Any, config: EpisodePPOConfig, out: str | os.PathLike,
+    *, log: Callable[[str], None] | None = None,
+) -> Path:  # fmt: skip
+    """Episode PPO from ``policy_dir`` on ``reward`` (see :class:`EpisodePPO`); writes the tuned checkpoint,
+    loadable by ``VLAForListening.from_pretrained``, atomically at ``out`` (TensorBoard logs in ``out/tb``)."""
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    trainer = EpisodePPO(policy_dir, reward, dataset, config)
+    trainer.learn(partial / "tb", log=log)
+    trainer.save(partial)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(partial, out)
+    return out

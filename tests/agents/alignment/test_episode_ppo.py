@@ -1,0 +1,178 @@
+"""Episode PPO: its rollouts are the sampler's, its rewards the env's, its log-probs exact, and it learns."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import dyadic_env  # noqa: F401  (registers the env)
+from agents.alignment.episode_ppo import (
+    EpisodePPO,
+    TrajectoryReward,
+    collect_episodes,
+    episode_rewards,
+    gae,
+    score_episodes,
+    train_episode_ppo,
+)
+from agents.alignment.episode_ppo_config import DRAWS, EpisodePPOConfig
+from agents.alignment.sampling import sample_trajectories
+from agents.vla import VLAForListening
+from agents.vla.factory import model_for_dataset
+from dyadic_env.data import load_dataset
+
+
+def _model(kind: str, dataset, path, kwargs) -> VLAForListening:
+    """The tiny checkpoint as saved (``plain``), or with 4-frame nods and a 5-frame cache window."""
+    if kind == "plain":
+        return VLAForListening.from_pretrained(path).eval()
+    torch.manual_seed(0)
+    model = model_for_dataset(dataset, seed=0, gesture_frames=4, **kwargs).eval()
+    model.config.max_context_frames = 5  # shorter than the clips: the cache evicts frames
+    return model
+
+
+def _inputs(model, rollout) -> dict[str, torch.Tensor]:
+    batch = model.processor.clips_batch(rollout.clips, rollout.trajectories())
+    return {k: batch[k] for k in ("speaker_inputs", "word_ids", "word_mask", "frame_mask", "actions")}
+
+
+@pytest.mark.parametrize("kind", ["plain", "gestures_window"])
+def test_rollout_equals_sampling_and_its_logprobs_equal_teacher_forcing(
+    walk_dataset_path, tiny_vla_path, tiny_vla_kwargs, kind
+) -> None:
+    dataset = load_dataset(walk_dataset_path)
+    model = _model(kind, dataset, tiny_vla_path, tiny_vla_kwargs)
+    clips = list(dataset.split("train"))[:3]  # different lengths
+    rollout = collect_episodes(model, clips, temperature=0.7, seed=3)
+    expected = sample_trajectories(model, clips, 1, temperature=0.7, seed=3, batch_size=len(clips))
+    for tokens, samples in zip(rollout.trajectories(), expected):
+        np.testing.assert_array_equal(tokens, samples[0])
+    if kind != "plain":
+        assert rollout.phases is not None and int(rollout.phases.max()) > 0  # nods were drawn
+    with torch.no_grad():
+        window = int(model.config.max_context_frames)
+        logp, _, _ = score_episodes(
+            model, _inputs(model, rollout), rollout.phases, temperature=0.7, frame_window=window
+        )
+        torch.testing.assert_close(logp, rollout.logp, atol=2e-4, rtol=1e-5)
+        if window:  # without the window the teacher-forced pass would see frames the cache had dropped
+            full, _, _ = score_episodes(
+                model, _inputs(model, rollout), rollout.phases, temperature=0.7, frame_window=0
+            )
+            assert (full - rollout.logp).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("reward", ["imitation", "oracle"])
+def test_rewards_equal_the_envs_replaying_the_tokens(reward) -> None:
+    dataset = load_dataset("synthetic:tiny")
+    torch.manual_seed(0)
+    model = model_for_dataset(dataset, seed=0, **{"backbone": {"hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2}, "head_hidden": 32,
+        "projector_hidden": 32}).eval()  # fmt: skip
+    clips = list(dataset.split("train"))[:2]
+    rollout = collect_episodes(model, clips, temperature=1.0, seed=0)
+    tokenizer = model.processor.action_tokenizer
+    ours = episode_rewards(reward, clips, rollout.trajectories(), dataset, tokenizer)
+    env = gym.make(
+        "dyadic_env/Listener-v0", dataset=dataset, split="train", reward=reward, tokenizer=tokenizer
+    )
+    for clip, tokens, rewards in zip(clips, rollout.trajectories(), ours):
+        env.reset(seed=0, options={"clip_id": clip.clip_id})
+        expected = [env.step(frame)[1] for frame in tokens]
+        np.testing.assert_allclose(rewards, expected, rtol=1e-12, atol=1e-12)
+    assert (
+        ours[0][-1] != ours[0][-2] or reward == "imitation"
+    )  # the oracle's episode score lands on the last step
+
+
+class HighTokens(TrajectoryReward):
+    """Each frame scores the share of its dimensions above the middle of their range: easy to learn."""
+
+    def __init__(self, middle: np.ndarray) -> None:
+        self.middle = middle
+
+    def __call__(self, clip, frames: np.ndarray) -> np.ndarray:
+        return (frames > self.middle).mean(1)
+
+
+def test_episode_ppo_improves_an_easy_reward_and_saves_a_loadable_checkpoint(
+    walk_dataset_path, tiny_vla_path, tmp_path
+) -> None:
+    dataset = load_dataset(walk_dataset_path)
+    model = VLAForListening.from_pretrained(tiny_vla_path)
+    middle = np.median(model.processor.action_tokenizer.bin_centers, axis=1)
+    config = EpisodePPOConfig(
+        total_steps=10**9, episodes_per_rollout=8, minibatch_episodes=4, n_epochs=2, learning_rate=1e-2,
+        max_grad_norm=5.0, gamma=0.5, kl_coef=0.0, temperature=1.0, seed=0,
+    )  # fmt: skip
+    trainer = EpisodePPO(tiny_vla_path, HighTokens(middle), dataset, config)
+    first = trainer.iterate()
+    assert first["approx_kl"] >= 0 and first["clip_fraction"] >= 0
+    returns = [first["return_mean"] / first["episode_frames"]]
+    for _ in range(5):
+        stats = trainer.iterate()
+        returns.append(stats["return_mean"] / stats["episode_frames"])
+    assert returns[-1] > returns[0] + 0.08, returns  # measured: 0.50 -> 0.64
+    out = trainer.save(tmp_path / "ppo")
+    loaded = VLAForListening.from_pretrained(out)
+    assert loaded.processor is not None
+    for name, param in trainer.model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], param)
+
+
+def test_train_episode_ppo_writes_checkpoint_and_tensorboard(
+    walk_dataset_path, tiny_vla_path, tmp_path
+) -> None:
+    config = EpisodePPOConfig(
+        total_steps=1, episodes_per_rollout=2, minibatch_episodes=2, n_epochs=1, kl_coef=0.1
+    )
+    out = train_episode_ppo(tiny_vla_path, "imitation", walk_dataset_path, config, tmp_path / "run")
+    assert (out / "episode_ppo_config.json").exists() and any((out / "tb").iterdir())
+    assert not (tmp_path / "run.partial").exists()
+    VLAForListening.from_pretrained(out)
+
+
+def test_the_first_update_starts_at_ratio_one(walk_dataset_path, tiny_vla_path) -> None:
+    config = EpisodePPOConfig(episodes_per_rollout=4, minibatch_episodes=4, n_epochs=1, kl_coef=0.1, seed=1)
+    trainer = EpisodePPO(tiny_vla_path, "imitation", walk_dataset_path, config)
+    rollout = trainer.collect()
+    with torch.no_grad():
+        logp, _, _ = score_episodes(
+            trainer.model, trainer._inputs(rollout), rollout.phases, temperature=trainer.temperature,
+            frame_window=trainer.frame_window,
+        )  # fmt: skip
+    torch.testing.assert_close(logp, rollout.logp, atol=2e-4, rtol=1e-5)
+    stats = trainer.update(rollout)
+    assert abs(stats["kl_reference"]) < 1e-4  # the policy is still the reference when the rollout is drawn
+
+
+def test_gae_matches_a_hand_computation() -> None:
+    rewards = torch.tensor([[1.0, 0.0, 2.0], [1.0, 1.0, 0.0]])
+    values = torch.tensor([[0.5, 0.5, 0.5], [0.2, 0.4, 9.0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    adv, ret = gae(rewards, values, mask, gamma=0.9, lam=0.5)
+    d2 = 2.0 - 0.5
+    d1 = 0.0 + 0.9 * 0.5 - 0.5
+    d0 = 1.0 + 0.9 * 0.5 - 0.5
+    expected0 = [d0 + 0.45 * (d1 + 0.45 * d2), d1 + 0.45 * d2, d2]
+    e1 = 1.0 - 0.4  # the episode ends at frame 1: no bootstrap from the padded frame's value
+    expected1 = [1.0 + 0.9 * 0.4 - 0.2 + 0.45 * e1, e1, 0.0]
+    torch.testing.assert_close(adv, torch.tensor([expected0, expected1]))
+    torch.testing.assert_close(ret, (adv + values) * mask)
+
+
+def test_config_errors_name_the_field() -> None:
+    from agents.vla.decoding import DRAWS as VLA_DRAWS
+
+    assert DRAWS == VLA_DRAWS
+    with pytest.raises(ValueError, match="minibatch_episodes"):
+        EpisodePPOConfig(episodes_per_rollout=4, minibatch_episodes=8)
+    with pytest.raises(ValueError, match="split"):
+        EpisodePPOConfig(split="test")
+    with pytest.raises(ValueError, match="temperature"):
+        EpisodePPOConfig(temperature=0.0)
+    with pytest.raises(ValueError, match="gamma"):
+        EpisodePPOConfig(gamma=1.5)
