@@ -25,5 +25,10 @@ run --no-ceilings --algo dpo_nods_all_frames "seeds=[0,2]"
 run --no-ceilings --algo iterated_dpo3 "seeds=[0,1,2]" &
 run --no-ceilings --algo iterated_dpo_weighted "seeds=[0,1,2]"
 wait
+# DPO fits every training pair by its second epoch while the chosen trajectories lose likelihood: held up by
+# their NLL (RPO), or a smaller step.
+run --no-ceilings --algo dpo_nods_rpo "seeds=[0,1,2]" &
+run --no-ceilings --algo dpo_nods_lr1e4 "seeds=[0,1,2]"
+wait
 run --report-only --report-to docs/results/alignment_tuning.md $MAIN --algo dpo_nods_all_frames \
-    --algo iterated_dpo3 --algo iterated_dpo_weighted
+    --algo iterated_dpo3 --algo iterated_dpo_weighted --algo dpo_nods_rpo --algo dpo_nods_lr1e4
