@@ -19,12 +19,13 @@ PART_GROUPS = 120
 
 
 def collect_seed(config: BenchmarkConfig, sft: str, seed: int, log: Log = print) -> list[Path]:
-    """Rate at least ``max(budgets)`` groups of SFT samples for ``seed``, in parts of :data:`PART_GROUPS`."""
+    """Rate at least ``config.collection_groups()`` groups of SFT samples for ``seed`` (the largest budget, or an
+    active row's pool), in parts of :data:`PART_GROUPS`."""
     from dyadic_env.data import load_dataset
     from experiments.pipelines.alignment import collect_preferences
 
     dataset = load_dataset(config.dataset)
-    order = _clip_order(dataset, seed, config.budgets[-1])
+    order = _clip_order(dataset, seed, config.collection_groups())
     parts = []
     for p, clip_ids in enumerate(order):
         feedback = config.feedback_config(seed, p)
@@ -59,9 +60,29 @@ def finished_parts(out: Path, seed: int) -> list[Path]:
     return sorted(parts, key=lambda p: int(p.name[4:]))
 
 
-def pool(config: BenchmarkConfig, seed: int, budget: int) -> tuple[list[Any], list[Any]]:
-    """The first ``budget`` rated groups of a seed's collection and their best-vs-worst pairs (a group whose
-    candidates tied gives none), in collection order."""
+def pool(
+    config: BenchmarkConfig, seed: int, budget: int, selection: Any = None, log: Log = print
+) -> tuple[list[Any], list[Any]]:
+    """The rated groups a cell buys and their best-vs-worst pairs (a group whose candidates tied gives none):
+    the first ``budget`` of the seed's collection in collection order, or, with an active ``selection``
+    (:mod:`experiments.benchmark.selection`), those it picks from a larger pool, in buying order."""
+    from experiments.benchmark.selection import Selection, select_groups
+
+    selection = selection or Selection()
+    rows = _collected(config, seed, selection.pool_size(budget))
+    if selection.method != "random":
+        from dyadic_env.data import load_dataset
+
+        candidates = [(g.clip_id, [c.tokens for c in g.candidates]) for g, _ in rows]
+        label = lambda i: rows[i][1]  # noqa: E731  (buying a group: the only read of its ratings)
+        picked = select_groups(selection, candidates, label, budget, seed, load_dataset(config.dataset), log)
+        rows = [rows[i] for i in picked]
+    rows = rows[:budget]
+    return [p for _, p in rows if p is not None], [g for g, _ in rows]
+
+
+def _collected(config: BenchmarkConfig, seed: int, groups: int) -> list[tuple[Any, Any]]:
+    """The first ``groups`` rated groups of a seed's collection, each with its pair or None."""
     from experiments.pipelines.alignment import load_pairs, load_rated_groups
 
     rows: list[tuple[Any, Any]] = []  # (group, its pair or None)
@@ -72,11 +93,10 @@ def pool(config: BenchmarkConfig, seed: int, budget: int) -> tuple[list[Any], li
             (g, by_clip.get(g.clip_id))
             for g in sorted(load_rated_groups(part), key=lambda g: order[g.clip_id])
         ]
-        if len(rows) >= budget:
+        if len(rows) >= groups:
             break
-    if len(rows) < budget:
+    if len(rows) < groups:
         raise UserError(
-            f"seed {seed}: the collection holds {len(rows)} rated groups, the cell needs {budget}"
+            f"seed {seed}: the collection holds {len(rows)} rated groups, the cell needs {groups}"
         )
-    rows = rows[:budget]
-    return [p for _, p in rows if p is not None], [g for g, _ in rows]
+    return rows[:groups]

@@ -98,10 +98,22 @@ class BenchmarkConfig:
     def spec(self, name: str) -> tuple[str, dict[str, Any]]:
         """The algorithm and settings behind row ``name``."""
         entry = self.algorithm_specs.get(name, {})
-        unknown = sorted(set(entry) - {"algorithm", "settings"})
+        unknown = sorted(set(entry) - {"algorithm", "settings", "selection"})
         if unknown:
-            raise UserError(f"algorithm_specs.{name}: unknown keys {unknown}; use algorithm and settings")
+            raise UserError(
+                f"algorithm_specs.{name}: unknown keys {unknown}; use algorithm, settings and selection"
+            )
         return str(entry.get("algorithm", name)), dict(entry.get("settings", {}))
+
+    def selection(self, name: str) -> Any:
+        """Row ``name``'s query selection (:class:`~experiments.benchmark.selection.Selection`; random by default)."""
+        from experiments.benchmark.selection import Selection
+
+        return Selection.from_dict(self.algorithm_specs.get(name, {}).get("selection"))
+
+    def collection_groups(self) -> int:
+        """Rated groups each seed's collection holds: the largest budget, or an active row's larger pool."""
+        return max(self.selection(a).pool_size(b) for a in self.algorithms for b in self.budgets)
 
     def feedback_config(self, seed: int, part: int = 0) -> Any:
         from experiments.pipelines.alignment import FeedbackConfig

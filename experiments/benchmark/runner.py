@@ -119,7 +119,8 @@ def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -
         torch.set_num_threads(config.num_threads)
     spec, settings = config.spec(cell.algorithm)
     algorithm = load_algorithm(spec, settings)
-    pairs, groups = pool(config, cell.seed, cell.budget)
+    selection = config.selection(cell.algorithm)
+    pairs, groups = pool(config, cell.seed, cell.budget, selection, log)
     ledger = BudgetLedger(cell.budget, spent=len(groups))
     work = cell.directory(config.out) / "work"
     shutil.rmtree(work, ignore_errors=True)
@@ -138,6 +139,8 @@ def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -
     seconds = time.perf_counter() - started
     meta = {"algorithm": cell.algorithm, "spec": spec, "settings": settings, "budget": cell.budget,
             "seed": cell.seed, "labels_spent": ledger.spent, "collections": ledger.history, "train_seconds": seconds}  # fmt: skip
+    if selection.method != "random":
+        meta["selection"] = asdict(selection)
     figures = policy / ALGORITHM_FIGURES
     if figures.exists():  # what the algorithm measured of itself, e.g. its reward model's accuracy
         meta["figures"] = json.loads(figures.read_text())
@@ -153,8 +156,14 @@ def _drop_if_stale(config: BenchmarkConfig, cell: Cell, result: Path, log: Log) 
     if not result.exists():
         return
     spec, settings = config.spec(cell.algorithm)
+    selection = config.selection(cell.algorithm)
+    wanted = (
+        spec,
+        json.loads(json.dumps(settings)),
+        asdict(selection) if selection.method != "random" else None,
+    )
     previous = json.loads(result.read_text())
-    if (previous.get("spec"), previous.get("settings")) != (spec, json.loads(json.dumps(settings))):
+    if (previous.get("spec"), previous.get("settings"), previous.get("selection")) != wanted:
         log(f"[{cell.key}] was trained with other settings ({previous.get('settings')}): training it again")
         result.unlink()
 

@@ -49,6 +49,64 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "overrides", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. budgets=[120]"
     )
     alignment.set_defaults(handler=run_alignment)
+    _register_reward_model(kinds)
+
+
+def _register_reward_model(kinds: argparse._SubParsersAction) -> None:
+    parser = kinds.add_parser(
+        "reward-model",
+        help="a reward model's held-out pair accuracy against the rated groups it learns from",
+        description="From one seed's collection of `dyadic benchmark alignment` (OUT/feedback/sS), hold out the "
+        "last groups, train the reward model on the first n groups for each n, and report its accuracy on the "
+        "held-out groups' pairs over several seeds (experiments/benchmark/reward_curve.py).",
+    )  # fmt: skip
+    parser.add_argument("--collection", type=Path, required=True, help="a seed's collection: OUT/feedback/sS")
+    parser.add_argument("--dataset", default="synthetic:small", help="the dataset it was collected on")
+    parser.add_argument(
+        "--groups", default="96,192,384", help="training sizes in rated groups, comma-separated"
+    )
+    parser.add_argument("--held-out", type=int, default=96, help="groups held out at the end (default 96)")
+    parser.add_argument("--seeds", type=int, default=3, help="reward-model seeds (default 3)")
+    parser.add_argument("--pairing", default="best-worst", help="training pairs: best-worst or all-pairs")
+    parser.add_argument(
+        "--rm-config", type=Path, default=None, help="rm YAML (default experiments/configs/rm_small.yaml)"
+    )
+    parser.add_argument(
+        "--report-to", type=Path, default=None, help="write the results page (and .json) here"
+    )
+    parser.set_defaults(handler=run_reward_model)
+
+
+def run_reward_model(args: argparse.Namespace) -> int:
+    import json
+    import shlex
+    import sys
+
+    from dyadic_env.data import load_dataset
+    from experiments.benchmark.reward_curve import collected_groups, markdown, reward_model_curve
+    from experiments.commands.quickstart import _quiet_libraries
+    from experiments.configs import read_config
+
+    try:
+        sizes = [int(v) for v in args.groups.split(",")]
+    except ValueError as e:
+        raise UserError(f"--groups: expected comma-separated integers, found {args.groups!r}") from e
+    if min(sizes) < 2 or args.held_out < 2 or args.seeds < 1:
+        raise UserError("--groups and --held-out must be >= 2 groups and --seeds >= 1")
+    settings = read_config(str(args.rm_config) if args.rm_config else "rm_small.yaml")
+    _quiet_libraries()
+    result = reward_model_curve(
+        collected_groups(args.collection), load_dataset(args.dataset), sizes, args.held_out, list(range(args.seeds)), settings,
+        args.pairing,
+    )  # fmt: skip
+    result["collection"] = str(args.collection)
+    page = markdown(result, "dyadic " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    print(page)
+    if args.report_to:
+        args.report_to.parent.mkdir(parents=True, exist_ok=True)
+        args.report_to.write_text(page)
+        args.report_to.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    return 0
 
 
 def run_alignment(args: argparse.Namespace) -> int:

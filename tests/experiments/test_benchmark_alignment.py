@@ -225,3 +225,97 @@ def test_react_table_and_resuming_an_older_folder_adds_react_without_training(
     policies = [p for p in stamps if "/policy/" in str(p) or "/feedback/" in str(p)]
     assert policies and all(p.stat().st_mtime_ns == stamps[p] for p in policies)
     assert (config.out / "results.md").read_text() == text
+
+
+def _small_rm() -> dict:
+    return {"model": {"ensemble_size": 2, "hidden_sizes": [8]}, "training": {"epochs": 2, "batch_size": 2}}
+
+
+def test_active_selection_reads_only_the_groups_it_buys(tmp_path: Path) -> None:
+    import numpy as np
+
+    from agents.alignment.dpo import TrajectoryPair
+    from dyadic_env.data import load_dataset
+    from dyadic_env.synthetic import write_preset
+    from experiments.benchmark.selection import Selection, select_groups
+
+    dataset = load_dataset(write_preset("tiny", tmp_path / "data"))
+    rng = np.random.default_rng(0)
+    ids = list(dataset.split("train").clip_ids)
+    pool = [
+        (cid, [rng.integers(0, 256, (dataset.clip(cid).num_frames, 56)) for _ in range(3)])
+        for cid in (ids * 3)[:8]
+    ]
+    selection = Selection(method="disagreement", pool=2, rounds=2, rm=_small_rm())
+
+    def run() -> tuple[list[int], list[int]]:
+        read: list[int] = []
+
+        def label(i: int) -> TrajectoryPair:
+            read.append(i)
+            return TrajectoryPair(pool[i][0], pool[i][1][0], pool[i][1][1])
+
+        return select_groups(selection, pool, label, 4, 0, dataset, log=lambda _m: None), read
+
+    bought, read = run()
+    assert len(set(bought)) == 4 and sorted(read) == sorted(bought)
+    assert run()[0] == bought  # seeded
+    with pytest.raises(UserError, match="pool holds 8 groups, 10 are needed"):
+        select_groups(selection, pool, lambda i: None, 5, 0, dataset)
+    with pytest.raises(UserError, match=r"selection\.method"):
+        Selection(method="uncertainty")
+    with pytest.raises(UserError, match="unknown keys"):
+        Selection.from_dict({"size": 3})
+
+
+@pytest.mark.slow
+def test_an_active_row_buys_its_budget_from_a_larger_pool(tmp_path: Path) -> None:
+    from experiments.benchmark.collection import finished_parts, pool
+    from experiments.benchmark.runner import run_benchmark
+
+    data, sft = _tiny(tmp_path)
+    active = {"algorithm": f"{__name__}:CopyWithFigures",
+              "selection": {"method": "disagreement", "pool": 2, "rounds": 2, "rm": _small_rm()}}  # fmt: skip
+    config = _config(tmp_path, data, sft, algorithms=["active"], budgets=[2], algorithm_specs={"active": active},
+                     ceilings={"best_of": [2]})  # fmt: skip
+    assert config.collection_groups() == 4
+    run_benchmark(config, log=lambda _m: None, ceilings=False)
+    result = json.loads((config.out / "cells" / "active" / "b2-s0" / "result.json").read_text())
+    assert result["labels_spent"] == 2 and result["selection"]["method"] == "disagreement"
+    assert result["figures"]["pairs_seen"] <= 2
+    random_groups = pool(config, 0, 2)[1]
+    active_groups = pool(config, 0, 2, config.selection("active"), log=lambda _m: None)[1]
+    assert len(active_groups) == 2 and len(finished_parts(config.out, 0)) >= 1
+    assert {g.group_id for g in active_groups} <= {g.group_id for g in pool(config, 0, 4)[1]}
+    first = [g.group_id for g in pool(config, 0, 4)[1][:2]]
+    assert [g.group_id for g in random_groups] == first  # random rows keep the first groups of the collection
+
+
+def test_reward_model_curve_learns_a_learnable_preference(tmp_path: Path) -> None:
+    import numpy as np
+
+    from dyadic_env.data import load_dataset
+    from dyadic_env.synthetic import write_preset
+    from experiments.benchmark.reward_curve import markdown, reward_model_curve
+    from experiments.pipelines.alignment import RatedCandidate, RatedGroup
+
+    dataset = load_dataset(write_preset("tiny", tmp_path / "data"))
+    rng = np.random.default_rng(0)
+    ids = list(dataset.split("train").clip_ids)
+    groups = []
+    for g in range(24):  # people prefer listeners whose first value is high: a linear, learnable preference
+        clip = dataset.clip(ids[g % len(ids)])
+        levels = rng.permutation(4) * 60
+        cands = []
+        for k, level in enumerate(levels):
+            tokens = rng.integers(0, 256, (clip.num_frames, 56))
+            tokens[:, 0] = level
+            cands.append(RatedCandidate(f"{g}-{k}", tokens, float(level), {}))
+        groups.append(RatedGroup(f"g{g}", clip.clip_id, tuple(cands)))
+    rm = {"model": {"ensemble_size": 2, "hidden_sizes": [8]}, "training": {"epochs": 20, "batch_size": 4}}
+    result = reward_model_curve(groups, dataset, [4, 16], 8, [0, 1], rm, log=lambda _m: None)
+    small, large = (row["best_worst"]["mean"] for row in result["rows"])
+    assert large >= 0.9 and result["held_out_pairs"] == {"best_worst": 8, "all_pairs": 48}
+    assert "| 16 | 16 |" in markdown(result, "cmd")
+    with pytest.raises(UserError, match="need more"):
+        reward_model_curve(groups, dataset, [20], 8, [0], rm)
