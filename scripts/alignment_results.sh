@@ -25,6 +25,8 @@ wait
 run --no-ceilings --algo dpo_nods "budgets=[480]" "seeds=[0,2,4]" &
 run --no-ceilings --algo dpo_nods "budgets=[480]" "seeds=[1,3]"
 wait
+# Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
+run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
 # The page: every finished cell.
 run --report-only --report-to docs/results/alignment.md $ALL --algo rated_distillation:TopQuarterSFT \
-    "budgets=[60,120,480]" "seeds=[0,1,2,3,4]"
+    --algo dpo_nods_active "budgets=[60,120,480]" "seeds=[0,1,2,3,4]"
