@@ -41,19 +41,26 @@ from torch import nn
 
 from agents.alignment.episode_ppo_config import EpisodePPOConfig
 from agents.vla.decoding import DecodeState, Sampler, decode_frames
+from agents.vla.gestures import decision_logprob, may_start
 from agents.vla.inputs import FrameInputs
 from dyadic_env.rewards import EpisodeReward, make_reward
 
 
 class TrajectoryReward:
-    """A reward scored on a whole episode at once: ``reward(clip, frames (T, 56)) -> (T,)`` per-step rewards.
+    """A reward scored on a whole episode at once: ``score(clip, frames (T, 56)) -> (T,)`` per-step rewards.
 
     For rewards that read the whole trajectory offline, such as a learned reward model over
-    ``reward_models.features.listener_features`` (built in the experiments layer, which may import it).
+    ``reward_models.features.listener_features`` (``experiments.pipelines.trainers.LearnedTrajectoryReward``, in
+    the layer that may import reward models). Any object with such a ``score`` method is taken as one.
     """
 
-    def __call__(self, clip: Any, frames: np.ndarray) -> np.ndarray:
+    def score(self, clip: Any, frames: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+def is_trajectory_reward(reward: Any) -> bool:
+    """Whether ``reward`` scores whole episodes (a ``score`` method) rather than being an env reward."""
+    return not isinstance(reward, str | EpisodeReward) and callable(getattr(reward, "score", None))
 
 
 @dataclass
@@ -91,16 +98,20 @@ class Rollout:
 
 @dataclass
 class _RecordingSampler(Sampler):
-    """A :class:`Sampler` that also sums the log-probs of what it draws, tempered and not, until read."""
+    """A :class:`Sampler` that also keeps the tempered log-prob of the tokens it draws (summed until read) and
+    the onset logits it draws a nod decision from."""
 
     tempered: Any = 0.0
-    plain: Any = 0.0
+    onset_logits: torch.Tensor | None = None
 
     def __call__(self, logits: torch.Tensor, dims: Any = None) -> torch.Tensor:
         tokens = super().__call__(logits, dims)
         self.tempered = self.tempered + _token_logp(logits.float() / self.temperature, tokens).sum(-1)
-        self.plain = self.plain + _token_logp(logits.float(), tokens).sum(-1)
         return tokens
+
+    def onsets(self, logits: torch.Tensor) -> torch.Tensor:
+        self.onset_logits = logits
+        return super().onsets(logits)
 
 
 def _token_logp(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -128,12 +139,13 @@ def collect_episodes(
     phases = torch.zeros(b, t_max, dtype=torch.long) if model.vla.gestures else None
 
     def record(t: int, tokens: torch.Tensor, untempered: torch.Tensor, state: DecodeState) -> None:
-        # decode_frames' log-prob is the untempered tokens' plus the nod decision's: keep the decision's part.
-        logp[:, t] = sampler.tempered + (untempered - sampler.plain)
-        sampler.tempered = sampler.plain = 0.0
-        if phases is not None:
-            assert state.gesture_phase is not None
-            phases[:, t] = state.gesture_phase
+        logp[:, t] = sampler.tempered
+        sampler.tempered = 0.0
+        if phases is not None:  # the nod decision, drawn at temperature 1 where one may start
+            assert state.gesture_phase is not None and sampler.onset_logits is not None
+            phases[:, t] = phase = state.gesture_phase
+            allowed = may_start(phases[:, t - 1] if t else torch.zeros_like(phase), model.vla.gestures)
+            logp[:, t] += decision_logprob(sampler.onset_logits, phase == 1, allowed)
         if value_head is not None:
             assert state.frame_hidden is not None
             values[:, t] = value_head(state.frame_hidden.float()).squeeze(-1)
@@ -149,21 +161,22 @@ def collect_episodes(
 
 
 def episode_rewards(
-    reward: str | EpisodeReward | TrajectoryReward, clips: Sequence[Any], trajectories: Sequence[np.ndarray],
+    reward: Any, clips: Sequence[Any], trajectories: Sequence[np.ndarray],
     dataset: Any, tokenizer: Any,
 ) -> list[np.ndarray]:  # fmt: skip
-    """Per-step rewards (T,) of each episode: what the env gives for these tokens (a named or
-    :class:`EpisodeReward` reward, its terminal bonus on the last step), or a :class:`TrajectoryReward`'s."""
+    """Per-step rewards (T,) of each episode: what the env gives for these tokens (a named reward, an
+    :class:`EpisodeReward` or a ``RewardFn``; a terminal bonus on the last step), or a :class:`TrajectoryReward`'s."""
     from dyadic_env.envs.listener import non_finite_reward_message
 
     centers = tokenizer.bin_centers.astype(np.float32)  # the env's lookup table
     dims = np.arange(centers.shape[0])
-    fn = reward if isinstance(reward, TrajectoryReward) else make_reward(reward)
+    trajectory = is_trajectory_reward(reward)
+    fn: Any = reward if trajectory else make_reward(reward)
     out = []
     for clip, tokens in zip(clips, trajectories):
         frames = centers[dims, tokens]
-        if isinstance(fn, TrajectoryReward):
-            rewards = np.asarray(fn(clip, frames), np.float64).reshape(-1)
+        if trajectory:
+            rewards = np.asarray(fn.score(clip, frames), np.float64).reshape(-1)
             if rewards.shape != (len(frames),):
                 raise ValueError(
                     f"{type(fn).__name__} returned {rewards.shape[0]} rewards for the {len(frames)} frames of clip "
@@ -252,8 +265,8 @@ class EpisodePPO:
 
     Args:
         policy_dir: the starting checkpoint (``VLAForListening.save_pretrained``, with its processor).
-        reward: a named env reward (``"oracle"``, ``"imitation"``, ...), an ``EpisodeReward`` or a
-            :class:`TrajectoryReward`.
+        reward: a named env reward (``"oracle"``, ``"imitation"``, ...), an ``EpisodeReward``, a ``RewardFn``
+            or a :class:`TrajectoryReward`.
         dataset: a ``DyadicDataset`` (or a spec ``load_dataset`` reads).
         config: the settings.
     """

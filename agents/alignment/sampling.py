@@ -78,6 +78,8 @@ def _decode_rows(
 
     ``record(t, tokens, logp, state)``, when given, sees every frame's draw (episode PPO keeps what it needs).
     """
+    from agents.vla.cache import PreallocatedCache
+
     b = len(examples)
     lengths = [len(e["speaker_inputs"]) for e in examples]
     t_max, dim = max(lengths), model.config.action_dim
@@ -88,7 +90,8 @@ def _decode_rows(
     valid = torch.arange(t_max)[None, :] < torch.tensor(lengths)[:, None]
     pad_id = model.processor.words.pad_id
     prev = prev2 = torch.zeros(b, 1, dim)
-    state = state_cls()
+    # Written in place, not concatenated per frame: the same keys, a fraction of the copying (agents.vla.cache).
+    state = state_cls(past_key_values=PreallocatedCache())
     tokens = torch.zeros(b, t_max, dim, dtype=torch.long)
     # A checkpoint trained on crops attends to at most this many past frames: older ones leave the cache, as
     # in VLAAgent (which also bounds the cost of a step on long clips).

@@ -30,7 +30,7 @@ class DecodeState(FrameCache):
 
     frame_tokens: list[int] | None = None  # cache slots taken by each decoded frame, oldest first
     gesture_phase: torch.Tensor | None = None  # (B,) each row's phase in a nod (gesture models)
-    frame_hidden: torch.Tensor | None = None  # (B, H) the last decoded frame's hidden state (for a value head)
+    frame_hidden: torch.Tensor | None = None  # (B, H) the last decoded frame's hidden state
 
     def keep_last_frames(self, frames: int) -> None:
         """Evict the oldest frames' cache slots so at most ``frames`` frames stay.

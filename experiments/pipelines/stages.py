@@ -82,6 +82,22 @@ def train_ppo_stage(policy: Path, reward_model: Path, dataset: Any, settings: di
     return train_ppo_on_learned_reward(policy, reward_model, dataset, PPORunConfig.from_dict(settings), out)
 
 
+def train_episode_ppo_stage(
+    policy: Path, reward: str | Path, dataset: Any, settings: dict, out: Path
+) -> Path:
+    """Episode PPO from ``policy`` on a named env reward or a reward-model directory; ``settings`` are
+    ``EpisodePPOConfig`` fields (an unknown key is an error). Returns the checkpoint."""
+    from agents.alignment.episode_ppo import train_episode_ppo
+    from agents.alignment.episode_ppo_config import EpisodePPOConfig
+    from dyadic_env.config import config_from_dict
+    from experiments.pipelines.trainers import episode_ppo_reward
+
+    config = config_from_dict(EpisodePPOConfig, settings, "episode ppo config")
+    return train_episode_ppo(
+        policy, episode_ppo_reward(reward, config.disagreement_penalty), dataset, config, out
+    )
+
+
 def train_ppo_on_env_reward(policy: Path, dataset: str, reward: str, settings: dict, out: Path) -> Path:
     """SB3 PPO from ``policy`` on one of the env's own rewards (e.g. ``oracle``): the RL ceiling."""
     import gymnasium as gym

@@ -128,3 +128,49 @@ def train_ppo_on_learned_reward(
         return VLAWordIds(env, processor)
 
     return train_ppo(policy, [make_env] * config.n_envs, config.ppo_config(), out)
+
+
+class LearnedTrajectoryReward:
+    """A reward model's per-step rewards of whole episodes, for episode PPO (a ``TrajectoryReward``).
+
+    Each frame gets the ensemble mean minus ``disagreement_penalty`` times the members' std, in the units
+    ``LearnedRewardWrapper`` gives the env (``normalized``), from ``listener_features`` of the whole trajectory at
+    once instead of step by step; each clip's speaker context is computed once.
+    """
+
+    def __init__(self, path: str | Path, disagreement_penalty: float = 0.0) -> None:
+        from reward_models import TrajectoryRewardModel
+
+        if disagreement_penalty < 0:
+            raise ValueError(f"disagreement_penalty must be >= 0, found {disagreement_penalty}")
+        self.model = TrajectoryRewardModel.from_pretrained(path).eval()
+        self.disagreement_penalty = float(disagreement_penalty)
+        self._contexts: dict[str, Any] = {}
+
+    def score(self, clip: Any, frames: Any) -> Any:
+        import numpy as np
+
+        from reward_models.features import episode_context, listener_features, words_per_frame
+
+        cfg = self.model.feature_config
+        context = self._contexts.get(clip.clip_id)
+        if context is None:
+            context = episode_context(cfg, np.asarray(clip.speaker_motion), words_per_frame(clip, cfg))
+            self._contexts[clip.clip_id] = context
+        mean, std = self.model.predict(listener_features(cfg, context, frames), normalized=True)
+        return mean - self.disagreement_penalty * std
+
+
+def episode_ppo_reward(reward: str | Path, disagreement_penalty: float = 0.0) -> Any:
+    """A named env reward as it is, or the reward model in directory ``reward`` as a trajectory reward."""
+    from dyadic_env.rewards import reward_names
+    from reward_models.model import CONFIG_FILE
+
+    if isinstance(reward, str) and reward in reward_names():
+        return reward
+    if not (Path(reward) / CONFIG_FILE).is_file():
+        raise ValueError(
+            f"reward: {str(reward)!r} is neither an env reward ({', '.join(reward_names())}) nor a reward-model "
+            f"directory (no {CONFIG_FILE} in it); pass a name or the output of `dyadic train rm`"
+        )
+    return LearnedTrajectoryReward(reward, disagreement_penalty)

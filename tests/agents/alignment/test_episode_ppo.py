@@ -94,7 +94,7 @@ class HighTokens(TrajectoryReward):
     def __init__(self, middle: np.ndarray) -> None:
         self.middle = middle
 
-    def __call__(self, clip, frames: np.ndarray) -> np.ndarray:
+    def score(self, clip, frames: np.ndarray) -> np.ndarray:
         return (frames > self.middle).mean(1)
 
 
@@ -176,3 +176,62 @@ def test_config_errors_name_the_field() -> None:
         EpisodePPOConfig(temperature=0.0)
     with pytest.raises(ValueError, match="gamma"):
         EpisodePPOConfig(gamma=1.5)
+
+
+def test_a_reward_model_scores_episodes_as_its_env_wrapper_does(
+    walk_dataset_path, tiny_vla_path, tmp_path
+) -> None:
+    from experiments.pipelines.trainers import episode_ppo_reward
+    from reward_models import LearnedRewardWrapper, RewardModelConfig, TrajectoryRewardModel
+
+    torch.manual_seed(0)
+    TrajectoryRewardModel(RewardModelConfig(ensemble_size=2)).save_pretrained(tmp_path / "rm")
+    reward = episode_ppo_reward(tmp_path / "rm", disagreement_penalty=0.5)
+    dataset = load_dataset(walk_dataset_path)
+    model = VLAForListening.from_pretrained(tiny_vla_path)
+    clips = list(dataset.split("train"))[:2]
+    rollout = collect_episodes(model, clips, seed=0)
+    tokenizer = model.processor.action_tokenizer
+    ours = episode_rewards(reward, clips, rollout.trajectories(), dataset, tokenizer)
+    env = gym.make(
+        "dyadic_env/Listener-v0", dataset=dataset, split="train", tokenizer=tokenizer, context_frames=16
+    )
+    env = LearnedRewardWrapper(env, reward.model, disagreement_penalty=0.5)
+    for clip, tokens, rewards in zip(clips, rollout.trajectories(), ours):
+        env.reset(seed=0, options={"clip_id": clip.clip_id})
+        np.testing.assert_allclose(rewards, [env.step(frame)[1] for frame in tokens], rtol=1e-5, atol=1e-6)
+    assert episode_ppo_reward("oracle") == "oracle"
+    with pytest.raises(ValueError, match="neither an env reward"):
+        episode_ppo_reward(tmp_path / "missing")
+
+
+def test_the_stage_refuses_unknown_settings(walk_dataset_path, tiny_vla_path, tmp_path) -> None:
+    from experiments.pipelines.stages import train_episode_ppo_stage
+
+    with pytest.raises(ValueError, match="episodes_per_rolout"):
+        train_episode_ppo_stage(
+            tiny_vla_path, "imitation", walk_dataset_path, {"episodes_per_rolout": 4}, tmp_path / "o"
+        )
+    out = train_episode_ppo_stage(
+        tiny_vla_path, "imitation", walk_dataset_path,
+        {"total_steps": 1, "episodes_per_rollout": 2, "minibatch_episodes": 1, "n_epochs": 1}, tmp_path / "o",
+    )  # fmt: skip
+    assert VLAForListening.from_pretrained(out).processor is not None
+
+
+def test_the_preallocated_cache_shows_what_concatenation_would() -> None:
+    from transformers.cache_utils import DynamicLayer
+
+    from agents.vla.cache import PreallocatedLayer
+
+    torch.manual_seed(0)
+    ours, theirs = PreallocatedLayer(), DynamicLayer()
+    for step in range(60):  # growth, eviction from the front (as keep_last_frames does) and regrowth
+        k, v = torch.randn(2, 3, 1 + step % 3, 4), torch.randn(2, 3, 1 + step % 3, 4)
+        for layer in (ours, theirs):
+            keys, values = layer.update(k, v)
+            if step % 5 == 4:
+                layer.keys, layer.values = layer.keys[:, :, 3:], layer.values[:, :, 3:]
+        torch.testing.assert_close(ours.keys, theirs.keys, rtol=0, atol=0)
+        torch.testing.assert_close(ours.values, theirs.values, rtol=0, atol=0)
+        assert ours.get_seq_length() == theirs.get_seq_length()
