@@ -27,6 +27,8 @@ run --no-ceilings --algo dpo_nods "budgets=[480]" "seeds=[1,3]"
 wait
 # Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
 run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
+# The reward model's held-out accuracy against the rated groups it learns from (seed 0's 480 groups).
+.venv/bin/dyadic benchmark reward-model --collection "$OUT/feedback/s0" --report-to docs/results/reward_model_curve.md
 # The page: every finished cell.
 run --report-only --report-to docs/results/alignment.md $ALL --algo rated_distillation:TopQuarterSFT \
     --algo dpo_nods_active "budgets=[60,120,480]" "seeds=[0,1,2,3,4]"
