@@ -306,6 +306,7 @@ class EpisodePPO:
         self.rng = np.random.default_rng(config.seed)
         self.scaler = ReturnScaler(config.gamma) if config.normalize_rewards else None
         self.steps = self.iterations = 0
+        self.timings: dict[str, float] = {}  # seconds of each part of the last iteration
 
     def _next_clips(self) -> list[Any]:
         n = self.config.episodes_per_rollout
@@ -315,16 +316,19 @@ class EpisodePPO:
     def collect(self) -> Rollout:
         """Sample a rollout of fresh clips and give it the env's rewards."""
         seed = int(np.random.SeedSequence([self.config.seed, self.iterations]).generate_state(1)[0])
+        start = time.perf_counter()
         rollout = collect_episodes(
             self.model, self._next_clips(), temperature=self.temperature, seed=seed, draw=self.config.draw,
             value_head=self.value_head,
         )  # fmt: skip
+        sampled = time.perf_counter()
         rewards = episode_rewards(
             self.reward, rollout.clips, rollout.trajectories(), self.dataset, self.model.processor.action_tokenizer
         )  # fmt: skip
         rollout.rewards = np.zeros(rollout.mask.shape)
         for i, r in enumerate(rewards):
             rollout.rewards[i, : len(r)] = r
+        self.timings.update(sampling=sampled - start, rewards=time.perf_counter() - sampled)
         return rollout
 
     def _inputs(self, rollout: Rollout) -> dict[str, torch.Tensor]:
@@ -366,7 +370,9 @@ class EpisodePPO:
         }
         rewards_t = torch.from_numpy(rewards).float()
         if self.reference is not None:
+            start = time.perf_counter()
             kl = (rollout.logp - self._reference_logp(inputs, rollout)) * rollout.mask
+            self.timings["reference"] = time.perf_counter() - start
             rewards_t = rewards_t - self.config.kl_coef * kl
             stats["kl_reference"] = float(kl.sum() / rollout.mask.sum())
         advantages, returns = gae(
@@ -436,6 +442,7 @@ class EpisodePPO:
         frames = rollout.frames
         self.steps += frames
         self.iterations += 1
+        self.timings.update(collect=collected - start, update=done - collected)
         stats.update(
             frames=frames, collect_steps_per_s=frames / (collected - start), update_steps_per_s=frames / (done - collected),
             steps_per_s=frames / (done - start),

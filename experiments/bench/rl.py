@@ -17,8 +17,14 @@ weights) and ``synthetic:small`` clips (``--quick``: the ``sft_tiny`` network on
   pass of the VLA over whole sampled episodes, teacher-forced (16 episodes): what a PPO whose policy is the
   cached VLA itself would pay per frame to score the reference and the old policy, and per update epoch;
 - ``recurrent_ppo_estimate``: env steps/s of such a PPO with ``ppo_small``'s epochs, from the figures above:
-  ``1 / (1 / vla_sampling + 2 / teacher_forced_forward + n_epochs / teacher_forced_train)``. An estimate from
-  measured parts, not a run: no such PPO exists here yet.
+  ``1 / (1 / vla_sampling + 2 / teacher_forced_forward + n_epochs / teacher_forced_train)``, an estimate from
+  measured parts;
+- ``episode_ppo_collect``, ``episode_ppo_update`` and ``episode_ppo_learn``: that PPO, run
+  (:mod:`agents.alignment.episode_ppo`, ``episode_ppo_small.yaml``'s settings, reward ``imitation``): env steps/s
+  while collecting (batched cached sampling plus rewards), updating (the reference scored once, then epochs of
+  teacher-forced forward and backward passes) and over whole iterations; ``episode_ppo_seconds_*`` split one
+  iteration into its parts (sampling, rewards, reference, gradient epochs) to show which one limits it. The
+  ``*_2_threads`` figures repeat the run with two torch threads.
 
 Each rate is also given as a ratio to ``env_random``; ``meets_1000_*`` says whether it reaches issue 22's
 target of 1,000 env steps/s on 2 cores. Compare ``load_average_1min`` with ``cpus``: on a busy machine every
@@ -32,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from experiments.bench import Figures, benchmark
 
@@ -148,9 +156,45 @@ def _ppo_config(quick: bool) -> Any:
     return PPOConfig(**fields)
 
 
-@benchmark(
-    "rl", help="env steps/s of RL on the VLA policy (SB3 PPO, cached sampling) vs the env's random policy"
-)
+def episode_ppo_rates(checkpoint: Path, dataset: Any, quick: bool, threads: int) -> dict[str, float]:
+    """Episode PPO's env steps/s (collect, update, learn) and one iteration's seconds per part, ``threads`` torch
+    threads, over two iterations after a warm-up one (one in ``quick``)."""
+    import torch
+
+    from agents.alignment.episode_ppo import EpisodePPO
+    from agents.alignment.episode_ppo_config import EpisodePPOConfig
+    from dyadic_env.config import config_from_dict
+    from experiments.configs import read_config
+
+    values = read_config("episode_ppo_small.yaml")
+    if quick:
+        values.update(episodes_per_rollout=4, minibatch_episodes=2, n_epochs=1)
+    config = config_from_dict(EpisodePPOConfig, values, "episode_ppo_small.yaml")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        trainer = EpisodePPO(checkpoint, "imitation", dataset, config)
+        trainer.iterate()  # warm-up
+        seconds: dict[str, float] = {}
+        frames = 0
+        for _ in range(1 if quick else 2):
+            frames += int(trainer.iterate()["frames"])
+            for part, value in trainer.timings.items():
+                seconds[part] = seconds.get(part, 0.0) + value
+    finally:
+        torch.set_num_threads(before)
+    update_parts = seconds["update"] - seconds.get("reference", 0.0)
+    return {
+        "collect": frames / seconds["collect"], "update": frames / seconds["update"],
+        "learn": frames / (seconds["collect"] + seconds["update"]),
+        **{f"seconds_{k}": v * 1000 / frames for k, v in (
+            ("sampling", seconds["sampling"]), ("rewards", seconds["rewards"]),
+            ("reference", seconds.get("reference", 0.0)), ("epochs", update_parts),
+        )},
+    }  # fmt: skip
+
+
+@benchmark("rl", help="env steps/s of RL on the VLA policy (SB3 PPO, episode PPO) vs the env's random policy")
 def bench_rl(quick: bool = False) -> Figures:
     import torch
 
@@ -172,13 +216,98 @@ def bench_rl(quick: bool = False) -> Figures:
         forward, train = teacher_forced_rates(checkpoint, dataset, 4 if quick else 16)
         rates["teacher_forced_forward"], rates["teacher_forced_train"] = forward, train
         rates["ppo_rollout"], rates["ppo_learn"] = ppo_rates(checkpoint, dataset, config, 1 if quick else 2)
+        episode: dict[str, dict[str, float]] = {"": episode_ppo_rates(checkpoint, dataset, quick, 1)}
+        if not quick:
+            episode["_2_threads"] = episode_ppo_rates(checkpoint, dataset, quick, 2)
     rates["recurrent_ppo_estimate"] = 1.0 / (
         1.0 / rates["vla_sampling"] + 2.0 / forward + config.n_epochs / train
     )
+    for suffix, parts in episode.items():
+        rates.update({f"episode_ppo_{k}{suffix}": v for k, v in parts.items() if not k.startswith("seconds")})
     for name, rate in rates.items():
         figures[f"{name}_steps_per_s"] = round(rate, 1)
         if name != "env_random":
             figures[f"{name}_vs_env_random"] = round(rate / rates["env_random"], 4)
             figures[f"meets_1000_{name}"] = bool(rate >= TARGET)
+    for suffix, parts in episode.items():  # milliseconds per env step of each part of an iteration
+        figures.update(
+            {
+                f"episode_ppo_ms_per_step_{k[8:]}{suffix}": round(v, 3)
+                for k, v in parts.items()
+                if k.startswith("seconds")
+            }
+        )
     figures["load_average_1min_after"] = os.getloadavg()[0]
     return figures
+
+
+def oracle_scores(policy: Path, dataset: Any, split: str, samples: int, seed: int) -> np.ndarray:
+    """(clips,) mean oracle score (weighted, 1-5) of ``samples`` episodes per clip of ``split``, decoded as the
+    checkpoint deploys (batched sampling equals ``VLAAgent`` in the env)."""
+    from agents.alignment.episode_ppo import episode_rewards
+    from agents.alignment.sampling import sample_trajectories
+    from agents.vla import VLAForListening
+    from dyadic_env.rewards import OracleReward
+
+    model = VLAForListening.from_pretrained(policy)
+    clips = list(dataset.split(split))
+    cfg = model.config
+    tokens = sample_trajectories(
+        model, clips, samples, temperature=cfg.decode_temperature, mode=cfg.decode_mode, seed=seed, batch_size=64
+    )  # fmt: skip
+    oracle = OracleReward(shaping_scale=0.0)  # the episode's weighted score lands on its last step
+    tokenizer = model.processor.action_tokenizer
+    return np.array(
+        [np.mean([r.sum() for r in episode_rewards(oracle, [c] * samples, t, dataset, tokenizer)]) for c, t in zip(clips, tokens)]
+    )  # fmt: skip
+
+
+def learning_check(policy: Path, out: Path, reward: str = "oracle", samples: int = 3) -> str:
+    """Episode PPO (``episode_ppo_small.yaml``, one seed) from ``policy`` on ``reward`` of ``synthetic:small``'s train
+    split; the oracle score on the val split before and after, with a bootstrap 95 % CI of the paired change."""
+    import torch
+
+    from dyadic_env.data import load_dataset
+    from experiments.configs import read_config
+    from experiments.pipelines.stages import train_episode_ppo_stage
+
+    torch.set_num_threads(1)
+    dataset = load_dataset("synthetic:small")
+    settings = read_config("episode_ppo_small.yaml")
+    start = time.perf_counter()
+    before = oracle_scores(policy, dataset, "val", samples, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        train_start = time.perf_counter()
+        tuned = train_episode_ppo_stage(policy, reward, dataset, settings, Path(tmp) / "episode_ppo")
+        train_s = time.perf_counter() - train_start
+        after = oracle_scores(tuned, dataset, "val", samples, seed=1)
+    change = after - before
+    rng = np.random.default_rng(0)
+    boot = [change[rng.integers(0, len(change), len(change))].mean() for _ in range(10_000)]
+    low, high = np.percentile(boot, [2.5, 97.5])
+    figures: Figures = {
+        "policy": str(policy), "reward": reward, "train_split": "train", "eval_split": "val",
+        "seeds": 1, "total_steps": settings["total_steps"], "eval_samples_per_clip": samples,
+        "oracle_before": round(float(before.mean()), 4), "oracle_after": round(float(after.mean()), 4),
+        "oracle_change": round(float(change.mean()), 4),
+        "oracle_change_ci95": f"[{low:+.3f}, {high:+.3f}]", "train_minutes": round(train_s / 60, 2),
+        "total_minutes": round((time.perf_counter() - start) / 60, 2), "torch_threads": 1,
+        "load_average_1min_after": os.getloadavg()[0],
+    }  # fmt: skip
+    from experiments.bench import to_markdown
+
+    text = to_markdown("episode ppo learning check", figures)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="episode PPO learning check (see learning_check)")
+    parser.add_argument("--policy", type=Path, required=True, help="the SFT checkpoint to start from")
+    parser.add_argument("--out", type=Path, default=Path("docs/results/episode_ppo_learning.md"))
+    parser.add_argument("--reward", default="oracle")
+    args = parser.parse_args()
+    print(learning_check(args.policy, args.out, args.reward))
