@@ -37,30 +37,19 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from agents.alignment.episode_ppo_config import EpisodePPOConfig
+from agents.alignment.episode_rewards import TrajectoryReward, episode_rewards, is_trajectory_reward
 from agents.vla.decoding import DecodeState, Sampler, decode_frames
 from agents.vla.gestures import decision_logprob, may_start
 from agents.vla.inputs import FrameInputs
-from dyadic_env.rewards import EpisodeReward, make_reward
 
-
-class TrajectoryReward:
-    """A reward scored on a whole episode at once: ``score(clip, frames (T, 56)) -> (T,)`` per-step rewards.
-
-    For rewards that read the whole trajectory offline, such as a learned reward model over
-    ``reward_models.features.listener_features`` (``experiments.pipelines.trainers.LearnedTrajectoryReward``, in
-    the layer that may import reward models). Any object with such a ``score`` method is taken as one.
-    """
-
-    def score(self, clip: Any, frames: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-
-def is_trajectory_reward(reward: Any) -> bool:
-    """Whether ``reward`` scores whole episodes (a ``score`` method) rather than being an env reward."""
-    return not isinstance(reward, str | EpisodeReward) and callable(getattr(reward, "score", None))
+__all__ = [
+    "EpisodePPO", "Rollout", "TrajectoryReward", "collect_episodes", "episode_rewards", "gae", "is_trajectory_reward",
+    "score_episodes", "train_episode_ppo",
+]  # fmt: skip
 
 
 @dataclass
@@ -160,39 +149,6 @@ def collect_episodes(
     return Rollout(list(clips), tokens, mask, logp * mask, values * mask, phases)
 
 
-def episode_rewards(
-    reward: Any, clips: Sequence[Any], trajectories: Sequence[np.ndarray],
-    dataset: Any, tokenizer: Any,
-) -> list[np.ndarray]:  # fmt: skip
-    """Per-step rewards (T,) of each episode: what the env gives for these tokens (a named reward, an
-    :class:`EpisodeReward` or a ``RewardFn``; a terminal bonus on the last step), or a :class:`TrajectoryReward`'s."""
-    from dyadic_env.envs.listener import non_finite_reward_message
-
-    centers = tokenizer.bin_centers.astype(np.float32)  # the env's lookup table
-    dims = np.arange(centers.shape[0])
-    trajectory = is_trajectory_reward(reward)
-    fn: Any = reward if trajectory else make_reward(reward)
-    out = []
-    for clip, tokens in zip(clips, trajectories):
-        frames = centers[dims, tokens]
-        if trajectory:
-            rewards = np.asarray(fn.score(clip, frames), np.float64).reshape(-1)
-            if rewards.shape != (len(frames),):
-                raise ValueError(
-                    f"{type(fn).__name__} returned {rewards.shape[0]} rewards for the {len(frames)} frames of clip "
-                    f"{clip.clip_id!r}; it must return one per frame"
-                )
-        else:
-            fn.reset(clip, dataset)
-            rewards = np.array([fn.step(t, frame) for t, frame in enumerate(frames)], np.float64)
-            rewards[-1] += fn.finish()[0]
-        bad = np.flatnonzero(~np.isfinite(rewards))
-        if len(bad):
-            raise ValueError(non_finite_reward_message(rewards[bad[0]], clip.clip_id, int(bad[0]), fn))
-        out.append(rewards)
-    return out
-
-
 def score_episodes(
     model: Any, inputs: dict[str, torch.Tensor], phases: torch.Tensor | None, *, temperature: float,
     frame_window: int, entropy: bool = False,
@@ -209,13 +165,18 @@ def score_episodes(
         actions=actions, gesture_phases=phases if vla.gestures else None,
     )  # fmt: skip
     out = vla.frames(frame_inputs, frame_window=frame_window)
-    log_p = torch.log_softmax(model.get_output_embeddings()(out.action_hidden).float() / temperature, -1)
-    logp = log_p.gather(-1, actions[..., None]).squeeze(-1).sum(-1)
+    logits = model.get_output_embeddings()(out.action_hidden).float() / temperature
+    # cross_entropy fuses log-softmax and pick (a faster backward than gathering from a log-softmax tensor).
+    nll = F.cross_entropy(logits.flatten(0, -2), actions.flatten(), reduction="none")
+    logp = -nll.view(actions.shape).sum(-1)
     if vla.gestures:
         assert phases is not None
         logp = logp + vla.gesture_logprobs(out.frame_hidden, actions, mask, targets=(phases == 1, phases))
     weight = mask.to(logp.dtype)
-    ent = -(log_p.exp() * log_p).sum((-1, -2)) * weight if entropy else None
+    ent = None
+    if entropy:
+        log_p = torch.log_softmax(logits, -1)
+        ent = -(log_p.exp() * log_p).sum((-1, -2)) * weight
     return logp * weight, ent, out.frame_hidden
 
 
