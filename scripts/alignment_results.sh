@@ -21,9 +21,9 @@ wait
 run --no-ceilings --algo dpo_nods --algo rated_distillation:TopQuarterSFT "budgets=[60]" "seeds=[0,2,4]" &
 run --no-ceilings --algo dpo_nods --algo rated_distillation:TopQuarterSFT "budgets=[60]" "seeds=[1,3]"
 wait
-# 480 rated groups (4x the quickstart's): the best DPO (this sitting finished seed 0 only; the page says so).
-run --no-ceilings --algo dpo_nods "budgets=[480]" "seeds=[0,2,4]" &
-run --no-ceilings --algo dpo_nods "budgets=[480]" "seeds=[1,3]"
+# 480 rated groups (4x the quickstart's): dpo_nods and the best DPO (seed 0 only so far; the page says so).
+run --no-ceilings --algo dpo_nods --algo iterated_dpo_weighted "budgets=[480]" "seeds=[0,2,4]" &
+run --no-ceilings --algo dpo_nods --algo iterated_dpo_weighted "budgets=[480]" "seeds=[1,3]"
 wait
 # Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
 run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
