@@ -228,8 +228,9 @@ def test_the_preallocated_cache_shows_what_concatenation_would() -> None:
     ours, theirs = PreallocatedLayer(), DynamicLayer()
     for step in range(60):  # growth, eviction from the front (as keep_last_frames does) and regrowth
         k, v = torch.randn(2, 3, 1 + step % 3, 4), torch.randn(2, 3, 1 + step % 3, 4)
+        returned = [layer.update(k, v) for layer in (ours, theirs)]  # what attention reads this step
+        torch.testing.assert_close(returned[0], returned[1], rtol=0, atol=0)
         for layer in (ours, theirs):
-            keys, values = layer.update(k, v)
             if step % 5 == 4:
                 layer.keys, layer.values = layer.keys[:, :, 3:], layer.values[:, :, 3:]
         torch.testing.assert_close(ours.keys, theirs.keys, rtol=0, atol=0)
