@@ -315,7 +315,11 @@ def test_reward_model_curve_learns_a_learnable_preference(tmp_path: Path) -> Non
     rm = {"model": {"ensemble_size": 2, "hidden_sizes": [8]}, "training": {"epochs": 20, "batch_size": 4}}
     result = reward_model_curve(groups, dataset, [4, 16], 8, [0, 1], rm, log=lambda _m: None)
     small, large = (row["best_worst"]["mean"] for row in result["rows"])
-    assert large >= 0.9 and result["held_out_pairs"] == {"best_worst": 8, "all_pairs": 48}
+    assert (
+        0.0 <= small <= 1.0
+        and large >= 0.9
+        and result["held_out_pairs"] == {"best_worst": 8, "all_pairs": 48}
+    )
     assert "| 16 | 16 |" in markdown(result, "cmd")
     with pytest.raises(UserError, match="need more"):
         reward_model_curve(groups, dataset, [20], 8, [0], rm)
