@@ -88,6 +88,14 @@ def _load_rl(fields):
     return RLConfig(**fields)
 
 
+def _load_episode_ppo(fields):
+    from agents.alignment.episode_ppo_config import EpisodePPOConfig
+    from dyadic_env.config import config_from_dict
+
+    # As train_episode_ppo_stage reads it.
+    return config_from_dict(EpisodePPOConfig, fields, "episode ppo config")
+
+
 def _load_listener(fields):
     from agents.listeners.config import ListenerTrainConfig
 
@@ -95,7 +103,8 @@ def _load_listener(fields):
 
 
 LOADERS = {"sft_": _load_sft, "dpo_": _load_dpo, "rm_": _load_rm, "ppo_": _load_ppo, "quickstart_": _load_quickstart,
-           "lm_listener_": _load_listener, "mmlhg_": _load_listener, "ablations_": _load_benchmark, "benchmark_": _load_benchmark, "eval": _load_eval, "rl_": _load_rl}  # fmt: skip
+           "lm_listener_": _load_listener, "mmlhg_": _load_listener, "ablations_": _load_benchmark, "benchmark_": _load_benchmark, "eval": _load_eval, "rl_": _load_rl,
+           "episode_ppo_": _load_episode_ppo}  # fmt: skip
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
