@@ -75,6 +75,10 @@ def test_config_errors_name_the_field() -> None:
         load_algorithm("nope")
     with pytest.raises(UserError, match="cannot import"):
         load_algorithm("no_such_module:Thing")
+    with pytest.raises(ValueError, match="totl_steps"):
+        load_algorithm("ppo_rm", {"episode_ppo": {"totl_steps": 8}})
+    with pytest.raises(UserError, match="not both"):
+        load_algorithm("ppo_rm", {"ppo": {"total_timesteps": 8}, "episode_ppo": {"total_steps": 8}})
 
 
 def test_budget_ledger_refuses_overspending() -> None:
