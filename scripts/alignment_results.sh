@@ -21,7 +21,7 @@ wait
 run --no-ceilings --algo dpo_nods --algo rated_distillation:TopQuarterSFT "budgets=[60]" "seeds=[0,2,4]" &
 run --no-ceilings --algo dpo_nods --algo rated_distillation:TopQuarterSFT "budgets=[60]" "seeds=[1,3]"
 wait
-# 480 rated groups (4x the quickstart's): dpo_nods and the best DPO (seed 0 only so far; the page says so).
+# 480 rated groups (4x the quickstart's): dpo_nods and the best DPO (some seeds not run yet; the page says how many).
 run --no-ceilings --algo dpo_nods --algo iterated_dpo_weighted "budgets=[480]" "seeds=[0,2,4]" &
 run --no-ceilings --algo dpo_nods --algo iterated_dpo_weighted "budgets=[480]" "seeds=[1,3]"
 wait
