@@ -199,7 +199,9 @@ def build_pairs(
     report, pairs = PairingReport(), list[PreferencePair]()
     for group_id in sorted(members, key=lambda g: _group_order(g, members[g], scores)):
         report.groups += 1
-        cands = sorted(members[group_id], key=lambda c: _candidate_order(c, scores))
+        cands = sorted(
+            members[group_id], key=lambda c: _candidate_order(scores[c]) if c in scores else (-1, c)
+        )
         rated = [scores[c] for c in cands if c in scores]
         if len(cands) < 2:
             report.groups_single_candidate += 1
@@ -236,9 +238,8 @@ def _group_order(
     return (min(positions) if positions else -1, group_id)
 
 
-def _candidate_order(cid: str, scores: Mapping[str, CandidateScore]) -> tuple[int, str, str, str]:
-    s = scores.get(cid)
-    return (s.sample_index, s.source, s.policy_name, cid) if s else (-1, "", "", cid)
+def _candidate_order(s: CandidateScore) -> tuple[int, str, str, str]:
+    return (s.sample_index, s.source, s.policy_name, s.candidate_id)
 
 
 def _best_worst(
@@ -258,7 +259,7 @@ def _all_pairs(
     rated: list[CandidateScore], min_margin: float, report: PairingReport
 ) -> list[tuple[CandidateScore, CandidateScore]]:
     found = []
-    ordered = sorted(rated, key=lambda s: (-s.score, _candidate_order(s.candidate_id, {s.candidate_id: s})))
+    ordered = sorted(rated, key=lambda s: (-s.score, _candidate_order(s)))
     for i, a in enumerate(ordered):
         for b in ordered[i + 1 :]:
             gap = a.score - b.score

@@ -6,6 +6,7 @@ Imports torch; ``import dyadic_env`` stays light.
 from reward_models.features import (
     EpisodeContext,
     StepFeatureConfig,
+    clip_context,
     episode_context,
     hash_words,
     listener_features,
@@ -25,7 +26,8 @@ from reward_models.wrappers import LearnedRewardWrapper
 
 __all__ = [
     "CRITERIA", "EpisodeContext", "LearnedRewardWrapper", "PairData", "RewardModelConfig",
-    "RewardTrainingConfig", "StepFeatureConfig", "TrajectoryRewardModel", "episode_context", "hash_words",
+    "RewardTrainingConfig", "StepFeatureConfig", "TrajectoryRewardModel", "clip_context", "episode_context",
+    "hash_words",
     "listener_features", "observation_features", "pair_accuracy", "pair_data_from_preferences",
     "train_reward_model", "trajectory_features", "words_per_frame",
 ]  # fmt: skip

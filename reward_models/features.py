@@ -140,6 +140,11 @@ def episode_context(
     return EpisodeContext(speaker=speaker, words=words.reshape(t, cfg.word_buckets).astype(np.float32))
 
 
+def clip_context(cfg: StepFeatureConfig, clip: Any) -> EpisodeContext:
+    """The speaker part of the features of every step of ``clip``, with the words as the env shows them."""
+    return episode_context(cfg, np.asarray(clip.speaker_motion), words_per_frame(clip, cfg))
+
+
 def listener_features(
     cfg: StepFeatureConfig, context: EpisodeContext, listener_frames: np.ndarray
 ) -> np.ndarray:

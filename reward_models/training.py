@@ -15,8 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reward_models.features import EpisodeContext, StepFeatureConfig, episode_context, listener_features
-from reward_models.features import words_per_frame as clip_words_per_frame
+from reward_models.features import EpisodeContext, StepFeatureConfig, clip_context, listener_features
 from reward_models.model import CRITERIA, RewardModelConfig, TrajectoryRewardModel
 
 
@@ -285,8 +284,7 @@ def pair_data_from_preferences(
         if clip_id not in context_of:
             clip = dataset.clip(clip_id)
             context_of[clip_id] = len(contexts)
-            words = clip_words_per_frame(clip, feature_config)
-            contexts.append(episode_context(feature_config, np.asarray(clip.speaker_motion), words))
+            contexts.append(clip_context(feature_config, clip))
         frames.append(tokenizer.decode(tokens.astype(np.int64)))
         candidate_context.append(context_of[clip_id])
         criteria.append(_criteria_vector(crit))

@@ -56,7 +56,12 @@ def _clip_order(dataset: Any, seed: int, groups: int) -> list[list[str]]:
 
 def finished_parts(out: Path, seed: int) -> list[Path]:
     """A seed's finished collection parts in order (not a ``partN.partial`` another process is writing)."""
-    parts = [p for p in collection_dir(out, seed).glob("part*") if p.name[4:].isdigit()]
+    return collection_parts(collection_dir(out, seed))
+
+
+def collection_parts(directory: Path) -> list[Path]:
+    """The finished ``partN`` folders of one seed's collection folder, in order."""
+    parts = [p for p in directory.glob("part*") if p.name[4:].isdigit()]
     return sorted(parts, key=lambda p: int(p.name[4:]))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from experiments.errors import UserError
@@ -21,12 +20,11 @@ PAIRINGS = ("best-worst", "all-pairs")
 
 
 def collected_groups(collection: Path) -> list[Any]:
-    """Every rated group of a seed's collection (its ``partN`` folders, in order)."""
+    """Every rated group of a seed's collection (its finished ``partN`` folders, in order)."""
+    from experiments.benchmark.collection import collection_parts
     from experiments.pipelines.alignment import load_rated_groups
 
-    parts = sorted(
-        (p for p in Path(collection).glob("part*") if p.name[4:].isdigit()), key=lambda p: int(p.name[4:])
-    )
+    parts = collection_parts(Path(collection))
     if not parts:
         raise UserError(
             f"{collection}: no collection parts (partN folders); give OUT/feedback/sS of a benchmark run"
@@ -47,6 +45,7 @@ def reward_model_curve(
     """Held-out pair accuracy per training size of the rated ``groups`` (see the module docstring)."""
     from experiments.benchmark.report import student_t_interval
     from experiments.pipelines.aligners import all_pairs, extreme_pairs
+    from experiments.pipelines.trainers import fit_reward_model
 
     if pairing not in PAIRINGS:
         raise UserError(f"pairing: expected one of {', '.join(PAIRINGS)}, found {pairing!r}")
@@ -63,7 +62,7 @@ def reward_model_curve(
         pairs = extreme_pairs(train, 1) if pairing == "best-worst" else all_pairs(train)
         accuracy: dict[str, list[float]] = {k: [] for k in scored}
         for seed in seeds:
-            model = _train(pairs, dataset, rm_settings, seed)
+            model = fit_reward_model(pairs, dataset, rm_settings, seed)
             for key, held_pairs in scored.items():
                 accuracy[key].append(_accuracy(model, held_pairs, dataset))
             log(f"  {n} groups, seed {seed}: held-out best-vs-worst {accuracy['best_worst'][-1]:.3f}")
@@ -77,25 +76,11 @@ def reward_model_curve(
             "rm": rm_settings, "rows": rows}  # fmt: skip
 
 
-def _train(pairs: list[Any], dataset: Any, settings: dict[str, Any], seed: int) -> Any:
-    from experiments.pipelines.trainers import RewardModelRunConfig
-    from reward_models import pair_data_from_preferences, train_reward_model
-
-    training = {**settings.get("training", {}), "seed": seed, "val_fraction": 0.0}
-    config = RewardModelRunConfig.from_dict({**settings, "training": training})
-    data = pair_data_from_preferences(
-        SimpleNamespace(pairs=pairs), dataset, dataset.tokenizer(), config.model.features
-    )
-    return train_reward_model(data, config.model, config.training)[0]
-
-
 def _accuracy(model: Any, pairs: list[Any], dataset: Any) -> float:
-    from reward_models import pair_accuracy, pair_data_from_preferences
+    from experiments.pipelines.trainers import preference_data
+    from reward_models import pair_accuracy
 
-    data = pair_data_from_preferences(
-        SimpleNamespace(pairs=pairs), dataset, dataset.tokenizer(), model.feature_config
-    )
-    return pair_accuracy(model, data)
+    return pair_accuracy(model, preference_data(pairs, dataset, model.feature_config))
 
 
 def markdown(result: dict[str, Any], command: str) -> str:

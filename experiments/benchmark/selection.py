@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -48,6 +47,11 @@ class Selection:
             raise UserError(
                 f"selection.rounds: expected >= 2 (the first round buys at random), found {self.rounds}"
             )
+        if self.method != "random":
+            from experiments.pipelines.trainers import RewardModelRunConfig
+
+            if RewardModelRunConfig.from_dict(self.rm).model.ensemble_size < 2:
+                raise UserError("selection.rm: disagreement needs an ensemble; set model.ensemble_size >= 2")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> Selection:
@@ -74,7 +78,7 @@ def select_groups(
     """Indices into ``pool`` of the ``budget`` groups to buy, in buying order.
 
     Args:
-        selection: the method (``random`` buys the first ``budget``).
+        selection: an active method (a random row buys the collection's first groups: ``collection.pool``).
         pool: per group, its clip id and its candidates' token trajectories (no ratings).
         label: ``label(i)`` buys group ``i``: its best-vs-worst pair, or None when its candidates tied.
         budget: groups to buy.
@@ -86,16 +90,16 @@ def select_groups(
             f"selection: the pool holds {len(pool)} groups, {selection.pool_size(budget)} are needed"
         )
     if selection.method == "random":
-        bought = list(range(budget))
-        for i in bought:
-            label(i)
-        return bought
+        raise ValueError(
+            "select_groups: random selection buys the collection's first groups (collection.pool)"
+        )
     rng = np.random.default_rng([seed, 31])
     shares = [budget // selection.rounds + (k < budget % selection.rounds) for k in range(selection.rounds)]
     bought = [int(i) for i in rng.permutation(len(pool))[: shares[0]]]
     pairs = [label(i) for i in bought]
     for k, share in enumerate(shares[1:], start=1):
-        open_ = [i for i in range(len(pool)) if i not in set(bought)]
+        taken = set(bought)
+        open_ = [i for i in range(len(pool)) if i not in taken]
         usable = [p for p in pairs if p is not None]
         if len(usable) < 2:  # a Bradley-Terry ensemble needs two pairs: buy this round at random too
             chosen = [open_[j] for j in rng.permutation(len(open_))[:share]]
@@ -114,22 +118,10 @@ def select_groups(
 
 
 def _ensemble(pairs: list[Any], dataset: Any, selection: Selection, seed: int) -> Any:
-    """A reward-model ensemble on the pairs bought so far (every pair trains it: val_fraction 0)."""
-    from experiments.pipelines.trainers import RewardModelRunConfig
-    from reward_models import pair_data_from_preferences, train_reward_model
+    """A reward-model ensemble on the pairs bought so far."""
+    from experiments.pipelines.trainers import fit_reward_model
 
-    settings = {
-        **selection.rm,
-        "training": {**selection.rm.get("training", {}), "seed": seed, "val_fraction": 0.0},
-    }
-    config = RewardModelRunConfig.from_dict(settings)
-    if config.model.ensemble_size < 2:
-        raise UserError("selection.rm: disagreement needs an ensemble; set model.ensemble_size >= 2")
-    data = pair_data_from_preferences(
-        SimpleNamespace(pairs=pairs), dataset, dataset.tokenizer(), config.model.features
-    )
-    model, _ = train_reward_model(data, config.model, config.training)
-    return model
+    return fit_reward_model(pairs, dataset, selection.rm, seed)
 
 
 def disagreement(model: Any, groups: Sequence[tuple[str, Sequence[np.ndarray]]], dataset: Any) -> np.ndarray:
@@ -137,13 +129,12 @@ def disagreement(model: Any, groups: Sequence[tuple[str, Sequence[np.ndarray]]],
     return centred on the group's mean, averaged over the candidates (a constant shift is not a disagreement)."""
     import torch
 
-    from reward_models import episode_context, listener_features, words_per_frame
+    from reward_models import clip_context, listener_features
 
     cfg, tokenizer = model.feature_config, dataset.tokenizer()
     out = np.zeros(len(groups))
     for g, (clip_id, candidates) in enumerate(groups):
-        clip = dataset.clip(clip_id)
-        context = episode_context(cfg, np.asarray(clip.speaker_motion), words_per_frame(clip, cfg))
+        context = clip_context(cfg, dataset.clip(clip_id))
         x = np.stack(
             [listener_features(cfg, context, tokenizer.decode(np.asarray(t, np.int64))) for t in candidates]
         )

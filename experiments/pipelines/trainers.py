@@ -7,7 +7,7 @@ their heavy dependencies (torch, SB3) only when they run.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,28 @@ def train_ppo_on_learned_reward(
     return train_ppo(policy, [make_env] * config.n_envs, config.ppo_config(), out)
 
 
+def preference_data(pairs: Sequence[Any], dataset: Any, features: Any) -> Any:
+    """In-memory preference pairs (``clip_id``, ``chosen_tokens``, ``rejected_tokens``) as a reward model's
+    :class:`~reward_models.PairData`."""
+    from types import SimpleNamespace
+
+    from reward_models import pair_data_from_preferences
+
+    return pair_data_from_preferences(
+        SimpleNamespace(pairs=list(pairs)), dataset, dataset.tokenizer(), features
+    )
+
+
+def fit_reward_model(pairs: Sequence[Any], dataset: Any, settings: Mapping[str, Any], seed: int) -> Any:
+    """A reward model (``dyadic train rm`` settings) on every one of ``pairs`` (no validation split), in memory."""
+    from reward_models import train_reward_model
+
+    training = {**settings.get("training", {}), "seed": seed, "val_fraction": 0.0}
+    config = RewardModelRunConfig.from_dict({**settings, "training": training})
+    data = preference_data(pairs, dataset, config.model.features)
+    return train_reward_model(data, config.model, config.training)[0]
+
+
 class LearnedTrajectoryReward:
     """A reward model's per-step rewards of whole episodes, for episode PPO (a ``TrajectoryReward``).
 
@@ -148,15 +170,12 @@ class LearnedTrajectoryReward:
         self._contexts: dict[str, Any] = {}
 
     def score(self, clip: Any, frames: Any) -> Any:
-        import numpy as np
-
-        from reward_models.features import episode_context, listener_features, words_per_frame
+        from reward_models.features import clip_context, listener_features
 
         cfg = self.model.feature_config
         context = self._contexts.get(clip.clip_id)
         if context is None:
-            context = episode_context(cfg, np.asarray(clip.speaker_motion), words_per_frame(clip, cfg))
-            self._contexts[clip.clip_id] = context
+            context = self._contexts[clip.clip_id] = clip_context(cfg, clip)
         mean, std = self.model.predict(listener_features(cfg, context, frames), normalized=True)
         return mean - self.disagreement_penalty * std
 
