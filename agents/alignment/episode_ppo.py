@@ -185,13 +185,14 @@ def gae(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Advantages and returns (B, T) of episodes that end at their last valid frame (no bootstrap after it)."""
     weight = mask.to(values.dtype)
+    end = torch.zeros_like(weight[:, :1])
+    following = torch.cat([weight[:, 1:], end], 1)  # 0 after an episode's last frame: no bootstrap there
+    next_values = torch.cat([values[:, 1:], end], 1) * following
     advantages = torch.zeros_like(values)
     last = torch.zeros_like(values[:, 0])
     for t in reversed(range(values.shape[1])):
-        following = weight[:, t + 1] if t + 1 < values.shape[1] else torch.zeros_like(last)
-        next_value = values[:, t + 1] * following if t + 1 < values.shape[1] else torch.zeros_like(last)
-        delta = rewards[:, t] + gamma * next_value - values[:, t]
-        last = (delta + gamma * lam * following * last) * weight[:, t]
+        delta = rewards[:, t] + gamma * next_values[:, t] - values[:, t]
+        last = (delta + gamma * lam * following[:, t] * last) * weight[:, t]
         advantages[:, t] = last
     return advantages, (advantages + values) * weight
 
@@ -422,8 +423,8 @@ class EpisodePPO:
         try:
             while self.steps < self.config.total_steps:
                 stats = self.iterate()
-                for key, value in stats.items():
-                    if writer is not None:
+                if writer is not None:
+                    for key, value in stats.items():
                         writer.add_scalar(f"episode_ppo/{key}", value, self.steps)
                 if log is not None:
                     log(f"[episode ppo] {self.steps} steps: return {stats['return_mean']:.3f}, "
