@@ -130,9 +130,15 @@ def test_train_episode_ppo_writes_checkpoint_and_tensorboard(
         total_steps=1, episodes_per_rollout=2, minibatch_episodes=2, n_epochs=1, kl_coef=0.1
     )
     out = train_episode_ppo(tiny_vla_path, "imitation", walk_dataset_path, config, tmp_path / "run")
-    assert (out / "episode_ppo_config.json").exists() and any((out / "tb").iterdir())
+    import json
+    from dataclasses import asdict
+
+    assert json.loads((out / "episode_ppo_config.json").read_text()) == asdict(config)
+    assert any(p.name.startswith("events.out.tfevents") for p in (out / "tb").iterdir())
     assert not (tmp_path / "run.partial").exists()
-    VLAForListening.from_pretrained(out)
+    trained = VLAForListening.from_pretrained(out).state_dict()
+    start = VLAForListening.from_pretrained(tiny_vla_path).state_dict()
+    assert any(not torch.equal(trained[k], start[k]) for k in start)  # one update was taken and saved
 
 
 def test_the_first_update_starts_at_ratio_one(walk_dataset_path, tiny_vla_path) -> None:
