@@ -88,6 +88,8 @@ class RewardTrainingConfig:
         weight_decay: AdamW weight decay.
         val_fraction: share of pairs held out to report accuracy (0 uses all for training).
         bootstrap: train each member on its own resample of the training pairs (diversity for disagreement).
+        batch_by_episode: fill each batch with the pairs of a few episodes (in random order) instead of pairs
+            from anywhere: with many pairs per episode (all-pairs) a batch then scores each candidate once.
         reward_l2: penalty on the mean squared per-step reward; Bradley-Terry is blind to a constant shift,
             this pins rewards near zero so PPO sees a stable scale.
         criteria_weight: weight of the criteria regression loss when criteria are known.
@@ -100,6 +102,7 @@ class RewardTrainingConfig:
     weight_decay: float = 1e-4
     val_fraction: float = 0.2
     bootstrap: bool = True
+    batch_by_episode: bool = False
     reward_l2: float = 1e-3
     criteria_weight: float = 0.1
     seed: int = 0
@@ -116,21 +119,20 @@ class RewardTrainingConfig:
 def _pair_loss(
     model: TrajectoryRewardModel, member: int, data: PairData, idx: np.ndarray, cfg: RewardTrainingConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = data.pairs[idx]
-    x, mask = data.batch(np.concatenate([pairs[:, 0], pairs[:, 1]]).tolist())
+    # Each candidate is scored once however many of the batch's pairs it is in.
+    candidates, where = np.unique(data.pairs[idx], return_inverse=True)
+    where = torch.from_numpy(where.reshape(-1, 2))
+    x, mask = data.batch(candidates.tolist())
     norm = (x - model.feature_mean) / model.feature_std
     net = model._members()[member]
     step_r, hidden = net(norm)
     step_r = step_r * mask
     returns = step_r.sum(-1)
-    chosen, rejected = returns.chunk(2)
-    margin = chosen - rejected
+    margin = returns[where[:, 0]] - returns[where[:, 1]]
     loss = -F.logsigmoid(margin).mean() + cfg.reward_l2 * (step_r.pow(2).sum() / mask.sum())
     head = net.criteria
     if head is not None and data.criteria is not None and cfg.criteria_weight > 0:
-        target = torch.from_numpy(
-            data.criteria[np.concatenate([pairs[:, 0], pairs[:, 1]])].astype(np.float32)
-        )
+        target = torch.from_numpy(data.criteria[candidates].astype(np.float32))
         known = ~torch.isnan(target)
         if known.any():
             pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
@@ -217,7 +219,7 @@ def train_reward_model(
             else np.arange(n)
         )
         for _ in range(train_config.epochs):
-            shuffled = rng.permutation(member_pairs)
+            shuffled = _epoch_order(train_data, member_pairs, train_config.batch_by_episode, rng)
             for start in range(0, n, train_config.batch_size):
                 loss, _ = _pair_loss(
                     model, member, train_data, shuffled[start : start + train_config.batch_size], train_config
@@ -246,6 +248,15 @@ def train_reward_model(
                 writer.add_scalar(f"rm/{key}", value, step)
         writer.close()
     return model, figures
+
+
+def _epoch_order(data: PairData, pairs: np.ndarray, by_episode: bool, rng: np.random.Generator) -> np.ndarray:
+    """The pair indices of one epoch: shuffled, or with each episode's pairs together, episodes in random order."""
+    if not by_episode:
+        return rng.permutation(pairs)
+    episode = np.asarray(data.candidate_context)[data.pairs[pairs, 0]]
+    rank = rng.permutation(int(episode.max()) + 1)[episode]
+    return pairs[np.lexsort((rng.random(len(pairs)), rank))]
 
 
 def _summary_writer(log_dir: str | None) -> Any:

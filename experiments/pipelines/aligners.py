@@ -257,6 +257,28 @@ class PPOOnRewardModel:
         return policy
 
 
+class PPOOnEnvReward:
+    """Episode PPO of the SFT network on one of the env's own rewards (``oracle``: the true reward), the cell's
+    labels unused: over seeds, the RL ceiling at the env-step budget of a PPO-on-reward-model row (what RL
+    reaches when the reward is perfect, so a gap to it is the reward model's)."""
+
+    def __init__(self, reward: str = "oracle", episode_ppo: Mapping[str, Any] | None = None) -> None:
+        from agents.alignment.episode_ppo_config import EpisodePPOConfig
+        from dyadic_env.config import config_from_dict
+        from dyadic_env.rewards import reward_names
+
+        if reward not in reward_names():
+            raise UserError(f"ppo_env reward: expected one of {', '.join(reward_names())}, found {reward!r}")
+        self.reward, self.episode_ppo = reward, dict(episode_ppo or {})
+        config_from_dict(EpisodePPOConfig, self.episode_ppo, "ppo_env episode_ppo")
+
+    def __call__(self, task: AlignmentTask) -> Path:
+        from experiments.pipelines.stages import train_episode_ppo_stage
+
+        settings = {**self.episode_ppo, "seed": task.seed, "num_threads": task.num_threads}
+        return train_episode_ppo_stage(task.sft, self.reward, task.dataset, settings, task.out / "policy")
+
+
 ALGORITHM_FIGURES = "algorithm_figures.json"
 """A file an algorithm may leave in its checkpoint: ``{name: number}`` (e.g. its reward model's held-out pair
 accuracy); the benchmark records it with the cell and reports its mean and interval over seeds."""
@@ -321,4 +343,5 @@ BUILTINS: dict[str, Callable[..., AlignmentAlgorithm]] = {
     "sft_preferred": SFTPreferred,
     "iterated_dpo": IteratedDPO,
     "ppo_rm": PPOOnRewardModel,
+    "ppo_env": PPOOnEnvReward,
 }

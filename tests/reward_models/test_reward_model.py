@@ -71,6 +71,35 @@ def test_reward_model_recovers_a_known_linear_preference() -> None:
     assert 0.2 < pair_accuracy(untrained, held_out) < 0.8
 
 
+def test_episode_batches_keep_each_episodes_pairs_together_and_learn_as_well() -> None:
+    from reward_models.training import _epoch_order, _pair_loss
+
+    rng = np.random.default_rng(123)
+    w = np.zeros(FEATS.dim)
+    w[rng.choice(FEATS.dim, 16, replace=False)] = rng.normal(0, 1, 16)
+    train = _known_preference_data(seed=0, episodes=120, candidates=5, t=24, w=w)
+    order = _epoch_order(train, np.arange(train.num_pairs), True, np.random.default_rng(0))
+    episodes = np.asarray(train.candidate_context)[train.pairs[order, 0]]
+    assert sorted(order.tolist()) == list(range(train.num_pairs))
+    assert (np.diff(episodes) != 0).sum() == 119  # each episode's 10 pairs form one run
+    # A batch with repeated candidates gives the loss of scoring every pair's candidates separately.
+    model_cfg = RewardModelConfig(features=FEATS, hidden_sizes=(16,), ensemble_size=1, criteria_head=False)
+    cfg = RewardTrainingConfig(reward_l2=0.0)
+    model = TrajectoryRewardModel(model_cfg)
+    loss, margin = _pair_loss(model, 0, train, order[:30], cfg)
+    x, mask = train.batch(train.pairs[order[:30]].T.reshape(-1).tolist())
+    chosen, rejected = model.returns(x, mask)[0].chunk(2)
+    torch.testing.assert_close(margin, (chosen - rejected).detach())
+    torch.testing.assert_close(loss, -torch.nn.functional.logsigmoid(chosen - rejected).mean())
+    held_out = _known_preference_data(seed=1, episodes=10, candidates=5, t=24, w=w)
+    model_cfg = RewardModelConfig(features=FEATS, hidden_sizes=(64,), ensemble_size=2, criteria_head=False)
+    train_cfg = RewardTrainingConfig(
+        epochs=15, batch_size=32, learning_rate=3e-3, val_fraction=0.0, batch_by_episode=True, seed=0
+    )
+    model, _ = train_reward_model(train, model_cfg, train_cfg)
+    assert pair_accuracy(model, held_out) > 0.9
+
+
 def test_save_then_load_gives_identical_rewards(tmp_path) -> None:
     cfg = RewardModelConfig(features=FEATS, hidden_sizes=(16, 8), ensemble_size=3, criteria_head=True)
     torch.manual_seed(0)

@@ -242,3 +242,36 @@ def test_the_preallocated_cache_shows_what_concatenation_would() -> None:
         torch.testing.assert_close(ours.keys, theirs.keys, rtol=0, atol=0)
         torch.testing.assert_close(ours.values, theirs.values, rtol=0, atol=0)
         assert ours.get_seq_length() == theirs.get_seq_length()
+
+
+def test_the_ppo_env_algorithm_trains_on_the_named_reward_without_labels(
+    walk_dataset_path, tiny_vla_path, tmp_path
+) -> None:
+    import json
+
+    from experiments.errors import UserError
+    from experiments.pipelines.aligners import AlignmentTask, load_algorithm
+
+    with pytest.raises(UserError, match="orcale"):
+        load_algorithm("ppo_env", {"reward": "orcale"})
+    algorithm = load_algorithm(
+        "ppo_env",
+        {
+            "reward": "imitation",
+            "episode_ppo": {"total_steps": 1, "episodes_per_rollout": 2, "minibatch_episodes": 2},
+        },
+    )
+
+    def no_labels(*_args):
+        raise AssertionError("ppo_env must not buy rated groups")
+
+    task = AlignmentTask(
+        sft=tiny_vla_path, pairs=[], groups=[], dataset=load_dataset(walk_dataset_path), budget=4, seed=3,
+        out=tmp_path / "cell", collect=no_labels, num_threads=1,
+    )  # fmt: skip
+    policy = algorithm(task)
+    config = json.loads((policy / "episode_ppo_config.json").read_text())
+    assert (config["seed"], config["total_steps"]) == (3, 1)
+    trained = VLAForListening.from_pretrained(policy).state_dict()
+    start = VLAForListening.from_pretrained(tiny_vla_path).state_dict()
+    assert any(not torch.equal(trained[k], start[k]) for k in start)
