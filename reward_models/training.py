@@ -120,8 +120,8 @@ def _pair_loss(
     model: TrajectoryRewardModel, member: int, data: PairData, idx: np.ndarray, cfg: RewardTrainingConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
     # Each candidate is scored once however many of the batch's pairs it is in.
-    candidates, where = np.unique(data.pairs[idx], return_inverse=True)
-    where = torch.from_numpy(where.reshape(-1, 2))
+    candidates, inverse = np.unique(data.pairs[idx], return_inverse=True)
+    where = torch.from_numpy(inverse.reshape(-1, 2))
     x, mask = data.batch(candidates.tolist())
     norm = (x - model.feature_mean) / model.feature_std
     net = model._members()[member]
