@@ -84,6 +84,9 @@ class DPOTrainingConfig:
         token_weight: scales the action tokens' log-probs against the nod decisions' (1: eq. 11's exact sum).
             Below 1 the implicit reward is a weighted log-ratio: expression choices anywhere in a clip get credit
             (with ``action_frames: 0``) without their token noise drowning the decisions of when to nod.
+        cache_window: score each frame with only the past the sampler's cache keeps (the checkpoint's
+            ``max_context_frames``), so the log-ratio is that of the policy that samples the trajectories (off:
+            every frame sees the whole past, as protocol alignment-v1's rows were trained).
         logging_steps: steps between logged metrics.
         seed: seeds trl/transformers (data order, dropout).
         num_threads: torch CPU threads (0 leaves torch's default).
@@ -106,6 +109,7 @@ class DPOTrainingConfig:
     nod_decisions: bool = False
     action_frames: int = 0
     token_weight: float = 1.0
+    cache_window: bool = False
     logging_steps: int = 5
     seed: int = 0
     num_threads: int = 0
@@ -239,14 +243,15 @@ def make_dpo_trainer(
 
     # Metrics go to TensorBoard and dpo_log.jsonl; printing every logged step drowns pipeline logs.
     trainer.remove_callback(PrinterCallback)
-    if config.nod_decisions or config.action_frames or config.token_weight != 1.0:
+    if config.nod_decisions or config.action_frames or config.token_weight != 1.0 or config.cache_window:
         from agents.alignment.trajectory_logprobs import use_trajectory_logprobs
 
         for model in (trainer.model, trainer.ref_model):
             if model is not None:
+                window = int(model.config.max_context_frames or 0) if config.cache_window else 0
                 use_trajectory_logprobs(
                     model, nod_decisions=config.nod_decisions, action_frames=config.action_frames,
-                    token_weight=config.token_weight,
+                    token_weight=config.token_weight, frame_window=window,
                 )  # fmt: skip
     return trainer
 

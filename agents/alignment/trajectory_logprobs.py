@@ -13,6 +13,9 @@ log-prob placed on that frame's first token. ``action_frames`` keeps the tokens 
 (the nod decisions of every frame still count): a credit assignment that drops the token noise of later
 frames, where a sampled listener only continues the expression it committed to. ``token_weight`` scales the
 action tokens against the decisions instead (a weighted log-ratio, no longer eq. 11's exact sum).
+``frame_window`` lets each frame see only the frames the sampler's cache keeps (the checkpoint's
+``max_context_frames``): without it, frames after the window are scored under a longer past than they were
+sampled with.
 """
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ class TrajectoryLogprobs(ModelOutput):
 
 
 def use_trajectory_logprobs(
-    model: Any, *, nod_decisions: bool = True, action_frames: int = 0, token_weight: float = 1.0
+    model: Any,
+    *,
+    nod_decisions: bool = True,
+    action_frames: int = 0,
+    token_weight: float = 1.0,
+    frame_window: int = 0,
 ) -> None:
     """Make ``model(..., fused_lm_head=True)`` return the exact per-token log-probs (see the module docstring)."""
     trl_forward = model.forward
@@ -49,6 +57,7 @@ def use_trajectory_logprobs(
             nod_decisions=nod_decisions,
             action_frames=action_frames,
             token_weight=token_weight,
+            frame_window=frame_window,
             **kwargs,
         )
 
@@ -66,6 +75,7 @@ def trajectory_token_logprobs(
     nod_decisions: bool = True,
     action_frames: int = 0,
     token_weight: float = 1.0,
+    frame_window: int = 0,
     **_: Any,
 ) -> TrajectoryLogprobs:
     """Per-token log-probs (B, L-1) of flat sequences ``input_ids`` under ``model`` (position p-1 scores token p)."""
@@ -86,6 +96,7 @@ def trajectory_token_logprobs(
         word_ids=word_ids,
         word_mask=word_mask,
         frame_mask=mask,
+        frame_window=frame_window,
     )
     logits = out.logits.float()
     log_p = torch.log_softmax(logits, -1)

@@ -149,13 +149,15 @@ class VLAForListening(PreTrainedModel):
         use_cache: bool | None = None,
         head_mask: torch.Tensor | None = None,
         prev2_listener: torch.Tensor | None = None,
+        frame_window: int = 0,
         **unused: Any,
     ) -> VLAOutput | CausalLMOutputWithPast:
         """Frame view (no ``input_ids``): logits (B, T, 56, bins); flat view (``input_ids``): (B, L, bins).
 
         In the frame view ``prev_listener`` defaults to the teacher-forced states of ``actions``; ``labels``
         (tokens (B, T, 56)) give a mean cross-entropy; with ``head_mask`` (B, T) only those frames are scored and
-        the logits are packed (N, 56, bins). In the flat view ``labels`` (B, L) are shifted like a causal LM's
+        the logits are packed (N, 56, bins); ``frame_window`` > 0 lets each frame see only that many frames back,
+        as the sampler's cache does (see :meth:`~agents.vla.network.VLANetwork.frames`). In the flat view ``labels`` (B, L) are shifted like a causal LM's
         (-100 ignored).
         """
         if input_ids is not None:
@@ -178,7 +180,9 @@ class VLAForListening(PreTrainedModel):
             prev2_listener=prev2_listener,
         )  # fmt: skip
         cache = FrameCache(past_key_values, attention_mask, positions)
-        out = self.vla.frames(inputs, cache, use_cache=bool(use_cache), head_mask=head_mask)
+        out = self.vla.frames(
+            inputs, cache, use_cache=bool(use_cache), head_mask=head_mask, frame_window=frame_window
+        )
         logits = self.get_output_embeddings()(out.action_hidden)
         loss = None
         if labels is not None and head_mask is None:

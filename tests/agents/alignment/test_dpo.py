@@ -245,16 +245,22 @@ def test_dpo_on_a_gesture_vla_scores_the_tokens_given_the_nods_found(
     assert VLAForListening.from_pretrained(out).config.gesture_frames == 4
 
 
-@pytest.mark.parametrize(("action_frames", "token_weight"), [(0, 1.0), (3, 1.0), (0, 0.25)])
+@pytest.mark.parametrize(
+    ("action_frames", "token_weight", "window"), [(0, 1.0, 0), (3, 1.0, 0), (0, 0.25, 0), (0, 1.0, 5)]
+)
 def test_dpo_with_nod_decisions_is_eq11_on_the_whole_closed_loop_logprob(
-    tmp_path, walk_dataset_path, tiny_vla_kwargs, action_frames, token_weight
+    tmp_path, walk_dataset_path, tiny_vla_kwargs, action_frames, token_weight, window
 ) -> None:
     """nod_decisions: trl's loss is eq. 11 on step_logprobs (tokens and nod decisions); action_frames keeps the
-    tokens of the first frames only while every frame's decision counts; token_weight scales the tokens."""
+    tokens of the first frames only while every frame's decision counts; token_weight scales the tokens;
+    cache_window scores each frame with the past a cache of ``max_context_frames`` frames keeps."""
     dataset, policy, reference, pairs = _gesture_policies(tmp_path, walk_dataset_path, tiny_vla_kwargs)
+    for model in (policy, reference):
+        model.config.max_context_frames = window
     config = DPOTrainingConfig(
-        beta=BETA, nod_decisions=True, action_frames=action_frames, token_weight=token_weight
-    )
+        beta=BETA, nod_decisions=True, action_frames=action_frames, token_weight=token_weight,
+        cache_window=bool(window),
+    )  # fmt: skip
     trainer = make_dpo_trainer(policy, pairs, dataset.clip, config, tmp_path / "trl", reference=reference)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
     clips = [dataset.clip(p.clip_id) for p in pairs]
@@ -265,7 +271,10 @@ def test_dpo_with_nod_decisions_is_eq11_on_the_whole_closed_loop_logprob(
         for name, model in (("pi", policy), ("ref", reference)):
             for side in ("chosen", "rejected"):
                 frames = model.processor.clips_batch(clips, [getattr(p, f"{side}_tokens") for p in pairs])
-                out = model(**{k: frames[k] for k in keys})
+                out = model(**{k: frames[k] for k in keys}, frame_window=window)
+                if window:  # the window binds: the whole past gives other log-probs
+                    full = model(**{k: frames[k] for k in keys})
+                    assert not torch.allclose(full.logits, out.logits)
                 tokens = (
                     torch.log_softmax(out.logits, -1).gather(-1, frames["actions"][..., None]).squeeze(-1)
                 )
