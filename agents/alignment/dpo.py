@@ -248,7 +248,9 @@ def make_dpo_trainer(
 
         for model in (trainer.model, trainer.ref_model):
             if model is not None:
-                window = int(model.config.max_context_frames or 0) if config.cache_window else 0
+                window = (
+                    int(getattr(model.config, "max_context_frames", 0) or 0) if config.cache_window else 0
+                )
                 use_trajectory_logprobs(
                     model, nod_decisions=config.nod_decisions, action_frames=config.action_frames,
                     token_weight=config.token_weight, frame_window=window,
