@@ -30,5 +30,10 @@ wait
 run --no-ceilings --algo dpo_nods_rpo "seeds=[0,1,2]" &
 run --no-ceilings --algo dpo_nods_lr1e4 "seeds=[0,1,2]"
 wait
+# The sampler keeps 64 frames of past; DPO scored every frame with the whole past (cache_window fixes it).
+run --no-ceilings --algo iterated_dpo_weighted_window "seeds=[0,2]" &
+run --no-ceilings --algo iterated_dpo_weighted_window "seeds=[1]"
+wait
 run --report-only --report-to docs/results/alignment_tuning.md $MAIN --algo dpo_nods_all_frames \
-    --algo iterated_dpo3 --algo iterated_dpo_weighted --algo dpo_nods_rpo --algo dpo_nods_lr1e4
+    --algo iterated_dpo3 --algo iterated_dpo_weighted --algo dpo_nods_rpo --algo dpo_nods_lr1e4 \
+    --algo iterated_dpo_weighted_window
