@@ -123,10 +123,7 @@ class DPO:
     ) -> None:
         from agents.alignment.dpo import DPOTrainingConfig
 
-        if pairing not in PAIRINGS:
-            raise UserError(f"dpo pairing: expected one of {', '.join(PAIRINGS)}, found {pairing!r}")
-        if pairs_per_group < 1:
-            raise UserError(f"dpo pairs_per_group: expected >= 1, found {pairs_per_group}")
+        _check_pairing("dpo", pairing, pairs_per_group)
         self.settings = settings
         self.shuffle_labels = shuffle_labels
         self.pairing = pairing
@@ -137,12 +134,7 @@ class DPO:
         from agents.alignment.ablations import randomize_labels
         from agents.alignment.dpo import DPOTrainingConfig, train_dpo
 
-        if self.pairing == "best-worst":
-            pairs = list(task.pairs)
-        elif self.pairing == "top-bottom":
-            pairs = extreme_pairs(task.groups, self.pairs_per_group)
-        else:
-            pairs = all_pairs(task.groups)
+        pairs = cell_pairs(task, self.pairing, self.pairs_per_group)
         if self.shuffle_labels:
             pairs = randomize_labels(pairs, seed=task.seed)
         config = DPOTrainingConfig.from_dict(
@@ -210,18 +202,24 @@ class IteratedDPO:
 class PPOOnRewardModel:
     """A Bradley-Terry reward-model ensemble on the cell's pairs, then PPO of the SFT network on it: SB3's PPO
     (``ppo``: :class:`PPORunConfig` settings) or, with ``episode_ppo`` settings (:class:`EpisodePPOConfig`),
-    episode PPO on the cached VLA, about ten times as many env steps a second (docs/results/bench_rl.md)."""
+    episode PPO on the cached VLA, about ten times as many env steps a second (docs/results/bench_rl.md).
+    ``pairing`` picks the reward model's pairs from the rated groups (:data:`PAIRINGS`): every ranked pair of
+    a group (``all-pairs``) is about 25 comparisons for the price of one rated group."""
 
     def __init__(
         self,
         rm: Mapping[str, Any] | None = None,
         ppo: Mapping[str, Any] | None = None,
         episode_ppo: Mapping[str, Any] | None = None,
+        pairing: str = "best-worst",
+        pairs_per_group: int = 2,
     ) -> None:
         from experiments.pipelines.trainers import PPORunConfig, RewardModelRunConfig
 
         if ppo and episode_ppo:
             raise UserError("ppo_rm: give ppo (SB3) or episode_ppo settings, not both")
+        _check_pairing("ppo_rm", pairing, pairs_per_group)
+        self.pairing, self.pairs_per_group = pairing, pairs_per_group
         self.rm, self.ppo = dict(rm or {}), dict(ppo or {})
         self.episode_ppo = None if episode_ppo is None else dict(episode_ppo)
         RewardModelRunConfig.from_dict(self.rm)
@@ -237,7 +235,7 @@ class PPOOnRewardModel:
         from experiments.pipelines.stages import train_ppo_stage, train_reward_model_stage
 
         rm = train_reward_model_stage(
-            task.pairs,
+            cell_pairs(task, self.pairing, self.pairs_per_group),
             task.dataset,
             {**self.rm, "seed": task.seed, "num_threads": task.num_threads},
             task.out / "rm",
@@ -292,8 +290,24 @@ def write_algorithm_figures(policy: Path, figures: Mapping[str, float]) -> None:
 
 
 PAIRINGS = ("best-worst", "top-bottom", "all-pairs")
-"""How a DPO cell turns rated groups into pairs: the paper's best vs worst (the export's pairs); ``top-bottom``:
+"""How a cell turns rated groups into pairs: the paper's best vs worst (the export's pairs); ``top-bottom``:
 the k-th best vs the k-th worst for k < ``pairs_per_group``; every pair with different scores."""
+
+
+def _check_pairing(algorithm: str, pairing: str, pairs_per_group: int) -> None:
+    if pairing not in PAIRINGS:
+        raise UserError(f"{algorithm} pairing: expected one of {', '.join(PAIRINGS)}, found {pairing!r}")
+    if pairs_per_group < 1:
+        raise UserError(f"{algorithm} pairs_per_group: expected >= 1, found {pairs_per_group}")
+
+
+def cell_pairs(task: AlignmentTask, pairing: str, pairs_per_group: int = 2) -> list[Any]:
+    """The preference pairs a cell's rated groups give under ``pairing`` (see :data:`PAIRINGS`)."""
+    if pairing == "best-worst":
+        return list(task.pairs)
+    if pairing == "top-bottom":
+        return extreme_pairs(task.groups, pairs_per_group)
+    return all_pairs(task.groups)
 
 
 def extreme_pairs(groups: Sequence[Any], per_group: int) -> list[Any]:

@@ -79,6 +79,8 @@ def test_config_errors_name_the_field() -> None:
         load_algorithm("ppo_rm", {"episode_ppo": {"totl_steps": 8}})
     with pytest.raises(UserError, match="not both"):
         load_algorithm("ppo_rm", {"ppo": {"total_timesteps": 8}, "episode_ppo": {"total_steps": 8}})
+    with pytest.raises(UserError, match="ppo_rm pairing"):
+        load_algorithm("ppo_rm", {"pairing": "all"})
 
 
 def test_budget_ledger_refuses_overspending() -> None:
@@ -104,6 +106,28 @@ def test_all_pairs_ranks_every_scored_pair_of_a_group_and_skips_ties() -> None:
         (1, 2, 1.5),
     ]
     assert all(p.clip_id == "clip" for p in pairs)
+
+
+def test_cell_pairs_follow_the_pairing() -> None:
+    import numpy as np
+
+    from experiments.pipelines.aligners import AlignmentTask, cell_pairs
+    from experiments.pipelines.alignment import RatedCandidate, RatedGroup
+
+    scores = [3.0, 4.5, 2.0, 3.5]
+    group = RatedGroup("g", "clip", tuple(
+        RatedCandidate(f"c{k}", np.full((2, 56), k, np.int64), s, {}) for k, s in enumerate(scores)
+    ))  # fmt: skip
+    task = AlignmentTask(
+        sft=Path("sft"), pairs=["the export's pair"], groups=[group], dataset=None, budget=1, seed=0,
+        out=Path("out"), collect=lambda *_: ([], []),
+    )  # fmt: skip
+    assert cell_pairs(task, "best-worst") == ["the export's pair"]
+    first = [
+        (int(p.chosen_tokens[0, 0]), int(p.rejected_tokens[0, 0])) for p in cell_pairs(task, "top-bottom", 2)
+    ]
+    assert first == [(1, 2), (3, 0)]
+    assert len(cell_pairs(task, "all-pairs")) == 6
 
 
 def test_cells_cover_algorithms_budgets_and_seeds() -> None:
