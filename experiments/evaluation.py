@@ -60,6 +60,8 @@ class EvalConfig:
     for named rows of any kind."""
     policy_mode: str | None = None
     """How ``policy`` decodes (:data:`agents.vla.decoding.DECODE_MODES`); None: the checkpoint's ``decode_mode``."""
+    policy_temperature: float | None = None
+    """The sampling temperature of ``policy``'s checkpoints; None: each checkpoint's ``decode_temperature``."""
     split: str = "test"
     """The split whose every clip is rolled out."""
     seed: int = 0
@@ -115,6 +117,10 @@ class EvalConfig:
                 f"agents {self.checkpoint_agents()} run a trained checkpoint: name one of them and pass its directory "
                 "(--agent lm-listener --policy DIR); for several, give named rows instead (--policy LM=DIR,MMLHG=DIR)"
             )
+        if self.policy_temperature is not None and not self.policy_temperature > 0:
+            raise ValueError(
+                f"policy_temperature (--temperature): expected a positive number, found {self.policy_temperature}"
+            )
         if self.policy_mode is not None:  # a policy needs torch anyway
             from agents.vla.decoding import DECODE_MODES
 
@@ -153,6 +159,7 @@ class EvalConfig:
         parts += [f"--policy {self.policy}"] * bool(self.policy) + [f"--decode {self.policy_mode}"] * bool(
             self.policy_mode
         )
+        parts += [f"--temperature {self.policy_temperature}"] * (self.policy_temperature is not None)
         parts += [f"--samples {self.samples}"] + [f"--seeds {self.seeds}"] * (self.seeds > 1)
         parts += ["--validity"] * self.validity
         parts += [f"--max-clips {self.max_clips}"] * (self.max_clips is not None)

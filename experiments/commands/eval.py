@@ -36,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="how --policy decodes: sample, greedy, mean or mean_expression (default: the checkpoint's)",
     )
+    parser.add_argument(
+        "--temperature", type=float, default=None,
+        help="sampling temperature of --policy checkpoints (default: each checkpoint's decode_temperature)",
+    )  # fmt: skip
     parser.add_argument("--split", default=None, help="split to evaluate on (default: test)")
     parser.add_argument(
         "--seed", type=int, default=None, help="seeds the agents and Diversity sampling (default: 0)"
@@ -85,6 +89,7 @@ def build_config(args: argparse.Namespace):  # -> EvalConfig
 
     fields = load_config_fields(args.config, [])
     flags = {"agents": args.agent or None, "policy": args.policy, "policy_mode": args.decode,
+             "policy_temperature": args.temperature,
              "dataset": args.dataset, "split": args.split, "seed": args.seed, "seeds": args.seeds,
              "max_clips": args.max_clips, "samples": args.samples, "validity": args.validity, "frdist_groups": args.frdist_groups,
              "report": args.report, "run_dir": args.run_dir}  # fmt: skip
@@ -179,7 +184,7 @@ def evaluate_seeds(config, dataset) -> dict:  # config: EvalConfig
             for name in config.agents
         }
         for name, path in config.policies().items():
-            agents[name] = load_policy(path, config.policy_mode)
+            agents[name] = load_policy(path, config.policy_mode, config.policy_temperature)
         try:
             runs.append(evaluate_agents(
                 agents, dataset, config.split, seed, max_clips=config.max_clips, env_kwargs=env_kwargs,
@@ -226,12 +231,15 @@ def checkpoint_agent(name: str, config, dataset, seed: int):  # config: EvalConf
     if not Path(config.policy).exists():
         raise UserError(f"--policy {config.policy}: no such checkpoint directory")
     try:
-        return make_agent(name, dataset, seed, checkpoint=config.policy, mode=config.policy_mode)
+        return make_agent(
+            name, dataset, seed, checkpoint=config.policy, mode=config.policy_mode,
+            temperature=config.policy_temperature,
+        )  # fmt: skip
     except (ValueError, FileNotFoundError) as e:
         raise UserError(f"--agent {name} --policy {config.policy}: {e}") from None
 
 
-def load_policy(path: str, mode: str | None = None):  # -> Agent
+def load_policy(path: str, mode: str | None = None, temperature: float | None = None):  # -> Agent
     """The agent of a checkpoint directory of any kind (VLA, LM-listener, MMLHG; :mod:`agents.checkpoints`)."""
     if not Path(path).exists():
         raise UserError(f"--policy {path}: no such checkpoint directory")
@@ -242,6 +250,6 @@ def load_policy(path: str, mode: str | None = None):  # -> Agent
             f"--policy needs the policy agents (agents.checkpoints), which failed to import: {e}"
         ) from None
     try:
-        return load_checkpoint_agent(path, mode=mode)
+        return load_checkpoint_agent(path, mode=mode, temperature=temperature)
     except ValueError as e:
         raise UserError(f"--policy {path}: {e}") from None

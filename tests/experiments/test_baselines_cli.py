@@ -56,6 +56,13 @@ def test_eval_runs_a_baseline_by_name_and_several_as_named_rows(runs, tmp_path):
     assert main(argv) == 0
     rows = json.loads((tmp_path / "named" / "results.json").read_text())["rows"]
     assert {"random", "LM", "MM"} <= set(rows)
+    from experiments.commands.eval import load_policy
+
+    assert load_policy(str(root / "mmlhg"), None, 0.5).temperature == 0.5  # --temperature reaches the agent
+    argv = ["eval", "--agent", "mmlhg", "--policy", str(root / "mmlhg"), "--dataset", str(data), "--temperature",
+            "0.5", "--run-dir", str(tmp_path / "cold")]  # fmt: skip
+    assert main(argv) == 0
+    assert "--temperature 0.5" in (tmp_path / "cold" / "results.md").read_text()
 
 
 @pytest.mark.parametrize(

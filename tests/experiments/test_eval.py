@@ -99,6 +99,7 @@ def test_cli_eval_from_yaml_config(data_path, tmp_path):
         (["--policy", "/no/such/ckpt"], "--policy /no/such/ckpt: no such checkpoint"),
         ([], "give at least one agent"),
         (["--agent", "nn", "--decode", "expected"], "policy_mode (--decode): expected one of"),
+        (["--agent", "nn", "--temperature", "0"], "policy_temperature (--temperature): expected a positive"),
     ],
 )
 def test_cli_eval_user_errors(data_path, tmp_path, capsys, argv, message):
@@ -143,6 +144,8 @@ def test_cli_eval_policy_checkpoint(data_path, tmp_path):
 
     assert load_policy(str(tmp_path / "ckpt"), "mean_expression").sampler.mode == "mean_expression"
     assert load_policy(str(tmp_path / "ckpt")).sampler.mode == model.config.decode_mode
+    assert load_policy(str(tmp_path / "ckpt"), "sample", 0.3).sampler.temperature == 0.3
+    assert "--temperature 0.3" in EvalConfig(dataset="d", policy="x", policy_temperature=0.3).command()
 
 
 def test_shipped_eval_config_parses():
