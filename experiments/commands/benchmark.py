@@ -60,7 +60,14 @@ def _register_reward_model(kinds: argparse._SubParsersAction) -> None:
         "last groups, train the reward model on the first n groups for each n, and report its accuracy on the "
         "held-out groups' pairs over several seeds (experiments/benchmark/reward_curve.py).",
     )  # fmt: skip
-    parser.add_argument("--collection", type=Path, required=True, help="a seed's collection: OUT/feedback/sS")
+    parser.add_argument(
+        "--collection", required=True,
+        help="a seed's collection: OUT/feedback/sS (several, comma-separated, are learned from in that order)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--test-collection", type=Path, default=None,
+        help="hold out every group of this collection (another seed's) instead of the last --held-out groups",
+    )  # fmt: skip
     parser.add_argument("--dataset", default="synthetic:small", help="the dataset it was collected on")
     parser.add_argument(
         "--groups", default="96,192,384", help="training sizes in rated groups, comma-separated"
@@ -95,11 +102,14 @@ def run_reward_model(args: argparse.Namespace) -> int:
         raise UserError("--groups and --held-out must be >= 2 groups and --seeds >= 1")
     settings = read_config(str(args.rm_config) if args.rm_config else "rm_small.yaml")
     _quiet_libraries()
+    collections = [Path(c) for c in args.collection.split(",") if c]
+    test = None if args.test_collection is None else collected_groups(args.test_collection)
     result = reward_model_curve(
-        collected_groups(args.collection), load_dataset(args.dataset), sizes, args.held_out, list(range(args.seeds)), settings,
-        args.pairing,
+        collected_groups(*collections), load_dataset(args.dataset), sizes, args.held_out, list(range(args.seeds)),
+        settings, args.pairing, test_groups=test,
     )  # fmt: skip
-    result["collection"] = str(args.collection)
+    result["collection"] = args.collection
+    result["test_collection"] = None if args.test_collection is None else str(args.test_collection)
     page = markdown(result, "dyadic " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     print(page)
     if args.report_to:

@@ -385,3 +385,9 @@ def test_reward_model_curve_learns_a_learnable_preference(tmp_path: Path) -> Non
     assert "| 16 | 16 |" in markdown(result, "cmd")
     with pytest.raises(UserError, match="need more"):
         reward_model_curve(groups, dataset, [20], 8, [0], rm)
+    # Another collection held out whole: every training group may be learned from.
+    result = reward_model_curve(
+        groups[:20], dataset, [20], 8, [0], rm, log=lambda _m: None, test_groups=groups[20:]
+    )
+    assert result["held_out_pairs"]["best_worst"] == 4 and result["rows"][0]["best_worst"]["mean"] >= 0.75
+    assert "the test collection's 4 are held out" in markdown(result, "cmd")
