@@ -13,6 +13,7 @@ export OMP_NUM_THREADS=1 PYTHONPATH=${PYTHONPATH:-}:docs/examples
 run() { .venv/bin/dyadic benchmark alignment --sft "$SFT" --out "$OUT" "$@" num_threads=1; }
 ALL="--algo dpo_nods --algo random_prefer --algo dpo_paper --algo sft_preferred --algo iterated_dpo --algo ppo_rm --algo dpo_nods_weighted"
 ALL="$ALL --algo iterated_dpo_weighted --algo random_prefer_iterated_weighted --algo ppo_rm_episode"
+ALL="$ALL --algo iterated_dpo_weighted_window --algo ppo_oracle_episode --algo ppo_oracle_episode_65k"
 # 120 rated groups (the quickstart's budget): every row.
 run $ALL "budgets=[120]" "seeds=[0,2,4]" &
 run --no-ceilings $ALL "budgets=[120]" "seeds=[1,3]"
