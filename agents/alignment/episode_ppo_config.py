@@ -4,28 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agents.alignment.ppo_config import PPOHyperparameters
+
 # agents.vla.decoding.DRAWS, repeated here so this module stays free of torch (a test checks they agree).
 DRAWS = ("multinomial", "inverse-cdf")
 
 
 @dataclass
-class EpisodePPOConfig:
-    """PPO over whole closed-loop episodes of the VLA (:func:`agents.alignment.episode_ppo.train_episode_ppo`).
+class EpisodePPOConfig(PPOHyperparameters):
+    """PPO over whole closed-loop episodes of the VLA (:func:`agents.alignment.episode_ppo.train_episode_ppo`);
+    the fields it shares with SB3's ``PPOConfig`` are :class:`~agents.alignment.ppo_config.PPOHyperparameters`.
 
     Attributes:
         total_steps: env steps (frames) to train on; training stops after the rollout that reaches it.
         episodes_per_rollout: episodes (clips of ``split``) sampled together per rollout, one batched forward
             per frame.
         minibatch_episodes: whole episodes per gradient step.
-        n_epochs: passes over each rollout.
-        learning_rate: the VLA's Adam learning rate (the value head's is ``value_lr_scale`` times larger: it
-            starts from scratch).
         value_hidden: width of the value MLP on the VLA's per-frame hidden state.
-        gamma, gae_lambda: discount and GAE's lambda (per frame).
-        clip_range: PPO's ratio clip, per frame.
-        ent_coef: weight of the entropy bonus (the 56 token categoricals of a frame, summed).
-        vf_coef: weight of the value loss.
-        max_grad_norm: gradient norm clip of each step.
+        ent_coef: weight of the entropy bonus (the 56 token categoricals of a frame, summed); as ``kl_coef``, per
+            frame.
         kl_coef: per-frame penalty ``kl_coef * (log pi - log pi_ref)`` of the sampled frame against the frozen
             starting policy (0: no reference is kept or scored).
         temperature: sampling temperature of the policy being trained; None: the checkpoint's
@@ -37,48 +34,31 @@ class EpisodePPOConfig:
         draw: how tokens are drawn (``agents.vla.decoding.DRAWS``); ``inverse-cdf`` samples faster.
         seed: seeds the clip draws, the sampling of every rollout, the value head and the minibatches.
         num_threads: torch CPU threads (0: leave torch's setting).
+        The rest (``n_epochs``, ``learning_rate``, ``value_lr_scale``, ``gamma``, ``gae_lambda``, ``clip_range``,
+        ``vf_coef``, ``max_grad_norm``): :class:`~agents.alignment.ppo_config.PPOHyperparameters`.
     """
 
     total_steps: int = 8192
     episodes_per_rollout: int = 32
     minibatch_episodes: int = 8
-    n_epochs: int = 2
-    learning_rate: float = 3e-5
-    value_lr_scale: float = 30.0
     value_hidden: int = 256
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    kl_coef: float = 0.05
     temperature: float | None = None
     normalize_rewards: bool = True
     disagreement_penalty: float = 0.0
     split: str = "train"
     draw: str = "multinomial"
-    seed: int = 0
     num_threads: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("total_steps", "episodes_per_rollout", "minibatch_episodes", "n_epochs", "value_hidden"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"EpisodePPOConfig.{name} must be >= 1, found {getattr(self, name)}")
+        self._check(
+            at_least_one=("total_steps", "episodes_per_rollout", "minibatch_episodes", "value_hidden"),
+            non_negative=("disagreement_penalty", "num_threads"),
+        )
         if self.minibatch_episodes > self.episodes_per_rollout:
             raise ValueError(
                 f"EpisodePPOConfig.minibatch_episodes ({self.minibatch_episodes}) must be <= episodes_per_rollout "
                 f"({self.episodes_per_rollout}); lower it or sample more episodes per rollout"
             )
-        for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise ValueError(f"EpisodePPOConfig.{name} must be in [0, 1], found {getattr(self, name)}")
-        for name in ("learning_rate", "value_lr_scale", "clip_range", "max_grad_norm"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"EpisodePPOConfig.{name} must be > 0, found {getattr(self, name)}")
-        for name in ("ent_coef", "vf_coef", "kl_coef", "disagreement_penalty", "num_threads"):
-            if float(getattr(self, name)) < 0:
-                raise ValueError(f"EpisodePPOConfig.{name} must be >= 0, found {getattr(self, name)}")
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(
                 f"EpisodePPOConfig.temperature must be > 0 (or None: the checkpoint's), found {self.temperature}"

@@ -224,3 +224,18 @@ def test_nod_decisions_have_an_exact_kl_and_entropy() -> None:
     )
     estimate = (many.log_prob(actions) - many_other.log_prob(actions)).view(20000, 2).mean(0)
     torch.testing.assert_close(estimate, dist.kl_divergence(other), atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("field", ["gamma", "clip_range", "kl_coef", "n_epochs"])
+def test_both_ppo_configs_check_their_shared_hyperparameters_alike(field) -> None:
+    from dataclasses import fields
+
+    from agents.alignment.episode_ppo_config import EpisodePPOConfig
+    from agents.alignment.ppo_config import PPOHyperparameters
+
+    shared = {f.name for f in fields(PPOHyperparameters)}
+    bad = {"gamma": 1.5, "clip_range": 0.0, "kl_coef": -0.1, "n_epochs": 0}[field]
+    for config in (PPOConfig, EpisodePPOConfig):
+        assert shared <= {f.name for f in fields(config)}
+        with pytest.raises(ValueError, match=rf"{config.__name__}\.{field} must be"):
+            config(**{field: bad})
