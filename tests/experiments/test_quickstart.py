@@ -17,10 +17,10 @@ TINY_SFT = {
 
 
 @pytest.mark.slow
-def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
+def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys, monkeypatch) -> None:
     config = {
         "preset": "tiny", "max_eval_clips": 2, "render": False, "sft_overrides": TINY_SFT,
-        "feedback": {"clips": 4, "samples": 2, "annotators": 2, "ratings_per_group": 2},
+        "feedback": {"clips": 4, "samples": 2, "annotators": 2, "ratings_per_group": 2, "render_groups": 1},
         "aligners": {
             "SFT+DPO": {"algorithm": "dpo", "settings": {"num_epochs": 1, "batch_size": 2, "nod_decisions": True,
                                                          "action_frames": 8}},
@@ -34,8 +34,11 @@ def test_quickstart_runs_every_stage_and_resumes(tmp_path, capsys) -> None:
     }  # fmt: skip
     path = tmp_path / "quickstart.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
+    # A relative output path, as the README's command gives: the rendered group's videos must still be served
+    # to the simulated annotators (they fetch every video before rating).
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
-    assert main(["quickstart", "--config", str(path), "--out", str(out)]) == 0
+    assert main(["quickstart", "--config", str(path), "--out", "run"]) == 0
     report = (out / "report.md").read_text()
     for heading in (
         "Table II",
