@@ -69,7 +69,8 @@ def render_group(
     captions = captions_for(clip)
     speaker = renderer.render_faces(np.asarray(clip.speaker_motion, dtype=np.float32), expression_basis)
     width, height = renderer.width, renderer.height
-    paths = [Path(media_dir) / "videos" / f"{new_public_id('v')}.mp4" for _ in tokens]
+    # Absolute: a store reads a relative video path against the campaign's media directory, not the cwd.
+    paths = [Path(media_dir).resolve() / "videos" / f"{new_public_id('v')}.mp4" for _ in tokens]
     for i in np.random.default_rng([seed, 17]).permutation(len(tokens)):
         listener = renderer.render_faces(tokenizer.decode(np.asarray(tokens[i])), expression_basis)
         write_video(paths[i], _frames(speaker, listener, captions, width), clip.fps, (2 * width, height))

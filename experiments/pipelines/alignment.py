@@ -243,9 +243,7 @@ def _render_sample(
         for i, (clip, trajectories) in enumerate(list(zip(clips, samples))[:groups]):
             tokens = [tokenizer.encode(np.asarray(clip.listener_motion)), *trajectories]
             paths = render_group(renderer, media, clip, tokens, tokenizer, dataset.expression_basis, seed=i)
-            # Absolute: the store reads a relative video path as relative to the campaign's media directory,
-            # not to the working directory a relative output path was given from.
-            videos.update({(i, k - 1): str(Path(path).resolve()) for k, path in enumerate(paths)})
+            videos.update({(i, k - 1): str(path) for k, path in enumerate(paths)})
     return videos
 
 

@@ -63,6 +63,22 @@ def test_files_carry_no_identity_in_names_dates_or_encoding(rendered):
     assert len({p.stat().st_mtime for p in paths}) == 1  # rendered in a shuffled order, one timestamp
 
 
+def test_a_relative_media_dir_gives_paths_the_store_can_serve(rendered, tmp_path, monkeypatch):
+    from dyadic_env.data import load_dataset
+    from dyadic_env.render import Renderer
+    from human_feedback.blinding import render_group
+    from human_feedback.media import relative_media_path, resolve_media
+
+    root, clip, tokens, _ = rendered
+    dataset = load_dataset(root / "data")
+    monkeypatch.chdir(tmp_path)
+    with Renderer(32, 32) as renderer:
+        paths = render_group(renderer, "media", clip, tokens[:1], dataset.tokenizer(), dataset.expression_basis)
+    stored = relative_media_path("media", paths[0])
+    assert paths[0].is_absolute() and stored == f"videos/{paths[0].name}"
+    assert resolve_media("media", stored) == paths[0]
+
+
 def _campaign(store, rendered, tmp_path):
     _, clip, tokens, paths = rendered
     media = tmp_path / "campaign"
