@@ -73,7 +73,9 @@ def test_a_relative_media_dir_gives_paths_the_store_can_serve(rendered, tmp_path
     dataset = load_dataset(root / "data")
     monkeypatch.chdir(tmp_path)
     with Renderer(32, 32) as renderer:
-        paths = render_group(renderer, "media", clip, tokens[:1], dataset.tokenizer(), dataset.expression_basis)
+        paths = render_group(
+            renderer, "media", clip, tokens[:1], dataset.tokenizer(), dataset.expression_basis
+        )
     stored = relative_media_path("media", paths[0])
     assert paths[0].is_absolute() and stored == f"videos/{paths[0].name}"
     assert resolve_media("media", stored) == paths[0]
