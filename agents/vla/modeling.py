@@ -157,8 +157,8 @@ class VLAForListening(PreTrainedModel):
         In the frame view ``prev_listener`` defaults to the teacher-forced states of ``actions``; ``labels``
         (tokens (B, T, 56)) give a mean cross-entropy; with ``head_mask`` (B, T) only those frames are scored and
         the logits are packed (N, 56, bins); ``frame_window`` > 0 lets each frame see only that many frames back,
-        as the sampler's cache does (see :meth:`~agents.vla.network.VLANetwork.frames`). In the flat view ``labels`` (B, L) are shifted like a causal LM's
-        (-100 ignored).
+        as the sampler's cache does (see :meth:`~agents.vla.network.VLAModel.frames`). In the flat view
+        ``labels`` (B, L) are shifted like a causal LM's (-100 ignored).
         """
         if input_ids is not None:
             hidden = self.vla(input_ids, attention_mask, speaker_inputs, word_ids, word_mask, frame_mask)

@@ -109,7 +109,7 @@ def run_reward_model(args: argparse.Namespace) -> int:
         settings, args.pairing, test_groups=test,
     )  # fmt: skip
     result["collection"] = args.collection
-    result["test_collection"] = None if args.test_collection is None else str(args.test_collection)
+    result["test_collection_path"] = None if args.test_collection is None else str(args.test_collection)
     page = markdown(result, "dyadic " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     print(page)
     if args.report_to:
