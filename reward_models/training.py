@@ -202,8 +202,8 @@ def train_reward_model(
 
     model = TrajectoryRewardModel(model_config)
     used = np.unique(train_data.pairs)
-    sample = np.concatenate([data.candidate_features(c) for c in used[: min(len(used), 256)]])
-    model.fit_normalizer(sample)
+    sample, sample_mask = data.batch(used[: min(len(used), 256)].tolist())
+    model.fit_normalizer(sample[sample_mask > 0])
     writer = _summary_writer(log_dir)
     step = 0
     last_loss = math.nan
@@ -232,7 +232,7 @@ def train_reward_model(
                     writer.add_scalar(f"rm/loss_member{member}", last_loss, step)
                 step += 1
     model.eval()
-    model.fit_reward_scale(sample)
+    model.fit_reward_scale(sample, sample_mask)
     figures = {
         "train_accuracy": pair_accuracy(model, train_data),
         "val_accuracy": pair_accuracy(model, val_data) if n_val else float("nan"),

@@ -21,7 +21,8 @@ class LearnedRewardWrapper(gym.Wrapper):
     :meth:`TrajectoryRewardModel.fit_reward_scale`), so RL settings carry over between reward models.
 
     The step's observation is the one the action was chosen from (kept from ``reset``/the previous step); the
-    action enters as the decoded frame from ``info["decoded_action"]`` (the env's own decoding).
+    action enters as the decoded frame from ``info["decoded_action"]`` (the env's own decoding). A temporal reward
+    model reads the episode's last ``receptive_field`` steps, which the wrapper keeps from ``reset`` on.
 
     Example:
         >>> import gymnasium as gym, dyadic_env  # doctest: +SKIP
@@ -45,6 +46,8 @@ class LearnedRewardWrapper(gym.Wrapper):
         self.normalized = normalized
         self._check_window(env)
         self._last_obs: dict[str, Any] | None = None
+        # The episode's last steps, which a temporal reward model reads.
+        self._past = np.zeros((0, reward_model.feature_config.dim), np.float32)
 
     def _check_window(self, env: gym.Env) -> None:
         cfg = self.reward_model.feature_config
@@ -64,6 +67,7 @@ class LearnedRewardWrapper(gym.Wrapper):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         obs, info = self.env.reset(seed=seed, options=options)
         self._last_obs = obs
+        self._past = self._past[:0]
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -73,7 +77,10 @@ class LearnedRewardWrapper(gym.Wrapper):
         frames = np.asarray(info["decoded_action"], np.float32).reshape(-1, 56)
         # A chunk of k frames: score each frame against the same observation (the one it was chosen from).
         feats = observation_features(self.reward_model.feature_config, [self._last_obs] * len(frames), frames)
-        mean, std = self.reward_model.predict(feats, normalized=self.normalized)
+        window = np.concatenate([self._past, feats])
+        self._past = window[max(0, len(window) - self.reward_model.receptive_field + 1) :]
+        mean, std = self.reward_model.predict(window, normalized=self.normalized)
+        mean, std = mean[-len(frames) :], std[-len(frames) :]
         info = dict(info)
         info["original_reward"] = float(reward)
         info["reward_disagreement"] = float(std.mean())

@@ -71,6 +71,44 @@ def test_reward_model_recovers_a_known_linear_preference() -> None:
     assert 0.2 < pair_accuracy(untrained, held_out) < 0.8
 
 
+def _lagged_preference_data(seed: int, episodes: int, candidates: int = 5, t: int = 24) -> PairData:
+    """Listener frames whose first value is white noise (the rest and the speaker zero), each pair labelled by
+    the sum over steps of that value times its value 3 steps before: a preference no single step shows."""
+    rng = np.random.default_rng(seed)
+    context = episode_context(FEATS, np.zeros((t, 56), np.float32), [""] * t)
+    frames, owner, pairs = [], [], []
+    for e in range(episodes):
+        first = len(frames)
+        for _ in range(candidates):
+            f = np.zeros((t, 56), np.float32)
+            f[:, 0] = rng.normal(0, 1, t)
+            frames.append(f)
+            owner.append(e)
+        score = [float((f[3:, 0] * f[:-3, 0]).sum()) for f in frames[first:]]
+        for i in range(candidates):
+            for j in range(i + 1, candidates):
+                pairs.append((first + i, first + j) if score[i] > score[j] else (first + j, first + i))
+    return PairData(FEATS, [context] * episodes, frames, owner, np.array(pairs))
+
+
+def test_a_temporal_reward_model_learns_what_unfolds_over_steps_and_a_per_step_one_cannot() -> None:
+    train, held_out = _lagged_preference_data(0, 120), _lagged_preference_data(1, 40)
+    train_cfg = RewardTrainingConfig(epochs=10, batch_size=32, learning_rate=3e-3, val_fraction=0.0, seed=0)
+    accuracy = {}
+    for dilations in [(), (1, 2)]:
+        model_cfg = RewardModelConfig(
+            features=FEATS,
+            hidden_sizes=(64,),
+            ensemble_size=1,
+            criteria_head=False,
+            temporal_dilations=dilations,
+        )
+        model, _ = train_reward_model(train, model_cfg, train_cfg)
+        accuracy[dilations] = pair_accuracy(model, held_out)
+    assert accuracy[(1, 2)] > 0.7, accuracy
+    assert accuracy[()] < 0.6, accuracy
+
+
 def test_episode_batches_keep_each_episodes_pairs_together_and_learn_as_well() -> None:
     from reward_models.training import _epoch_order, _pair_loss
 
@@ -100,8 +138,15 @@ def test_episode_batches_keep_each_episodes_pairs_together_and_learn_as_well() -
     assert pair_accuracy(model, held_out) > 0.9
 
 
-def test_save_then_load_gives_identical_rewards(tmp_path) -> None:
-    cfg = RewardModelConfig(features=FEATS, hidden_sizes=(16, 8), ensemble_size=3, criteria_head=True)
+@pytest.mark.parametrize("dilations", [(), (1, 2)])
+def test_save_then_load_gives_identical_rewards(tmp_path, dilations) -> None:
+    cfg = RewardModelConfig(
+        features=FEATS,
+        hidden_sizes=(16, 8),
+        ensemble_size=3,
+        criteria_head=True,
+        temporal_dilations=dilations,
+    )
     torch.manual_seed(0)
     model = TrajectoryRewardModel(cfg)
     model.fit_normalizer(np.random.default_rng(0).normal(size=(50, FEATS.dim)))
@@ -179,3 +224,9 @@ def test_criteria_error_is_the_mean_absolute_error_over_rated_criteria() -> None
     targets[3, 1] = 2.5  # error 0.5; the other candidates are unrated
     rated = PairData(FEATS, data.contexts, data.frames, data.candidate_context, data.pairs, targets)
     assert criteria_error(model, rated) == pytest.approx((2 + 2 + 0 + 1 + 0.5) / 5)
+
+
+def test_temporal_dilations_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="temporal_dilations"):
+        RewardModelConfig(features=FEATS, temporal_dilations=(1, 0))
+    assert RewardModelConfig(features=FEATS, temporal_dilations=[1, 2, 4, 8]).receptive_field == 31

@@ -81,3 +81,27 @@ def test_wrapper_refuses_a_mismatched_env(dataset) -> None:
         LearnedRewardWrapper(gym.make("dyadic_env/Listener-v0", dataset=dataset, words_window_s=1.0), model)
     with pytest.raises(ValueError, match="WordsToTokenIds"):
         LearnedRewardWrapper(WordsToTokenIds(gym.make("dyadic_env/Listener-v0", dataset=dataset)), model)
+
+
+def test_a_temporal_reward_model_gives_the_wrapper_what_it_gives_the_whole_episode(dataset) -> None:
+    # The wrapper keeps only the last receptive-field steps; its rewards equal the model on the whole episode.
+    torch.manual_seed(0)
+    config = RewardModelConfig(features=FEATS, hidden_sizes=(16,), ensemble_size=2, temporal_dilations=(1, 2))
+    model = TrajectoryRewardModel(config).eval()
+    for member in model.members:
+        torch.nn.init.normal_(member.reward.weight, std=0.3)
+    assert model.receptive_field == 7
+    env = LearnedRewardWrapper(gym.make("dyadic_env/Listener-v0", dataset=dataset, context_frames=16), model)
+    clip_id = "train-001"
+    traj = rollout(env, RandomAgent(seed=0), clip_id=clip_id, seed=3)
+    again = rollout(env, RandomAgent(seed=0), clip_id=clip_id, seed=3)  # reset forgets the last episode
+    clip = env.unwrapped.dataset.clip(clip_id)
+    feats = trajectory_features(
+        FEATS, np.asarray(clip.speaker_motion), traj.frames, words_per_frame(clip, FEATS)
+    )
+    mean, _ = model.predict(feats, normalized=True)
+    np.testing.assert_allclose(traj.rewards, mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(again.rewards, traj.rewards, rtol=1e-6)
+    # The past matters: the same steps scored one at a time, without their past, give other rewards.
+    alone, _ = model.predict(feats[:, None, :], normalized=True)
+    assert np.abs(alone[:, 0] - mean).max() > 1e-3
