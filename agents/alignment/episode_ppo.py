@@ -13,7 +13,8 @@ policy is the cached VLA itself:
   decode, so returns equal the env's; or a :class:`TrajectoryReward` scored offline on the whole episode (a
   learned reward model, :mod:`experiments.pipelines.trainers`); optionally minus ``kl_coef * (log pi - log
   pi_ref)`` per frame, the frozen reference scored teacher-forced once per rollout;
-- **advantages**: GAE per episode. The value head is an MLP on the VLA's per-frame hidden state with its
+- **advantages**: GAE per episode, or (``advantage: group``) each episode's return against the other samples of
+  its clip, every frame the same. The value head is an MLP on the VLA's per-frame hidden state with its
   gradient stopped there: the hidden state is what the policy acts on (no features of its own to build), and
   the critic, which starts from scratch, cannot disturb the pretrained policy. Rewards are divided by a
   running std of discounted returns;
@@ -47,7 +48,8 @@ from agents.vla.gestures import decision_logprob, may_start
 from agents.vla.inputs import FrameInputs
 
 __all__ = [
-    "EpisodePPO", "Rollout", "TrajectoryReward", "collect_episodes", "episode_rewards", "gae", "is_trajectory_reward",
+    "EpisodePPO", "Rollout", "TrajectoryReward", "collect_episodes", "episode_rewards", "gae", "group_advantages",
+    "is_trajectory_reward",
     "score_episodes", "train_episode_ppo",
 ]  # fmt: skip
 
@@ -197,6 +199,14 @@ def gae(
     return advantages, (advantages + values) * weight
 
 
+def group_advantages(returns: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Each episode's return minus the mean return of the other episodes of its group (B,), groups being
+    ``group_size`` consecutive episodes (the leave-one-out baseline of RLOO)."""
+    groups = returns.reshape(-1, group_size)
+    others = (groups.sum(1, keepdim=True) - groups) / (group_size - 1)
+    return (groups - others).reshape(-1)
+
+
 class ReturnScaler:
     """Divides rewards by the running std of discounted returns (as SB3's ``VecNormalize`` does)."""
 
@@ -271,9 +281,11 @@ class EpisodePPO:
         self.timings: dict[str, float] = {}  # seconds of each part of the last iteration
 
     def _next_clips(self) -> list[Any]:
-        n = self.config.episodes_per_rollout
+        """The rollout's clips, each ``samples_per_clip`` times in a row."""
+        k = self.config.samples_per_clip
+        n = self.config.episodes_per_rollout // k
         index = self.rng.choice(len(self.clips), n, replace=n > len(self.clips))
-        return [self.clips[i] for i in index]
+        return [self.clips[i] for i in index for _ in range(k)]
 
     def collect(self) -> Rollout:
         """Sample a rollout of fresh clips and give it the env's rewards."""
@@ -340,6 +352,10 @@ class EpisodePPO:
         advantages, returns = gae(
             rewards_t, rollout.values, rollout.mask, self.config.gamma, self.config.gae_lambda
         )
+        if self.config.advantage == "group":
+            advantages = (
+                group_advantages(rewards_t.sum(1), self.config.samples_per_clip)[:, None] * rollout.mask
+            )
         valid = advantages[rollout.mask]
         advantages = (advantages - valid.mean()) / (valid.std() + 1e-8) * rollout.mask
         return advantages, returns, stats

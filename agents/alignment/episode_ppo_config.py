@@ -8,6 +8,7 @@ from agents.alignment.ppo_config import PPOHyperparameters
 
 # agents.vla.decoding.DRAWS, repeated here so this module stays free of torch (a test checks they agree).
 DRAWS = ("multinomial", "inverse-cdf")
+ADVANTAGES = ("gae", "group")
 
 
 @dataclass
@@ -20,6 +21,12 @@ class EpisodePPOConfig(PPOHyperparameters):
         episodes_per_rollout: episodes (clips of ``split``) sampled together per rollout, one batched forward
             per frame.
         minibatch_episodes: whole episodes per gradient step.
+        samples_per_clip: episodes of each clip in a rollout (``episodes_per_rollout`` / this many clips, each
+            sampled this many times); ``advantage: group`` compares them.
+        advantage: ``"gae"`` (the value head's per-frame advantages) or ``"group"``: every frame of an episode
+            gets its return minus the mean return of the other episodes of its clip (a leave-one-out baseline, as
+            RLOO and GRPO use): with one score at an episode's end, the clip's own samples say how good the
+            episode was for that speaker, which a value head must learn across clips.
         value_hidden: width of the value MLP on the VLA's per-frame hidden state.
         ent_coef: weight of the entropy bonus (the 56 token categoricals of a frame, summed); as ``kl_coef``, per
             frame.
@@ -41,6 +48,8 @@ class EpisodePPOConfig(PPOHyperparameters):
     total_steps: int = 8192
     episodes_per_rollout: int = 32
     minibatch_episodes: int = 8
+    samples_per_clip: int = 1
+    advantage: str = "gae"
     value_hidden: int = 256
     temperature: float | None = None
     normalize_rewards: bool = True
@@ -51,13 +60,32 @@ class EpisodePPOConfig(PPOHyperparameters):
 
     def __post_init__(self) -> None:
         self._check(
-            at_least_one=("total_steps", "episodes_per_rollout", "minibatch_episodes", "value_hidden"),
+            at_least_one=(
+                "total_steps",
+                "episodes_per_rollout",
+                "minibatch_episodes",
+                "value_hidden",
+                "samples_per_clip",
+            ),
             non_negative=("disagreement_penalty", "num_threads"),
         )
         if self.minibatch_episodes > self.episodes_per_rollout:
             raise ValueError(
                 f"EpisodePPOConfig.minibatch_episodes ({self.minibatch_episodes}) must be <= episodes_per_rollout "
                 f"({self.episodes_per_rollout}); lower it or sample more episodes per rollout"
+            )
+        if self.episodes_per_rollout % self.samples_per_clip:
+            raise ValueError(
+                f"EpisodePPOConfig.samples_per_clip ({self.samples_per_clip}) must divide episodes_per_rollout "
+                f"({self.episodes_per_rollout})"
+            )
+        if self.advantage not in ADVANTAGES:
+            raise ValueError(
+                f"EpisodePPOConfig.advantage: expected one of {ADVANTAGES}, found {self.advantage!r}"
+            )
+        if self.advantage == "group" and self.samples_per_clip < 2:
+            raise ValueError(
+                "EpisodePPOConfig.advantage 'group' compares the episodes of a clip: set samples_per_clip >= 2"
             )
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(
