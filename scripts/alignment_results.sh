@@ -14,6 +14,8 @@ run() { .venv/bin/dyadic benchmark alignment --sft "$SFT" --out "$OUT" "$@" num_
 ALL="--algo dpo_nods --algo random_prefer --algo dpo_paper --algo sft_preferred --algo iterated_dpo --algo ppo_rm --algo dpo_nods_weighted"
 ALL="$ALL --algo iterated_dpo_weighted --algo random_prefer_iterated_weighted --algo ppo_rm_episode"
 ALL="$ALL --algo iterated_dpo_weighted_window --algo ppo_oracle_episode --algo ppo_oracle_episode_65k"
+# The RL ceiling at 262,144 env steps, and PPO at 65,536 on a reward model of every ranked pair.
+ALL="$ALL --algo ppo_oracle_episode_262k --algo ppo_rm_all_episode_65k"
 # 120 rated groups (the quickstart's budget): every row.
 run $ALL "budgets=[120]" "seeds=[0,2,4]" &
 run --no-ceilings $ALL "budgets=[120]" "seeds=[1,3]"

@@ -34,6 +34,12 @@ wait
 run --no-ceilings --algo iterated_dpo_weighted_window "seeds=[0,2]" &
 run --no-ceilings --algo iterated_dpo_weighted_window "seeds=[1]"
 wait
+# Episode PPO on the true reward (the RL ceiling): the 65,536-step row, with group-relative advantages (each
+# episode against its clip's other samples), and with a fifth of the KL penalty.
+PPO="--algo ppo_oracle_episode_65k --algo ppo_oracle_episode_group_65k --algo ppo_oracle_episode_65k_kl01"
+run --no-ceilings $PPO "seeds=[0,2]" &
+run --no-ceilings $PPO "seeds=[1]"
+wait
 run --report-only --report-to docs/results/alignment_tuning.md $MAIN --algo dpo_nods_all_frames \
     --algo iterated_dpo3 --algo iterated_dpo_weighted --algo dpo_nods_rpo --algo dpo_nods_lr1e4 \
-    --algo iterated_dpo_weighted_window
+    --algo iterated_dpo_weighted_window $PPO
