@@ -16,8 +16,9 @@ ALL="$ALL --algo iterated_dpo_weighted --algo random_prefer_iterated_weighted --
 ALL="$ALL --algo iterated_dpo_weighted_window --algo ppo_oracle_episode --algo ppo_oracle_episode_65k"
 # The RL ceiling at 262,144 env steps, and PPO at 65,536 on a reward model of every ranked pair.
 ALL="$ALL --algo ppo_oracle_episode_262k --algo ppo_rm_all_episode_65k"
-# The KL penalty chosen on val (scripts/alignment_tuning.sh) at 65,536 and 262,144 env steps.
-ALL="$ALL --algo ppo_oracle_episode_65k_kl01 --algo ppo_oracle_episode_262k_kl01"
+# The KL penalty chosen on val (scripts/alignment_tuning.sh) at 65,536 and 262,144 env steps, and PPO with it on
+# the all-pairs reward model at 262,144.
+ALL="$ALL --algo ppo_oracle_episode_65k_kl01 --algo ppo_oracle_episode_262k_kl01 --algo ppo_rm_all_episode_262k_kl01"
 # 120 rated groups (the quickstart's budget): every row.
 run $ALL "budgets=[120]" "seeds=[0,2,4]" &
 run --no-ceilings $ALL "budgets=[120]" "seeds=[1,3]"
