@@ -3,6 +3,7 @@ through trl, PPO through SB3)."""
 
 from agents.base import Agent, FrameAgent
 from agents.baselines import (
+    LinearReadoutAgent,
     MeanAgent,
     MeanSeqAgent,
     MirrorAgent,
@@ -20,6 +21,6 @@ from agents.rollout import Trajectory, rollout
 import agents.listeners  # noqa: F401  isort: skip
 
 __all__ = [
-    "Agent", "FrameAgent", "MeanAgent", "MeanSeqAgent", "MirrorAgent", "NearestNeighborAgent", "NeutralAgent", "RandomAgent",
-    "RandomTrainAgent", "Trajectory", "agent_names", "make_agent", "register_agent", "rollout",
+    "Agent", "FrameAgent", "LinearReadoutAgent", "MeanAgent", "MeanSeqAgent", "MirrorAgent", "NearestNeighborAgent",
+    "NeutralAgent", "RandomAgent", "RandomTrainAgent", "Trajectory", "agent_names", "make_agent", "register_agent", "rollout",
 ]  # fmt: skip

@@ -54,7 +54,7 @@ class RLConfig:
     log_std_init: float = -2.0
     init_at_mean: bool = True
     normalize_reward: bool = True
-    baselines: list[str] = field(default_factory=lambda: ["random", "mean", "nn", "mirror"])
+    baselines: list[str] = field(default_factory=lambda: ["random", "mean", "linear", "nn", "mirror"])
     eval_split: str = "test"
     max_clips: int | None = None
     out: str = "runs/rl"
@@ -273,17 +273,18 @@ def report_markdown(results: dict[str, Any], command: str, curves: str) -> str:
 
 
 def verdicts(summary: dict[str, Any], config: dict[str, Any]) -> list[str]:
-    """Whether each policy beats Mean on the measure its reward pays (L2 for imitation, Oracle for oracle)."""
+    """Whether each policy beats Mean on the measure its reward pays (L2 for imitation, Oracle for oracle), and
+    on imitation, the linear readout: the supervised answer RL on that reward should reach."""
     lines = []
-    mean = summary.get("mean", {})
     for reward in config["rewards"]:
         key, better = ("L2", -1) if reward == "imitation" else ("weighted", 1)
-        if key not in mean:
-            continue
-        for algorithm in config["algorithms"]:
-            row = summary[row_name(algorithm, reward)][key]
-            gap = better * (row["mean"] - mean[key]["mean"])
-            apart = abs(gap) > row["ci"] + mean[key]["ci"]
+        references = ["mean", "linear"] if reward == "imitation" else ["mean"]
+        for algorithm, reference in ((a, r) for a in config["algorithms"] for r in references):
+            if key not in summary.get(reference, {}):
+                continue
+            row, ref = summary[row_name(algorithm, reward)][key], summary[reference][key]
+            gap = better * (row["mean"] - ref["mean"])
+            apart = abs(gap) > row["ci"] + ref["ci"]
             verdict = (
                 "beats"
                 if gap > 0 and apart
@@ -292,10 +293,14 @@ def verdicts(summary: dict[str, Any], config: dict[str, Any]) -> list[str]:
                 else "is level with (CIs overlap)"
             )
             lines.append(
-                f"- {row_name(algorithm, reward)} {verdict} Mean on {'L2' if key == 'L2' else 'the oracle score'}: "
-                f"{row['mean']:.4f} ± {row['ci']:.4f} against {mean[key]['mean']:.4f} ± {mean[key]['ci']:.4f}."
+                f"- {row_name(algorithm, reward)} {verdict} {REFERENCE_NAMES[reference]} on "
+                f"{'L2' if key == 'L2' else 'the oracle score'}: {row['mean']:.4f} ± {row['ci']:.4f} against "
+                f"{ref['mean']:.4f} ± {ref['ci']:.4f}."
             )
     return lines
+
+
+REFERENCE_NAMES = {"mean": "Mean", "linear": "the linear readout"}
 
 
 def curve_changes(results: dict[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ import pytest
 import dyadic_env  # noqa: F401
 from agents import (
     Agent,
+    LinearReadoutAgent,
     MeanAgent,
     MirrorAgent,
     NearestNeighborAgent,
@@ -41,7 +42,8 @@ def make_env(data_path, split="test", **kwargs):
 
 @pytest.mark.parametrize("chunk_size", [1, 3])
 @pytest.mark.parametrize(
-    "name", ["random", "random-train", "nn", "neutral", "mirror", "mean", "meanfr", "meanseq", "mime"]
+    "name",
+    ["random", "random-train", "nn", "neutral", "mirror", "mean", "linear", "meanfr", "meanseq", "mime"],
 )
 def test_every_baseline_follows_the_protocol(data_path, dataset, name, chunk_size):
     agent = make_agent(name, dataset, seed=0, chunk_size=chunk_size)
@@ -60,8 +62,8 @@ def test_every_baseline_follows_the_protocol(data_path, dataset, name, chunk_siz
 
 def test_registry(dataset):
     assert agent_names() == [
-        "random", "random-train", "nn", "neutral", "mirror", "mean", "meanfr", "meanseq", "mime", "lm-listener",
-        "mmlhg",
+        "random", "random-train", "nn", "neutral", "mirror", "mean", "linear", "meanfr", "meanseq", "mime",
+        "lm-listener", "mmlhg",
     ]  # fmt: skip
     with pytest.raises(ValueError, match="agent: expected one of"):
         make_agent("oracle", dataset)
@@ -169,3 +171,26 @@ def test_nn_crossfades_between_segments(data_path, dataset):
     abrupt = rollout(env, NearestNeighborAgent(dataset, hold_frames=10, blend_frames=0), seed=0).frames
     jump = lambda frames: np.abs(np.diff(frames, axis=0)).max(axis=1)[9::10].mean()  # noqa: E731
     assert jump(smooth) < jump(abrupt)
+
+
+def test_linear_readout_beats_the_mean_frame_on_held_out_clips(data_path, dataset):
+    """The random-walk listener follows its speaker: a linear readout of the speaker context predicts it
+    better than the constant frame of least squared error, which a huge ridge shrinks the readout back to."""
+    env = make_env(data_path)
+
+    def error(agent):
+        return np.mean([
+            l2(rollout(env, agent, clip_id=cid, seed=0).frames, dataset.clip(cid).listener_motion)
+            for cid in dataset.split("test").clip_ids
+        ])  # fmt: skip
+
+    mean, linear = (
+        error(make_agent("mean", dataset)),
+        error(make_agent("linear", dataset, ridge=0.1, stride=1)),
+    )
+    assert linear < 0.75 * mean
+    shrunk = LinearReadoutAgent(dataset, ridge=1e6, stride=1)
+    np.testing.assert_allclose(shrunk.y_mean, make_agent("mean", dataset).frame, atol=1e-9)
+    assert np.abs(shrunk.weights).max() < 1e-4
+    with pytest.raises(ValueError, match="ridge must be > 0"):
+        LinearReadoutAgent(dataset, ridge=0.0)
