@@ -40,6 +40,12 @@ PPO="--algo ppo_oracle_episode_65k --algo ppo_oracle_episode_group_65k --algo pp
 run --no-ceilings $PPO "seeds=[0,2]" &
 run --no-ceilings $PPO "seeds=[1]"
 wait
+# PPO on the all-pairs reward model with the RL ceiling's settings over-optimised it on test (its reward rose as the
+# oracle fell); on the ensemble's lower bound (a disagreement penalty) it may not.
+RM="--algo ppo_rm_all_episode_262k_kl01 --algo ppo_rm_all_episode_262k_kl01_pessimistic"
+run --no-ceilings $RM "seeds=[0,2]" &
+run --no-ceilings $RM "seeds=[1]"
+wait
 run --report-only --report-to docs/results/alignment_tuning.md $MAIN --algo dpo_nods_all_frames \
     --algo iterated_dpo3 --algo iterated_dpo_weighted --algo dpo_nods_rpo --algo dpo_nods_lr1e4 \
-    --algo iterated_dpo_weighted_window $PPO
+    --algo iterated_dpo_weighted_window $PPO $RM
