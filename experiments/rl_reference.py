@@ -244,7 +244,7 @@ def report_markdown(results: dict[str, Any], command: str, curves: str) -> str:
         f"Stable-Baselines3 {', '.join(a.upper() for a in config['algorithms'])} on the {', '.join(config['rewards'])} "
         f"rewards of `{config['dataset']}` (train split), {config['total_timesteps']:,} environment steps per run, "
         f"{config['num_envs']} batched envs, seeds {seeds}; {len(runs)} runs trained in {minutes:.1f} min of wall time "
-        "(2 shared CPU cores, `nice -n 19`). Training speed, environment steps per second including the updates: "
+        "(2 CPU cores, shared with other jobs: an upper bound). Training speed, environment steps per second including the updates: "
         + ", ".join(f"{a.upper()} {v:,.0f}" for a, v in speed.items())
         + ".",
         f"Every row is evaluated closed loop on the {config['eval_split']} split ({results['num_clips']} clips) once per "
@@ -259,8 +259,9 @@ def report_markdown(results: dict[str, Any], command: str, curves: str) -> str:
         "'level with Mean' says that at this budget RL found no speaker-dependent gain over its start; the "
         "oracle reward, which pays for responses to the speaker, moves the policies away from it. The curves "
         "below do not rise on the imitation reward: their first points come from the shortest clips, which end "
-        "first and on which a constant face errs least, and every point includes the exploration noise; the "
-        "gain, if any, needs a larger budget (`total_timesteps`) or a policy that sees more of the speaker.",
+        "first and on which a constant face errs least, and every point includes the exploration noise. The linear "
+        "readout, a ridge regression from the speaker context fitted in seconds, shows what reading the speaker "
+        "gives on L2: the gap from a policy to it is what RL on this reward has not found at this budget.",
         "## Learning curves",
         "Training reward per frame (mean of the last 100 episodes, exploration noise included; mean over seeds, band "
         "from min to max). "
