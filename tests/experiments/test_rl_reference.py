@@ -54,10 +54,10 @@ def test_dyadic_rl_refuses_a_bad_config(capsys):
 
 
 @pytest.mark.expensive
-def test_reference_ppo_on_imitation_reaches_mean(tmp_path):
-    """The shipped budget (docs/results/rl.md) with one seed: PPO on imitation ends level with or above Mean."""
+def test_reference_ppo_on_imitation_beats_mean(tmp_path):
+    """The shipped budget (docs/results/rl.md) with one seed: PPO on imitation beats Mean on L2 (gamma 0)."""
     assert (
         main(["rl", "seeds=[0]", "rewards=[imitation]", "algorithms={ppo: {}}", "--out", str(tmp_path)]) == 0
     )
     summary = json.loads((tmp_path / "results.json").read_text())["summary"]
-    assert summary["PPO (imitation)"]["L2"]["mean"] < 1.05 * summary["mean"]["L2"]["mean"]
+    assert summary["PPO (imitation)"]["L2"]["mean"] < summary["mean"]["L2"]["mean"]
