@@ -245,9 +245,8 @@ def report_markdown(results: dict[str, Any], command: str, curves: str) -> str:
         f"Stable-Baselines3 {', '.join(a.upper() for a in config['algorithms'])} on the {', '.join(config['rewards'])} "
         f"rewards of `{config['dataset']}` (train split), {config['total_timesteps']:,} environment steps per run, "
         f"{config['num_envs']} batched envs, seeds {seeds}; {len(runs)} runs trained in {minutes:.1f} min of wall time "
-        "(2 CPU cores, shared with other jobs: an upper bound). Training speed, environment steps per second including the updates: "
-        + ", ".join(f"{a.upper()} {v:,.0f}" for a, v in speed.items())
-        + ".",
+        "(2 CPU cores, shared with other jobs: an upper bound). Training speed, environment steps per second "
+        "including the updates: " + ", ".join(f"{a.upper()} {v:,.0f}" for a, v in speed.items()) + ".",
         f"Every row is evaluated closed loop on the {config['eval_split']} split ({results['num_clips']} clips) once per "
         f"seed (the baselines rebuilt with that seed, the policies trained with it) and shown as mean ± 95 % CI "
         "(Student t over the seeds). L2 is minus the imitation reward per frame; Oracle is the synthetic oracle's "
@@ -258,9 +257,9 @@ def report_markdown(results: dict[str, Any], command: str, curves: str) -> str:
         "Mean plays the training listeners' mean frame, the constant with the least squared error: a policy beats "
         "it on L2 only by reading the speaker. Every policy here starts from that frame (`init_at_mean`), so "
         "'level with Mean' says that at this budget RL found no speaker-dependent gain over its start; the "
-        "oracle reward, which pays for responses to the speaker, moves the policies away from it. The curves "
-        "below do not rise on the imitation reward: their first points come from the shortest clips, which end "
-        "first and on which a constant face errs least, and every point includes the exploration noise. The linear "
+        "oracle reward, which pays for responses to the speaker, moves the policies away from it. A curve below is "
+        "not a policy's L2: its first points come from the shortest clips, which end first and on which a constant "
+        "face errs least, and every point includes the exploration noise. The linear "
         "readout, a ridge regression from the speaker context fitted in seconds, shows what reading the speaker "
         "gives on L2: the gap from a policy to it is what RL on this reward has not found at this budget.",
         "## Learning curves",

@@ -17,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "rl", help="reference RL results: train SB3 PPO/A2C on the imitation and oracle rewards, evaluate with CIs",
         description="Train every algorithm of the config on every reward with every seed (Stable-Baselines3 on the "
-        "batched env), then evaluate the policies closed loop next to Random, Mean, the linear readout, NN and Mirror: every row as mean "
-        "± 95 % CI over the seeds, learning curves as TensorBoard logs and a plot.",
+        "batched env), then evaluate the policies closed loop next to Random, Mean, the linear readout, NN and "
+        "Mirror: every row as mean ± 95 % CI over the seeds, learning curves as TensorBoard logs and a plot.",
     )  # fmt: skip
     parser.add_argument(
         "--config",
