@@ -1,14 +1,15 @@
 """Why a baseline loses to Random on L2 Affect: the metric's error split into its parts.
 
 L2 Affect is the squared error of 30-frame valence means, so over a split's windows it is (up to how clips of
-different lengths are weighted) ``bias^2 + sd_pred^2 + sd_gt^2 - 2 corr sd_pred sd_gt``: a row scores well by tracking the recorded listener's
+different lengths are weighted) ``bias^2 + sd_pred^2 + sd_gt^2 - 2 corr sd_pred sd_gt``
+(:func:`dyadic_env.metrics.l2_affect_parts`): a row scores well by tracking the recorded listener's
 valence (``corr``) or by not moving it (``sd_pred`` near 0: Random's noise and Mean's still face both average
 to a neutral valence). ``linear`` (a ridge regression from the speaker context) shows what reading the speaker
 gives without sampling. For a given ``corr`` the best spread is ``corr * sd_gt``; the page prints it beside each
 row's spread. It also prints how much of the recorded valence is each listener's own level (variance between
 listeners' means), which no agent can know: the env does not say who the listener is.
 
-    python scripts/baselines_affect.py [--runs runs/baselines] [--seeds 0 1 2] [--samples 10]
+    python scripts/baselines_affect.py [--runs runs/baselines] [--seeds 0 1 2 3 4] [--samples 10]
 
 Reads the checkpoints scripts/baselines_results.sh trains; writes docs/results/baselines_affect.md.
 """
@@ -24,6 +25,7 @@ import numpy as np
 from agents.baselines import LinearReadoutAgent, MeanAgent, RandomAgent
 from agents.checkpoints import load_checkpoint_agent
 from dyadic_env.data import load_dataset
+from dyadic_env.metrics import l2_affect, l2_affect_parts
 from dyadic_env.metrics.core import _window_means
 from dyadic_env.rewards import listener_affect_estimator
 from experiments.evaluation import rollout_agents, summarize_seeds
@@ -36,17 +38,15 @@ def window_valence(estimator, frames: np.ndarray) -> np.ndarray:
 
 
 def decompose(estimator, predictions: list[list[np.ndarray]], gts: list[np.ndarray]) -> dict[str, float]:
-    """L2 Affect (x100, the paper's unit) and its parts over every window of every prediction."""
-    pred, true, l2 = [], [], []
-    for samples, gt in zip(predictions, gts):
-        g = window_valence(estimator, gt)
-        for p in samples:
-            w = window_valence(estimator, p)
-            pred.append(w), true.append(g), l2.append(np.mean((w - g) ** 2))
-    p, g = np.concatenate(pred), np.concatenate(true)
-    corr = float(np.corrcoef(p, g)[0, 1]) if p.std() > 1e-6 else 0.0
-    return {"L2 Affect": 100 * float(np.mean(l2)), "bias^2": 100 * float((p.mean() - g.mean()) ** 2),
-            "sd_pred": float(p.std()), "best sd_pred": max(corr, 0.0) * float(g.std()), "corr": corr}  # fmt: skip
+    """L2 Affect (x100, the paper's unit) and its parts (:func:`l2_affect_parts`) over every prediction."""
+    pairs = [
+        (estimator(np.asarray(p))[:, 0], estimator(np.asarray(g))[:, 0])
+        for s, g in zip(predictions, gts)
+        for p in s
+    ]
+    parts = l2_affect_parts([p for p, _ in pairs], [g for _, g in pairs])
+    return {"L2 Affect": 100 * float(np.mean([l2_affect(p, g) for p, g in pairs])), "bias^2": 100 * parts["bias2"],
+            "sd_pred": parts["sd_pred"], "best sd_pred": parts["best_sd_pred"], "corr": parts["corr"]}  # fmt: skip
 
 
 def between_listener_share(data, estimator, split: str) -> tuple[float, float]:
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/baselines")
     parser.add_argument("--dataset", default="synthetic:small")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--out", default="docs/results/baselines_affect.md")
     args = parser.parse_args()

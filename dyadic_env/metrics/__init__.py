@@ -15,6 +15,7 @@ from dyadic_env.metrics.core import (
     frechet_terms,
     l2,
     l2_affect,
+    l2_affect_parts,
     paired_frechet_distance,
     variation,
 )
@@ -36,6 +37,6 @@ from dyadic_env.metrics.table import metrics_table, react_table
 __all__ = [
     "METRIC_KEYS", "REACT_KEYS", "LinearAffectProbe", "ccc", "diversity", "evaluate", "evaluate_per_clip",
     "fr_corr", "fr_dist", "fr_div", "fr_dvs", "fr_syn", "fr_var", "frechet_distance", "frechet_terms", "l2",
-    "l2_affect", "metrics_table", "paired_frechet_distance", "react_metrics", "react_per_clip", "react_table",
-    "variation", "weighted_dtw",
+    "l2_affect", "l2_affect_parts", "metrics_table", "paired_frechet_distance", "react_metrics", "react_per_clip",
+    "react_table", "variation", "weighted_dtw",
 ]  # fmt: skip

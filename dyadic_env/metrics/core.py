@@ -97,6 +97,29 @@ def l2_affect(predicted_valence: np.ndarray, ground_truth_valence: np.ndarray) -
     return float(np.mean((_window_means(predicted_valence) - _window_means(ground_truth_valence)) ** 2))
 
 
+def l2_affect_parts(
+    predicted_valence: Sequence[np.ndarray], ground_truth_valence: Sequence[np.ndarray]
+) -> dict[str, float]:
+    """L2 Affect's error pooled over every 30-frame window of every clip pair, and its parts.
+
+    ``pooled = bias2 + sd_pred**2 + sd_true**2 - 2 * corr * sd_pred * sd_true`` exactly (population moments over
+    the windows); :func:`l2_affect` averages per clip instead, so the two differ only by how clips of different
+    lengths weigh. A row wins by following the recorded valence (``corr``) or by not moving it (``sd_pred``
+    near 0); ``best_sd_pred = max(corr, 0) * sd_true`` is the spread that minimises the error at its ``corr``.
+    """
+    if len(predicted_valence) != len(ground_truth_valence) or not predicted_valence:
+        raise ValueError("l2_affect_parts: one ground-truth valence array per prediction, at least one pair")
+    pred = np.concatenate([_window_means(np.asarray(v, np.float64).ravel()) for v in predicted_valence])
+    true = np.concatenate([_window_means(np.asarray(v, np.float64).ravel()) for v in ground_truth_valence])
+    sd_pred, sd_true = float(pred.std()), float(true.std())
+    moving = sd_pred > 1e-9 and sd_true > 1e-9  # a constant has no correlation; its cross term is 0
+    corr = (
+        float(np.mean((pred - pred.mean()) * (true - true.mean())) / (sd_pred * sd_true)) if moving else 0.0
+    )
+    return {"pooled": float(np.mean((pred - true) ** 2)), "bias2": float((pred.mean() - true.mean()) ** 2),
+            "sd_pred": sd_pred, "sd_true": sd_true, "corr": corr, "best_sd_pred": max(corr, 0.0) * sd_true}  # fmt: skip
+
+
 def evaluate(
     predicted: Sequence[np.ndarray],
     ground_truth: Sequence[np.ndarray],

@@ -9,6 +9,7 @@ from dyadic_env.metrics import (
     frechet_terms,
     l2,
     l2_affect,
+    l2_affect_parts,
     metrics_table,
     paired_frechet_distance,
     variation,
@@ -123,3 +124,25 @@ def test_linear_probe_recovers_a_linear_valence(tmp_path):
 def test_metrics_table_scales_l2_affect_and_leaves_gaps():
     table = metrics_table({"GT": {"Variation": 0.1254}, "SFT": {"L2": 0.3, "L2 Affect": 0.025}})
     assert "| GT |  |" in table and "2.5000" in table and "L2 Affect(10^2)" in table
+
+
+def test_l2_affect_parts_recombine_into_the_pooled_error():
+    rng = np.random.default_rng(0)
+    true = [rng.normal(size=n) for n in (90, 61, 30)]
+    pred = [0.5 * t + rng.normal(scale=0.3, size=len(t)) + 0.1 for t in true]
+    parts = l2_affect_parts(pred, true)
+    recombined = (
+        parts["bias2"]
+        + parts["sd_pred"] ** 2
+        + parts["sd_true"] ** 2
+        - 2 * parts["corr"] * (parts["sd_pred"] * parts["sd_true"])
+    )
+    assert parts["pooled"] == pytest.approx(recombined, rel=1e-9)
+    assert 0.5 < parts["corr"] < 1.0 and parts["bias2"] > 0
+    # Equal-length clips weigh alike both ways: the pooled error is the mean of the per-clip ones.
+    same = l2_affect_parts(pred[:1] * 2, true[:1] * 2)["pooled"]
+    assert same == pytest.approx(l2_affect(pred[0], true[0]))
+    still = l2_affect_parts([np.full(90, 0.2)], true[:1])
+    assert still["sd_pred"] == 0 and still["corr"] == 0 and still["best_sd_pred"] == 0
+    with pytest.raises(ValueError, match="one ground-truth valence array per prediction"):
+        l2_affect_parts(pred, true[:2])
