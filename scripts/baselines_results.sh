@@ -4,7 +4,7 @@
 # SFT+DPO): the paper's metrics, the oracle's, REACT's (K = 10 predictions per clip), the VQ-VAEs'
 # reconstruction error and the training times (`dyadic baselines report`). docs/baselines.md explains the rows.
 #
-#   SEEDS="0 1 2"      training and evaluation seeds (one seed: SEEDS=0)
+#   SEEDS="0 1 2 3 4"  training and evaluation seeds (one seed: SEEDS=0)
 #   SFT=DIR            an SFT checkpoint for every seed, or "DIR0 DIR1 DIR2" one per seed; unset: SFT is trained
 #                      here per seed with experiments/configs/sft_small.yaml (about 14 minutes each)
 #   DPO=DIR            adds the row SFT+DPO (one checkpoint, or one per seed)
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DYADIC=${DYADIC:-.venv/bin/dyadic}
 OUT=${OUT:-runs/baselines}
-read -r -a SEED_LIST <<< "${SEEDS:-0 1 2}"
+read -r -a SEED_LIST <<< "${SEEDS:-0 1 2 3 4}"
 export OMP_NUM_THREADS=1
 run() { nice -n 15 "$DYADIC" "$@"; }
 # pick LIST INDEX: the INDEX-th word of LIST, or its only word.
