@@ -236,6 +236,15 @@ class ContextFeatures:
             self._bow_cache[text] = bow
         return bow
 
+    def clip_contexts(
+        self, clip: Any, stride: int, words_window_s: float, max_words_chars: int
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Every ``stride``-th frame of a training clip, its pooled speaker motion and its words (as the env
+        shows them with these word settings)."""
+        frames = np.arange(0, clip.num_frames, stride)
+        words = words_per_frame(clip, words_window_s, max_words_chars)
+        return frames, self.pooled_motion(clip.speaker_motion)[frames], [words[f] for f in frames]
+
     def fit(self, pooled: np.ndarray, texts: list[str]) -> np.ndarray:
         """Standardise motion with these training contexts' statistics; their feature rows."""
         self.mean, self.std = pooled.mean(0), np.maximum(pooled.std(0), 1e-6)
@@ -286,10 +295,9 @@ class LinearReadoutAgent(FrameAgent):
         texts: list[str] = []
         targets: list[np.ndarray] = []
         for clip in dataset.split(split):
-            frames = np.arange(0, clip.num_frames, stride)
-            pooled.append(self.features.pooled_motion(clip.speaker_motion)[frames])
-            words = words_per_frame(clip, words_window_s, max_words_chars)
-            texts.extend(words[f] for f in frames)
+            frames, motion, words = self.features.clip_contexts(clip, stride, words_window_s, max_words_chars)
+            pooled.append(motion)
+            texts.extend(words)
             targets.append(np.asarray(clip.listener_motion, np.float64)[frames])
         x = self.features.fit(np.concatenate(pooled), texts).astype(np.float64)
         y = np.concatenate(targets)
@@ -350,10 +358,9 @@ class NearestNeighborAgent:
         rows: list[np.ndarray] = []
         ends: list[np.ndarray] = []
         for c, clip in enumerate(clips):
-            frames = np.arange(0, clip.num_frames, stride)
-            pooled.append(self.features.pooled_motion(clip.speaker_motion)[frames])
-            words = words_per_frame(clip, words_window_s, max_words_chars)
-            texts.extend(words[f] for f in frames)
+            frames, motion, words = self.features.clip_contexts(clip, stride, words_window_s, max_words_chars)
+            pooled.append(motion)
+            texts.extend(words)
             rows.append(self._playback.starts[c] + frames)
             ends.append(np.full(len(frames), self._playback.ends[c]))
         self._matrix = self.features.fit(np.concatenate(pooled), texts)

@@ -5,8 +5,8 @@ probability that people prefer trajectory A to B is ``sigmoid(R(A) - R(B))``. Wi
 step's reward also reads the steps before it (a causal dilated convolution over the step embeddings), so it can
 judge what unfolds in time: a nod right after the speaker's phrase ends, a reaction some frames after the
 speaker's face changes. Several members trained on bootstrap resamples of the pairs form an ensemble whose
-spread (std across members) says where the model is unsure: PPO should not trust the reward there. Optional heads predict the four rated criteria from a
-trajectory's pooled step embeddings.
+spread (std across members) says where the model is unsure: PPO should not trust the reward there. Optional
+heads predict the four rated criteria from a trajectory's pooled step embeddings.
 """
 
 from __future__ import annotations

@@ -39,11 +39,8 @@ def window_valence(estimator, frames: np.ndarray) -> np.ndarray:
 
 def decompose(estimator, predictions: list[list[np.ndarray]], gts: list[np.ndarray]) -> dict[str, float]:
     """L2 Affect (x100, the paper's unit) and its parts (:func:`l2_affect_parts`) over every prediction."""
-    pairs = [
-        (estimator(np.asarray(p))[:, 0], estimator(np.asarray(g))[:, 0])
-        for s, g in zip(predictions, gts)
-        for p in s
-    ]
+    true = [estimator(np.asarray(g))[:, 0] for g in gts]  # once a clip, not once a prediction
+    pairs = [(estimator(np.asarray(p))[:, 0], t) for samples, t in zip(predictions, true) for p in samples]
     parts = l2_affect_parts([p for p, _ in pairs], [g for _, g in pairs])
     return {"L2 Affect": 100 * float(np.mean([l2_affect(p, g) for p, g in pairs])), "bias^2": 100 * parts["bias2"],
             "sd_pred": parts["sd_pred"], "best sd_pred": parts["best_sd_pred"], "corr": parts["corr"]}  # fmt: skip
