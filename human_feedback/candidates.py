@@ -69,7 +69,8 @@ class CollectConfig:
         broken_fraction: share of groups that get an obviously broken candidate (attention check).
         render: render videos (off: store tokens only, e.g. for simulated annotators).
         video_size: pixels of one face panel (the video is twice as wide).
-        temperature: sampling temperature for checkpoint policies.
+        temperature: sampling temperature for checkpoint policies; None: each checkpoint's own
+            ``decode_temperature`` (a study's default: people rate a policy as it is deployed).
         seed: seeds clip choice, rollouts, broken candidates and the annotators' shuffles.
         clip_ids: rate exactly these clips instead of drawing ``clips`` of them.
     """
@@ -83,7 +84,7 @@ class CollectConfig:
     broken_fraction: float = 0.25
     render: bool = True
     video_size: int = 256
-    temperature: float = 1.0
+    temperature: float | None = 1.0
     seed: int = 0
     clip_ids: list[str] | None = None
     backend: str = "osmesa"
@@ -102,7 +103,7 @@ class CollectConfig:
             raise ValueError(f"broken_fraction must be in [0, 1], found {self.broken_fraction}")
         if self.video_size < 16 or self.video_size % 2:
             raise ValueError(f"video_size must be an even number >= 16, found {self.video_size}")
-        if not self.temperature > 0:
+        if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"temperature must be positive, found {self.temperature}")
 
 
@@ -118,7 +119,7 @@ class CollectReport:
     clip_ids: list[str] = field(default_factory=list)
 
 
-def load_policy(spec: PolicySpec, dataset: Any, *, seed: int, temperature: float) -> Any:
+def load_policy(spec: PolicySpec, dataset: Any, *, seed: int, temperature: float | None) -> Any:
     """An Agent for a policy spec: a checkpoint directory (VLA, LM-listener, MMLHG), else a registered baseline."""
     if Path(spec.source).is_dir():
         from agents.checkpoints import load_checkpoint_agent

@@ -135,8 +135,10 @@ def _candidate_args(p: argparse.ArgumentParser, *, study: bool) -> None:
     p.add_argument("--video-size", type=int, default=None, help="pixels of one face panel (default 256)")
     p.add_argument("--backend", default=None, help="offscreen OpenGL backend: osmesa (default) or egl")
     p.add_argument(
-        "--temperature", type=float, default=None, help="sampling temperature of checkpoints (1.0)"
-    )
+        "--temperature", type=float, default=None,
+        help="sampling temperature of checkpoints (default: each checkpoint's decode temperature, as deployed)"
+        if study else "sampling temperature of checkpoints (1.0)",
+    )  # fmt: skip
     p.add_argument(
         "--broken-fraction", type=float, default=None, help="share of groups with a broken candidate (0.25)"
     )
@@ -378,6 +380,8 @@ def _collect_config(args: argparse.Namespace, policies: list[str], *, study: boo
     fields.update({k: v for k, v in flags.items() if v is not None})
     fields["ground_truth"] = args.ground_truth if study else not args.no_ground_truth
     fields.setdefault("samples", 1 if study else 4)
+    if study:  # people rate each policy as it deploys, as `dyadic eval` samples it
+        fields.setdefault("temperature", None)
     raw_policies = policies or fields.pop("policies", None) or []
     fields.pop("policies", None)
     if not fields.get("dataset"):

@@ -15,6 +15,7 @@ from human_feedback.candidates import (
     captions_for,
     choose_clips,
     collect,
+    load_policy,
 )
 from human_feedback.media import resolve_media
 from human_feedback.store import Campaign, Candidate, CandidateGroup
@@ -196,3 +197,29 @@ def test_a_vla_checkpoint_is_sampled_with_temperature(sqlite_store, walk, tmp_pa
     assert len(samples) == 2 and all(c.source == "policy" for c in samples)
     assert not np.array_equal(samples[0].token_array(), samples[1].token_array())
     assert samples[0].num_frames == load_dataset(walk).clip(clip_id).num_frames
+
+
+@pytest.mark.slow
+def test_a_study_samples_each_checkpoint_at_its_deployed_temperature(walk, tmp_path):
+    """`dyadic feedback study` rates policies as `dyadic eval` samples them; collect keeps its 1.0."""
+    import argparse
+
+    pytest.importorskip("torch")
+    from agents.vla.factory import model_for_dataset
+    from experiments.commands.feedback import _candidate_args, _collect_config
+
+    tiny = {
+        "backbone": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                     "num_key_value_heads": 2},
+        "head_hidden": 32, "projector_hidden": 32, "context_frames": 8,
+    }  # fmt: skip
+    model = model_for_dataset(load_dataset(walk), seed=0, **tiny)
+    model.config.decode_temperature = 0.7
+    model.save_pretrained(tmp_path / "vla")
+    for study, given, expected in [(True, [], 0.7), (True, ["--temperature", "1.3"], 1.3), (False, [], 1.0)]:
+        parser = argparse.ArgumentParser()
+        _candidate_args(parser, study=study)
+        args = parser.parse_args(["--campaign", "c", "--dataset", str(walk), *given])
+        config = _collect_config(args, [f"sft={tmp_path / 'vla'}"], study=study)
+        agent = load_policy(config.policies[0], load_dataset(walk), seed=0, temperature=config.temperature)
+        assert agent.sampler.temperature == pytest.approx(expected), (study, given)
