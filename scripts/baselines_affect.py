@@ -5,7 +5,11 @@ different lengths are weighted) ``bias^2 + sd_pred^2 + sd_gt^2 - 2 corr sd_pred 
 (:func:`dyadic_env.metrics.l2_affect_parts`): a row scores well by tracking the recorded listener's
 valence (``corr``) or by not moving it (``sd_pred`` near 0: Random's noise and Mean's still face both average
 to a neutral valence). ``linear`` (a ridge regression from the speaker context) shows what reading the speaker
-gives without sampling. For a given ``corr`` the best spread is ``corr * sd_gt``; the page prints it beside each
+gives without sampling. Where a code model loses it: ``... VQ round trip`` rows put the recorded listener through
+the model's VQ-VAE (MMLHG's decoded with the identity read from the clip itself, and with the average identity
+its policy answers with); ``recorded, level unknown`` is the recorded valence with each listener's own level
+(their mean over their training frames) replaced by the average listener's: the most a policy that is not told
+who listens can follow. For a given ``corr`` the best spread is ``corr * sd_gt``; the page prints it beside each
 row's spread. It also prints how much of the recorded valence is each listener's own level (variance between
 listeners' means), which no agent can know: the env does not say who the listener is.
 
@@ -39,11 +43,43 @@ def window_valence(estimator, frames: np.ndarray) -> np.ndarray:
 
 def decompose(estimator, predictions: list[list[np.ndarray]], gts: list[np.ndarray]) -> dict[str, float]:
     """L2 Affect (x100, the paper's unit) and its parts (:func:`l2_affect_parts`) over every prediction."""
-    true = [estimator(np.asarray(g))[:, 0] for g in gts]  # once a clip, not once a prediction
-    pairs = [(estimator(np.asarray(p))[:, 0], t) for samples, t in zip(predictions, true) for p in samples]
+    valences = [[estimator(np.asarray(p))[:, 0] for p in samples] for samples in predictions]
+    return decompose_valence(valences, [estimator(np.asarray(g))[:, 0] for g in gts])
+
+
+def decompose_valence(predictions: list[list[np.ndarray]], true: list[np.ndarray]) -> dict[str, float]:
+    """:func:`decompose` on valence tracks (T,) rather than frames."""
+    pairs = [(p, t) for samples, t in zip(predictions, true) for p in samples]
     parts = l2_affect_parts([p for p, _ in pairs], [g for _, g in pairs])
     return {"L2 Affect": 100 * float(np.mean([l2_affect(p, g) for p, g in pairs])), "bias^2": 100 * parts["bias2"],
             "sd_pred": parts["sd_pred"], "best sd_pred": parts["best_sd_pred"], "corr": parts["corr"]}  # fmt: skip
+
+
+def round_trips(lm_listener, mmlhg, gts: list[np.ndarray]) -> dict[str, list[list[np.ndarray]]]:
+    """Each recorded track through each VQ-VAE (encode, quantise, decode), one prediction a clip."""
+
+    def through(model, identity=None):
+        return [[model.reconstruct(np.asarray(g, np.float32), identity)[: len(g)]] for g in gts]
+
+    return {"LM-listener VQ round trip": through(lm_listener),
+            "MMLHG VQ round trip (clip's identity)": through(mmlhg),
+            "MMLHG VQ round trip (mean identity)": through(mmlhg, "mean")}  # fmt: skip
+
+
+def level_unknown(data, estimator, clip_ids: list[str]) -> list[np.ndarray]:
+    """Each clip's recorded valence with its listener's mean over their training frames replaced by the average
+    training listener's."""
+    by_listener: dict[str, list[np.ndarray]] = defaultdict(list)
+    for c in data.split("train").clip_ids:
+        clip = data.clip(c)
+        by_listener[clip.listener_id].append(estimator(np.asarray(clip.listener_motion))[:, 0])
+    levels = {k: float(np.concatenate(v).mean()) for k, v in by_listener.items()}
+    overall = float(np.mean(list(levels.values())))
+    out = []
+    for c in clip_ids:
+        clip = data.clip(c)
+        out.append(estimator(np.asarray(clip.listener_motion))[:, 0] - levels[clip.listener_id] + overall)
+    return out
 
 
 def between_listener_share(data, estimator, split: str) -> tuple[float, float]:
@@ -71,6 +107,8 @@ def main() -> None:
     estimator = listener_affect_estimator(data)
     clip_ids = data.split(args.split).clip_ids
     gts = [data.clip(c).listener_motion for c in clip_ids]
+    truth = [estimator(np.asarray(g))[:, 0] for g in gts]
+    unknown = level_unknown(data, estimator, clip_ids)  # the same every seed
     per_seed = []
     for seed in args.seeds:
         agents = {"random": RandomAgent(seed=seed), "mean": MeanAgent(data, data.tokenizer()),
@@ -80,7 +118,9 @@ def main() -> None:
         predictions, _ = rollout_agents(
             agents, data, args.split, seed, clip_ids=clip_ids, samples=args.samples
         )
+        predictions.update(round_trips(agents["LM-listener"].model, agents["MMLHG"].model, gts))
         per_seed.append({name: decompose(estimator, p, gts) for name, p in predictions.items()})
+        per_seed[-1]["recorded, level unknown"] = decompose_valence([[v] for v in unknown], truth)
         print(f"seed {seed}: " + "; ".join(f"{n} {r['L2 Affect']:.2f}" for n, r in per_seed[-1].items()))
     Path(args.out).write_text(page(args, per_seed, data, estimator))
 
@@ -104,7 +144,9 @@ def page(args, per_seed, data, estimator) -> str:
                 f"{args.dataset}, {args.split} split, {args.samples} predictions per clip, the checkpoints of "
                 "scripts/baselines_results.sh (one per seed); mean ± 95 % CI (Student t) over the seeds. The script's "
                 "docstring gives the formula; `best sd_pred` is the spread that would minimise the error at the row's "
-                "correlation.",
+                "correlation. The last rows are references, not policies: the recorded listener through each "
+                "VQ-VAE, and the recorded valence with each listener's own level replaced by the average "
+                "listener's (what following the speaker perfectly without knowing who listens would give).",
                 "\n".join(rows),
                 "Each listener's own valence level, which no agent is told: "
                 + "; ".join(
