@@ -20,6 +20,12 @@ from human_feedback.candidates import (
 from human_feedback.media import resolve_media
 from human_feedback.store import Campaign, Candidate, CandidateGroup
 
+TINY_VLA = {
+    "backbone": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                 "num_key_value_heads": 2},
+    "head_hidden": 32, "projector_hidden": 32, "context_frames": 8,
+}  # fmt: skip
+
 
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory):
@@ -174,12 +180,7 @@ def test_a_vla_checkpoint_is_sampled_with_temperature(sqlite_store, walk, tmp_pa
     from agents.vla.factory import model_for_dataset
 
     torch.manual_seed(0)
-    tiny = {
-        "backbone": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "num_key_value_heads": 2},
-        "head_hidden": 32, "projector_hidden": 32, "context_frames": 8,
-    }  # fmt: skip
-    model = model_for_dataset(load_dataset(walk), seed=0, **tiny)
+    model = model_for_dataset(load_dataset(walk), seed=0, **TINY_VLA)
     model.config.decode_mode = "greedy"  # how it deploys; candidates are samples all the same
     model.save_pretrained(tmp_path / "vla")
     config = CollectConfig(
@@ -208,12 +209,7 @@ def test_a_study_samples_each_checkpoint_at_its_deployed_temperature(walk, tmp_p
     from agents.vla.factory import model_for_dataset
     from experiments.commands.feedback import _candidate_args, _collect_config
 
-    tiny = {
-        "backbone": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "num_key_value_heads": 2},
-        "head_hidden": 32, "projector_hidden": 32, "context_frames": 8,
-    }  # fmt: skip
-    model = model_for_dataset(load_dataset(walk), seed=0, **tiny)
+    model = model_for_dataset(load_dataset(walk), seed=0, **TINY_VLA)
     model.config.decode_temperature = 0.7
     model.save_pretrained(tmp_path / "vla")
     for study, given, expected in [(True, [], 0.7), (True, ["--temperature", "1.3"], 1.3), (False, [], 1.0)]:
