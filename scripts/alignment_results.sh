@@ -27,10 +27,16 @@ wait
 run --no-ceilings --algo dpo_nods --algo rated_distillation:TopQuarterSFT "budgets=[60]" "seeds=[0,2,4]" &
 run --no-ceilings --algo dpo_nods --algo rated_distillation:TopQuarterSFT "budgets=[60]" "seeds=[1,3]"
 wait
-# 480 rated groups (4x the quickstart's): dpo_nods (seed 0 only so far; the page says how many) and
-# iterated_dpo_weighted (the best DPO on val before cache_window; the window form was not run at 480).
-run --no-ceilings --algo dpo_nods --algo iterated_dpo_weighted "budgets=[480]" "seeds=[0,2,4]" &
-run --no-ceilings --algo dpo_nods --algo iterated_dpo_weighted "budgets=[480]" "seeds=[1,3]"
+# 480 rated groups (4x the quickstart's): dpo_nods (seed 0 only so far; the page says how many),
+# iterated_dpo_weighted (the best DPO on val before cache_window) and iterated_dpo_weighted_window (the best after).
+run --no-ceilings --algo dpo_nods --algo iterated_dpo_weighted --algo iterated_dpo_weighted_window \
+    "budgets=[480]" "seeds=[0,2,4]" &
+run --no-ceilings --algo dpo_nods --algo iterated_dpo_weighted --algo iterated_dpo_weighted_window \
+    "budgets=[480]" "seeds=[1,3]"
+wait
+# PPO on the all-pairs reward model at 480 rated groups: does the over-optimisation seen at 120 move with labels?
+run --no-ceilings --algo ppo_rm_all_episode_65k --algo ppo_rm_all_episode_262k_kl01 "budgets=[480]" "seeds=[0,2,4]" &
+run --no-ceilings --algo ppo_rm_all_episode_65k --algo ppo_rm_all_episode_262k_kl01 "budgets=[480]" "seeds=[1,3]"
 wait
 # Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
 run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
