@@ -41,10 +41,11 @@ def window_valence(estimator, frames: np.ndarray) -> np.ndarray:
     return _window_means(estimator(np.asarray(frames))[:, 0])
 
 
-def decompose(estimator, predictions: list[list[np.ndarray]], gts: list[np.ndarray]) -> dict[str, float]:
-    """L2 Affect (x100, the paper's unit) and its parts (:func:`l2_affect_parts`) over every prediction."""
+def decompose(estimator, predictions: list[list[np.ndarray]], true: list[np.ndarray]) -> dict[str, float]:
+    """L2 Affect (x100, the paper's unit) and its parts (:func:`l2_affect_parts`) over every prediction, against
+    each clip's recorded valence ``true``."""
     valences = [[estimator(np.asarray(p))[:, 0] for p in samples] for samples in predictions]
-    return decompose_valence(valences, [estimator(np.asarray(g))[:, 0] for g in gts])
+    return decompose_valence(valences, true)
 
 
 def decompose_valence(predictions: list[list[np.ndarray]], true: list[np.ndarray]) -> dict[str, float]:
@@ -66,20 +67,16 @@ def round_trips(lm_listener, mmlhg, gts: list[np.ndarray]) -> dict[str, list[lis
             "MMLHG VQ round trip (mean identity)": through(mmlhg, "mean")}  # fmt: skip
 
 
-def level_unknown(data, estimator, clip_ids: list[str]) -> list[np.ndarray]:
-    """Each clip's recorded valence with its listener's mean over their training frames replaced by the average
-    training listener's."""
+def level_unknown(data, estimator, clip_ids: list[str], true: list[np.ndarray]) -> list[np.ndarray]:
+    """Each clip's recorded valence ``true`` with its listener's mean over their training frames replaced by the
+    average training listener's."""
     by_listener: dict[str, list[np.ndarray]] = defaultdict(list)
     for c in data.split("train").clip_ids:
         clip = data.clip(c)
         by_listener[clip.listener_id].append(estimator(np.asarray(clip.listener_motion))[:, 0])
     levels = {k: float(np.concatenate(v).mean()) for k, v in by_listener.items()}
     overall = float(np.mean(list(levels.values())))
-    out = []
-    for c in clip_ids:
-        clip = data.clip(c)
-        out.append(estimator(np.asarray(clip.listener_motion))[:, 0] - levels[clip.listener_id] + overall)
-    return out
+    return [v - levels[data.clip(c).listener_id] + overall for c, v in zip(clip_ids, true)]
 
 
 def between_listener_share(data, estimator, split: str) -> tuple[float, float]:
@@ -107,8 +104,8 @@ def main() -> None:
     estimator = listener_affect_estimator(data)
     clip_ids = data.split(args.split).clip_ids
     gts = [data.clip(c).listener_motion for c in clip_ids]
-    truth = [estimator(np.asarray(g))[:, 0] for g in gts]
-    unknown = level_unknown(data, estimator, clip_ids)  # the same every seed
+    truth = [estimator(np.asarray(g))[:, 0] for g in gts]  # once, for every row and seed
+    unknown = level_unknown(data, estimator, clip_ids, truth)
     per_seed = []
     for seed in args.seeds:
         agents = {"random": RandomAgent(seed=seed), "mean": MeanAgent(data, data.tokenizer()),
@@ -119,7 +116,7 @@ def main() -> None:
             agents, data, args.split, seed, clip_ids=clip_ids, samples=args.samples
         )
         predictions.update(round_trips(agents["LM-listener"].model, agents["MMLHG"].model, gts))
-        per_seed.append({name: decompose(estimator, p, gts) for name, p in predictions.items()})
+        per_seed.append({name: decompose(estimator, p, truth) for name, p in predictions.items()})
         per_seed[-1]["recorded, level unknown"] = decompose_valence([[v] for v in unknown], truth)
         print(f"seed {seed}: " + "; ".join(f"{n} {r['L2 Affect']:.2f}" for n, r in per_seed[-1].items()))
     Path(args.out).write_text(page(args, per_seed, data, estimator))

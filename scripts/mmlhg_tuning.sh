@@ -34,7 +34,7 @@ done
 .venv/bin/python - > docs/results/mmlhg_tuning.md <<'PY'
 import json, os
 import numpy as np
-from scipy import stats
+from experiments.benchmark.report import student_t_interval
 out, seeds = os.environ["OUT"], os.environ["SEEDS"].split()
 runs = [json.load(open(f"{out}/val-seed{s}/results.json"))["rows"] for s in seeds]
 names = [n for n in runs[0] if n not in ("GT", "Appropriate (held-out)")]
@@ -42,8 +42,8 @@ keys = ["L2 Affect", "weighted", "L2", "FD", "Variation", "Diversity"]
 def values(name, key):
     return np.asarray([r[name][key] * (100 if key == "L2 Affect" else 1) for r in runs], float)
 def cell(v):
-    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return f"{v.mean():.4f} ± {half:.4f}"
+    mean, low, high = student_t_interval(list(v))
+    return f"{mean:.4f} ± {high - mean:.4f}"
 variants = [n for n in names if n != "random"]
 floor = values("default", "weighted").mean()
 eligible = [n for n in variants if values(n, "weighted").mean() >= floor]
