@@ -1,0 +1,70 @@
+"""DPO's implicit reward (reward_models.implicit): the margin trl's DPO loss sees, read as a reward model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from agents.alignment.dpo import DPOTrainingConfig, make_dpo_trainer, train_dpo
+from agents.vla import VLAForListening
+from reward_models.implicit import ImplicitReward, ImplicitRewardConfig, implicit_pair_accuracy
+from tests.agents.alignment.test_dpo import BETA, _gesture_policies, _log_sigmoid
+
+
+@pytest.mark.parametrize(
+    ("action_frames", "token_weight", "window"), [(0, 1.0, 0), (3, 1.0, 0), (0, 0.25, 0), (0, 1.0, 5)]
+)
+def test_the_implicit_reward_margin_is_the_one_trls_dpo_loss_sees(
+    tmp_path, walk_dataset_path, tiny_vla_kwargs, action_frames, token_weight, window
+) -> None:
+    dataset, policy, reference, pairs = _gesture_policies(tmp_path, walk_dataset_path, tiny_vla_kwargs)
+    for model in (policy, reference):
+        model.config.max_context_frames = window
+    dpo = DPOTrainingConfig(beta=BETA, nod_decisions=True, action_frames=action_frames, token_weight=token_weight,
+                            cache_window=bool(window))  # fmt: skip
+    trainer = make_dpo_trainer(policy, pairs, dataset.clip, dpo, tmp_path / "trl", reference=reference)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
+    with torch.no_grad():
+        trl_loss = float(trainer.compute_loss(trainer.model, batch))
+    config = ImplicitRewardConfig(beta=BETA, nod_decisions=True, action_frames=action_frames,
+                                  token_weight=token_weight, frame_window=window, batch_size=3)  # fmt: skip
+    reward = ImplicitReward(policy, reference, config)
+    clips = [dataset.clip(p.clip_id) for p in pairs]
+    margin = reward.score(clips, [p.chosen_tokens for p in pairs]) - reward.score(
+        clips, [p.rejected_tokens for p in pairs]
+    )
+    assert trl_loss == pytest.approx(float(np.mean([-_log_sigmoid(x) for x in margin])), rel=2e-4, abs=1e-5)
+
+
+def test_a_dpo_checkpoint_scores_its_training_pairs_and_its_own_sft_scores_zero(
+    tmp_path, walk_dataset_path, tiny_vla_kwargs
+) -> None:
+    dataset, _, _, pairs = _gesture_policies(tmp_path, walk_dataset_path, tiny_vla_kwargs)
+    config = DPOTrainingConfig(beta=0.5, nod_decisions=True, token_weight=0.125, num_epochs=8, batch_size=4,
+                               learning_rate=3e-3)  # fmt: skip
+    out, _ = train_dpo(tmp_path / "sft", pairs, dataset.clip, config, tmp_path / "dpo")
+    reward = ImplicitReward.from_pretrained(out, tmp_path / "sft")
+    assert (reward.config.beta, reward.config.token_weight, reward.config.nod_decisions) == (0.5, 0.125, True)
+    assert implicit_pair_accuracy(reward, pairs, dataset.clip) == 1.0
+    sft = VLAForListening.from_pretrained(tmp_path / "sft")
+    same = ImplicitReward(sft, VLAForListening.from_pretrained(tmp_path / "sft"), reward.config)
+    clips = [dataset.clip(p.clip_id) for p in pairs]
+    assert np.allclose(same.score(clips, [p.chosen_tokens for p in pairs]), 0.0)
+    assert np.isnan(implicit_pair_accuracy(reward, [], dataset.clip))
+
+
+def test_implicit_reward_errors_name_what_to_fix(tmp_path, tiny_vla_path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a DPO checkpoint"):
+        ImplicitRewardConfig.from_dpo_checkpoint(tiny_vla_path)
+    with pytest.raises(ValueError, match="beta"):
+        ImplicitRewardConfig(beta=0.0)
+    policy = VLAForListening.from_pretrained(tiny_vla_path)
+    reward = ImplicitReward(policy, policy, ImplicitRewardConfig())
+    with pytest.raises(ValueError, match="2 clips but 1 trajectories"):
+        reward.score([None, None], [np.zeros((3, 56), np.int64)])
+    (tmp_path / "dpo_config.json").write_text(json.dumps({"beta": 0.2, "cache_window": True}))
+    (tmp_path / "config.json").write_text(json.dumps({"max_context_frames": 7}))
+    assert ImplicitRewardConfig.from_dpo_checkpoint(tmp_path).frame_window == 7
