@@ -107,32 +107,58 @@ class ImplicitReward:
 
     def score(self, clips: Sequence[Any], tokens: Sequence[np.ndarray]) -> np.ndarray:
         """The reward of each trajectory ``tokens[i]`` (T, 56) as the listener of ``clips[i]``."""
+        return np.array([r.sum() for r in self.frame_rewards(clips, tokens)])
+
+    def frame_rewards(self, clips: Sequence[Any], tokens: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each trajectory's reward frame by frame (T,): ``beta`` times that frame's log-ratio; they sum to
+        :meth:`score`. A dense reward for RL (:class:`ImplicitTrajectoryReward`)."""
         if len(clips) != len(tokens):
             raise ValueError(f"score: {len(clips)} clips but {len(tokens)} trajectories")
-        return self.config.beta * (self.log_likelihood(self.policy, clips, tokens)
-                                   - self.log_likelihood(self.reference, clips, tokens))  # fmt: skip
+        policy = self.frame_log_likelihoods(self.policy, clips, tokens)
+        reference = self.frame_log_likelihoods(self.reference, clips, tokens)
+        return [self.config.beta * (p - r) for p, r in zip(policy, reference)]
 
-    @torch.no_grad()
     def log_likelihood(self, model: Any, clips: Sequence[Any], tokens: Sequence[np.ndarray]) -> np.ndarray:
         """``log pi(y|x)`` of each trajectory under ``model``, as DPO scored it (see the module docstring)."""
+        return np.array([f.sum() for f in self.frame_log_likelihoods(model, clips, tokens)])
+
+    @torch.no_grad()
+    def frame_log_likelihoods(
+        self, model: Any, clips: Sequence[Any], tokens: Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
+        """Each trajectory's log-likelihood under ``model`` frame by frame (T,)."""
         c, out = self.config, []
         keys = ("speaker_inputs", "prev_listener", "word_ids", "word_mask", "frame_mask", "actions")
         for start in range(0, len(clips), c.batch_size):
             stop = start + c.batch_size
             frames = self.policy.processor.clips_batch(clips[start:stop], tokens[start:stop])
             result = model(**{k: frames[k] for k in keys}, frame_window=c.frame_window)
-            actions, mask = frames["actions"], frames["frame_mask"].float()
+            actions, mask = frames["actions"], frames["frame_mask"]
             log_p = torch.log_softmax(result.logits.float(), -1)
             per_frame = log_p.gather(-1, actions[..., None]).squeeze(-1).sum(-1)  # (B, T)
             if c.action_frames:
                 per_frame[:, c.action_frames :] = 0
             per_frame = per_frame * c.token_weight
             if c.nod_decisions and model.vla.gestures:
-                per_frame = per_frame + model.vla.gesture_logprobs(
-                    result.frame_hidden, actions, frames["frame_mask"]
-                )
-            out.append((per_frame * mask).sum(-1).double().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+                per_frame = per_frame + model.vla.gesture_logprobs(result.frame_hidden, actions, mask)
+            per_frame = (per_frame * mask).double().numpy()
+            out += [row[: len(t)] for row, t in zip(per_frame, tokens[start:stop])]
+        return out
+
+
+class ImplicitTrajectoryReward:
+    """An implicit reward as episode PPO's reward (a ``TrajectoryReward``: ``score(clip, frames) -> (T,)``).
+
+    The decoded frames are tokenised back with the policy's action tokenizer (the env decodes bin centres, which
+    tokenise to themselves), then scored frame by frame.
+    """
+
+    def __init__(self, reward: ImplicitReward) -> None:
+        self.reward = reward
+
+    def score(self, clip: Any, frames: np.ndarray) -> np.ndarray:
+        tokens = self.reward.policy.processor.action_tokenizer.encode(np.asarray(frames))
+        return self.reward.frame_rewards([clip], [tokens])[0]
 
 
 def implicit_pair_accuracy(reward: ImplicitReward, pairs: Sequence[Any], clip: Any) -> float:

@@ -255,6 +255,32 @@ class PPOOnRewardModel:
         return policy
 
 
+class PPOOnImplicitReward:
+    """DPO on the cell's pairs (``dpo``: :class:`DPO` settings), then episode PPO of the SFT network on DPO's
+    implicit reward frame by frame (``reward_models.implicit``: ``beta`` times each frame's log-ratio of the DPO
+    policy to SFT). PPO on a reward model of the policy's own size, trained by DPO on the same labels: it ranks
+    held-out groups better than the Bradley-Terry ensemble of ``ppo_rm`` (docs/results/reward_model_implicit.md)."""
+
+    def __init__(
+        self, dpo: Mapping[str, Any] | None = None, episode_ppo: Mapping[str, Any] | None = None
+    ) -> None:
+        from agents.alignment.episode_ppo_config import EpisodePPOConfig
+        from dyadic_env.config import config_from_dict
+
+        self.dpo = DPO(**dict(dpo or {}))
+        self.episode_ppo = dict(episode_ppo or {})
+        config_from_dict(EpisodePPOConfig, self.episode_ppo, "ppo_implicit episode_ppo")
+
+    def __call__(self, task: AlignmentTask) -> Path:
+        from experiments.pipelines.stages import train_episode_ppo_stage
+        from reward_models.implicit import ImplicitReward, ImplicitTrajectoryReward
+
+        reward_policy = self.dpo(replace(task, out=task.out / "reward"))
+        reward = ImplicitTrajectoryReward(ImplicitReward.from_pretrained(reward_policy, task.sft))
+        settings = {**self.episode_ppo, "seed": task.seed, "num_threads": task.num_threads}
+        return train_episode_ppo_stage(task.sft, reward, task.dataset, settings, task.out / "policy")
+
+
 class PPOOnEnvReward:
     """Episode PPO of the SFT network on one of the env's own rewards (``oracle``: the true reward), the cell's
     labels unused: over seeds, the RL ceiling at the env-step budget of a PPO-on-reward-model row (what RL
@@ -358,4 +384,5 @@ BUILTINS: dict[str, Callable[..., AlignmentAlgorithm]] = {
     "iterated_dpo": IteratedDPO,
     "ppo_rm": PPOOnRewardModel,
     "ppo_env": PPOOnEnvReward,
+    "ppo_implicit": PPOOnImplicitReward,
 }

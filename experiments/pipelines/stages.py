@@ -83,10 +83,10 @@ def train_ppo_stage(policy: Path, reward_model: Path, dataset: Any, settings: di
 
 
 def train_episode_ppo_stage(
-    policy: Path, reward: str | Path, dataset: Any, settings: dict, out: Path
+    policy: Path, reward: str | Path | Any, dataset: Any, settings: dict, out: Path
 ) -> Path:
-    """Episode PPO from ``policy`` on a named env reward or a reward-model directory; ``settings`` are
-    ``EpisodePPOConfig`` fields (an unknown key is an error). Returns the checkpoint."""
+    """Episode PPO from ``policy`` on a named env reward, a reward-model directory or a ``TrajectoryReward``
+    object; ``settings`` are ``EpisodePPOConfig`` fields (an unknown key is an error). Returns the checkpoint."""
     from agents.alignment.episode_ppo import train_episode_ppo
     from agents.alignment.episode_ppo_config import EpisodePPOConfig
     from dyadic_env.config import config_from_dict

@@ -180,11 +180,15 @@ class LearnedTrajectoryReward:
         return mean - self.disagreement_penalty * std
 
 
-def episode_ppo_reward(reward: str | Path, disagreement_penalty: float = 0.0) -> Any:
-    """A named env reward as it is, or the reward model in directory ``reward`` as a trajectory reward."""
+def episode_ppo_reward(reward: str | Path | Any, disagreement_penalty: float = 0.0) -> Any:
+    """A named env reward or a ``TrajectoryReward`` object as it is, or the reward model in directory ``reward``
+    as a trajectory reward."""
+    from agents.alignment.episode_rewards import is_trajectory_reward
     from dyadic_env.rewards import reward_names
     from reward_models.model import CONFIG_FILE
 
+    if is_trajectory_reward(reward):
+        return reward
     if isinstance(reward, str) and reward in reward_names():
         return reward
     if not (Path(reward) / CONFIG_FILE).is_file():

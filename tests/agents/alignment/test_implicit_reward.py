@@ -10,6 +10,7 @@ import torch
 
 from agents.alignment.dpo import DPOTrainingConfig, make_dpo_trainer, train_dpo
 from agents.vla import VLAForListening
+from dyadic_env.data import load_dataset
 from reward_models.implicit import ImplicitReward, ImplicitRewardConfig, implicit_pair_accuracy
 from tests.agents.alignment.test_dpo import BETA, _gesture_policies, _log_sigmoid
 
@@ -68,3 +69,52 @@ def test_implicit_reward_errors_name_what_to_fix(tmp_path, tiny_vla_path) -> Non
     (tmp_path / "dpo_config.json").write_text(json.dumps({"beta": 0.2, "cache_window": True}))
     (tmp_path / "config.json").write_text(json.dumps({"max_context_frames": 7}))
     assert ImplicitRewardConfig.from_dpo_checkpoint(tmp_path).frame_window == 7
+
+
+def test_episode_ppo_gets_the_implicit_reward_frame_by_frame(
+    tmp_path, walk_dataset_path, tiny_vla_kwargs
+) -> None:
+    from agents.alignment.episode_ppo import collect_episodes
+    from agents.alignment.episode_rewards import episode_rewards
+    from experiments.pipelines.trainers import episode_ppo_reward
+    from reward_models.implicit import ImplicitTrajectoryReward
+
+    dataset, policy, reference, _ = _gesture_policies(tmp_path, walk_dataset_path, tiny_vla_kwargs)
+    implicit = ImplicitReward(
+        policy, reference, ImplicitRewardConfig(beta=BETA, nod_decisions=True, batch_size=2)
+    )
+    reward = episode_ppo_reward(ImplicitTrajectoryReward(implicit))
+    clips = list(dataset.split("train"))[:3]
+    trajectories = collect_episodes(policy, clips, seed=0).trajectories()
+    tokenizer = policy.processor.action_tokenizer
+    per_frame = episode_rewards(reward, clips, trajectories, dataset, tokenizer)  # from the decoded frames
+    assert [len(r) for r in per_frame] == [c.num_frames for c in clips]
+    np.testing.assert_allclose([r.sum() for r in per_frame], implicit.score(clips, trajectories), rtol=1e-6)
+
+
+def test_the_ppo_implicit_algorithm_trains_dpo_then_ppo_from_sft(
+    tmp_path, walk_dataset_path, tiny_vla_path
+) -> None:
+    from experiments.errors import UserError
+    from experiments.pipelines.aligners import AlignmentTask, load_algorithm
+    from tests.agents.alignment.test_dpo import _pairs
+
+    with pytest.raises(ValueError, match="episodes_per_rolout"):
+        load_algorithm("ppo_implicit", {"episode_ppo": {"episodes_per_rolout": 2}})
+    with pytest.raises(UserError, match="pairing"):
+        load_algorithm("ppo_implicit", {"dpo": {"pairing": "all"}})
+    algorithm = load_algorithm("ppo_implicit", {
+        "dpo": {"beta": 0.5, "num_epochs": 1, "batch_size": 2},
+        "episode_ppo": {"total_steps": 1, "episodes_per_rollout": 2, "minibatch_episodes": 2, "kl_coef": 0.1},
+    })  # fmt: skip
+    dataset = load_dataset(walk_dataset_path)
+    task = AlignmentTask(
+        sft=tiny_vla_path, pairs=_pairs(dataset), groups=[], dataset=dataset, budget=4, seed=3,
+        out=tmp_path / "cell", collect=None, num_threads=1,
+    )  # fmt: skip
+    policy = algorithm(task)
+    assert json.loads((tmp_path / "cell/reward/policy/dpo_config.json").read_text())["num_pairs"] == 4
+    assert json.loads((policy / "episode_ppo_config.json").read_text())["seed"] == 3
+    trained = VLAForListening.from_pretrained(policy).state_dict()
+    start = VLAForListening.from_pretrained(tiny_vla_path).state_dict()
+    assert any(not torch.equal(trained[k], start[k]) for k in start)
