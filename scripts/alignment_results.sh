@@ -38,6 +38,10 @@ wait
 run --no-ceilings --algo ppo_rm_all_episode_65k --algo ppo_rm_all_episode_262k_kl01 "budgets=[480]" "seeds=[0,2,4]" &
 run --no-ceilings --algo ppo_rm_all_episode_65k --algo ppo_rm_all_episode_262k_kl01 "budgets=[480]" "seeds=[1,3]"
 wait
+# PPO on DPO's implicit reward from the same labels (ppo_rm_all_episode_65k's PPO, the reward model swapped).
+run --no-ceilings --algo ppo_implicit_episode_65k "budgets=[120]" "seeds=[0,2,4]" &
+run --no-ceilings --algo ppo_implicit_episode_65k "budgets=[120]" "seeds=[1,3]"
+wait
 # Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
 run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
 # The reward model's held-out accuracy against the rated groups it learns from (seed 0's 480 groups).
@@ -50,6 +54,8 @@ F=$OUT/feedback
 .venv/bin/dyadic benchmark reward-model --collection $F/s0 --test-collection $F/s4 --groups 96,384 --seeds 2 \
     --pairing all-pairs --rm-config experiments/configs/rm_all_pairs_small.yaml \
     --report-to docs/results/reward_model_all_pairs.md
+# DPO's implicit reward against the learned reward model on the same held-out groups, from the same labels.
+PYTHONPATH=. .venv/bin/python scripts/implicit_reward.py --out "$OUT"
 # The page: every finished cell.
 run --report-only --report-to docs/results/alignment.md $ALL --algo rated_distillation:TopQuarterSFT \
-    --algo dpo_nods_active "budgets=[60,120,480]" "seeds=[0,1,2,3,4]"
+    --algo dpo_nods_active --algo ppo_implicit_episode_65k "budgets=[60,120,480]" "seeds=[0,1,2,3,4]"

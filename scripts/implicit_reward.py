@@ -8,14 +8,13 @@ B groups of seed S's collection (the groups a one-round DPO cell of that budget 
 learns from the first half and rates its own samples for the rest). Mean and 95 % Student-t interval over seeds;
 the paired difference per seed. Writes docs/results/reward_model_implicit.md (and .json).
 
-    PYTHONPATH=. DYADIC_CACHE=... .venv/bin/python scripts/implicit_reward.py
+    PYTHONPATH=. .venv/bin/python scripts/implicit_reward.py   (after scripts/alignment_results.sh's cells)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ CELLS = ("dpo_nods_weighted:120", "iterated_dpo_weighted:120", "iterated_dpo_wei
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark/alignment"), help="benchmark folder")
-    parser.add_argument("--sft", type=Path, default=Path("/tmp/w/qs_base/sft/final"), help="the cells' SFT")
+    parser.add_argument("--sft", type=Path, default=None, help="the cells' SFT (default: the benchmark's)")
     parser.add_argument(
         "--cells", nargs="+", default=list(CELLS), help="ALGO:BUDGET of the benchmark's cells"
     )
@@ -48,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     config = json.loads((args.out / "benchmark_config.json").read_text())
     dataset = load_dataset(config["config"]["dataset"])
+    sft = args.sft or Path(config["config"]["sft"])
     rm_settings = read_config(args.rm_config)
     feedback = {s: collected_groups(args.out / "feedback" / f"s{s}") for s in range(5)}
     rows = []
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             held_out = extreme_pairs(feedback[(seed + 1) % 5], 1)
             policy = args.out / "cells" / algo / f"b{budget}-s{seed}" / "policy"
-            reward = ImplicitReward.from_pretrained(policy, args.sft)
+            reward = ImplicitReward.from_pretrained(policy, sft)
             implicit.append(implicit_pair_accuracy(reward, held_out, dataset.clip))
             model = fit_reward_model(all_pairs(feedback[seed][: int(budget)]), dataset, rm_settings, seed)
             learned.append(_accuracy(model, held_out, dataset))
@@ -69,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
                         (("implicit_ci", implicit), ("learned_ci", learned), ("difference_ci", diff))}})  # fmt: skip
     args.report_to.parent.mkdir(parents=True, exist_ok=True)
     args.report_to.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    args.report_to.write_text(markdown(rows, " ".join(sys.argv)))
+    command = (
+        f"python scripts/implicit_reward.py --out {args.out} --cells {' '.join(args.cells)} --seeds "
+        + " ".join(map(str, args.seeds))
+    )
+    args.report_to.write_text(markdown(rows, command))
     print(args.report_to.read_text())
     return 0
 
