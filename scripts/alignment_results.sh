@@ -39,8 +39,9 @@ run --no-ceilings --algo ppo_rm_all_episode_65k --algo ppo_rm_all_episode_262k_k
 run --no-ceilings --algo ppo_rm_all_episode_65k --algo ppo_rm_all_episode_262k_kl01 "budgets=[480]" "seeds=[1,3]"
 wait
 # PPO on DPO's implicit reward from the same labels (ppo_rm_all_episode_65k's PPO, the reward model swapped).
-run --no-ceilings --algo ppo_implicit_episode_65k "budgets=[120]" "seeds=[0,2,4]" &
-run --no-ceilings --algo ppo_implicit_episode_65k "budgets=[120]" "seeds=[1,3]"
+IMPLICIT="--algo ppo_implicit_episode_65k --algo ppo_implicit_episode_262k_kl01"
+run --no-ceilings $IMPLICIT "budgets=[120]" "seeds=[0,2,4]" &
+run --no-ceilings $IMPLICIT "budgets=[120]" "seeds=[1,3]"
 wait
 # Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
 run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
@@ -58,4 +59,4 @@ F=$OUT/feedback
 PYTHONPATH=. .venv/bin/python scripts/implicit_reward.py --out "$OUT"
 # The page: every finished cell.
 run --report-only --report-to docs/results/alignment.md $ALL --algo rated_distillation:TopQuarterSFT \
-    --algo dpo_nods_active --algo ppo_implicit_episode_65k "budgets=[60,120,480]" "seeds=[0,1,2,3,4]"
+    --algo dpo_nods_active $IMPLICIT "budgets=[60,120,480]" "seeds=[0,1,2,3,4]"
