@@ -188,6 +188,11 @@ def episode_ppo_reward(reward: str | Path | Any, disagreement_penalty: float = 0
     from reward_models.model import CONFIG_FILE
 
     if is_trajectory_reward(reward):
+        if disagreement_penalty:
+            raise ValueError(
+                f"disagreement_penalty ({disagreement_penalty}) needs a reward-model ensemble (a directory from "
+                f"`dyadic train rm`); {type(reward).__name__} has no members to disagree: set it to 0"
+            )
         return reward
     if isinstance(reward, str) and reward in reward_names():
         return reward

@@ -84,6 +84,8 @@ def test_episode_ppo_gets_the_implicit_reward_frame_by_frame(
         policy, reference, ImplicitRewardConfig(beta=BETA, nod_decisions=True, batch_size=2)
     )
     reward = episode_ppo_reward(ImplicitTrajectoryReward(implicit))
+    with pytest.raises(ValueError, match=r"disagreement_penalty .* set it to 0"):
+        episode_ppo_reward(reward, disagreement_penalty=1.0)
     clips = list(dataset.split("train"))[:3]
     trajectories = collect_episodes(policy, clips, seed=0).trajectories()
     tokenizer = policy.processor.action_tokenizer
