@@ -118,15 +118,13 @@ class ImplicitReward:
         reference = self.frame_log_likelihoods(self.reference, clips, tokens)
         return [self.config.beta * (p - r) for p, r in zip(policy, reference)]
 
-    def log_likelihood(self, model: Any, clips: Sequence[Any], tokens: Sequence[np.ndarray]) -> np.ndarray:
-        """``log pi(y|x)`` of each trajectory under ``model``, as DPO scored it (see the module docstring)."""
-        return np.array([f.sum() for f in self.frame_log_likelihoods(model, clips, tokens)])
-
     @torch.no_grad()
     def frame_log_likelihoods(
         self, model: Any, clips: Sequence[Any], tokens: Sequence[np.ndarray]
     ) -> list[np.ndarray]:
-        """Each trajectory's log-likelihood under ``model`` frame by frame (T,)."""
+        """Each trajectory's log-likelihood under ``model`` frame by frame (T,), as DPO scored it."""
+        from agents.alignment.trajectory_logprobs import scored_action_logprobs
+
         c, out = self.config, []
         keys = ("speaker_inputs", "prev_listener", "word_ids", "word_mask", "frame_mask", "actions")
         for start in range(0, len(clips), c.batch_size):
@@ -135,13 +133,11 @@ class ImplicitReward:
             result = model(**{k: frames[k] for k in keys}, frame_window=c.frame_window)
             actions, mask = frames["actions"], frames["frame_mask"]
             log_p = torch.log_softmax(result.logits.float(), -1)
-            per_frame = log_p.gather(-1, actions[..., None]).squeeze(-1).sum(-1)  # (B, T)
-            if c.action_frames:
-                per_frame[:, c.action_frames :] = 0
-            per_frame = per_frame * c.token_weight
-            if c.nod_decisions and model.vla.gestures:
-                per_frame = per_frame + model.vla.gesture_logprobs(result.frame_hidden, actions, mask)
-            per_frame = (per_frame * mask).double().numpy()
+            token = scored_action_logprobs(
+                model, log_p, result.frame_hidden, actions, mask,
+                nod_decisions=c.nod_decisions, action_frames=c.action_frames, token_weight=c.token_weight,
+            )  # fmt: skip
+            per_frame = (token.sum(-1) * mask).double().numpy()  # (B, T)
             out += [row[: len(t)] for row, t in zip(per_frame, tokens[start:stop])]
         return out
 

@@ -38,10 +38,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from dyadic_env.data import load_dataset
     from experiments.benchmark.report import student_t_interval
-    from experiments.benchmark.reward_curve import _accuracy, collected_groups
+    from experiments.benchmark.reward_curve import collected_groups
     from experiments.configs import read_config
     from experiments.pipelines.aligners import all_pairs, extreme_pairs
-    from experiments.pipelines.trainers import fit_reward_model
+    from experiments.pipelines.trainers import fit_reward_model, preference_data
+    from reward_models import pair_accuracy
     from reward_models.implicit import ImplicitReward, implicit_pair_accuracy
 
     torch.set_num_threads(1)
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     sft = args.sft or Path(config["config"]["sft"])
     rm_settings = read_config(args.rm_config)
     feedback = {s: collected_groups(args.out / "feedback" / f"s{s}") for s in range(5)}
-    rows = []
+    rows, learned_by = [], {}  # (budget, seed) -> accuracy: cells of one budget share the learned model
     for cell in args.cells:
         algo, budget = cell.split(":")
         implicit, learned = [], []
@@ -59,8 +60,12 @@ def main(argv: list[str] | None = None) -> int:
             policy = args.out / "cells" / algo / f"b{budget}-s{seed}" / "policy"
             reward = ImplicitReward.from_pretrained(policy, sft)
             implicit.append(implicit_pair_accuracy(reward, held_out, dataset.clip))
-            model = fit_reward_model(all_pairs(feedback[seed][: int(budget)]), dataset, rm_settings, seed)
-            learned.append(_accuracy(model, held_out, dataset))
+            if (budget, seed) not in learned_by:
+                model = fit_reward_model(all_pairs(feedback[seed][: int(budget)]), dataset, rm_settings, seed)
+                learned_by[budget, seed] = pair_accuracy(
+                    model, preference_data(held_out, dataset, model.feature_config)
+                )
+            learned.append(learned_by[budget, seed])
             print(f"{cell} seed {seed}: implicit {implicit[-1]:.3f}, learned {learned[-1]:.3f}", flush=True)
         diff = list(np.subtract(implicit, learned))
         rows.append({"cell": cell, "algorithm": algo, "budget": int(budget), "seeds": args.seeds,

@@ -100,13 +100,10 @@ def trajectory_token_logprobs(
     )
     logits = out.logits.float()
     log_p = torch.log_softmax(logits, -1)
-    token = log_p.gather(-1, actions[..., None]).squeeze(-1)  # (B, T, 56)
-    if action_frames:
-        token = token * (torch.arange(t, device=token.device) < action_frames)[None, :, None]
-    token = token * token_weight
-    if nod_decisions and model.vla.gestures:
-        decisions = model.vla.gesture_logprobs(out.frame_hidden, actions, mask)
-        token = torch.cat([token[..., :1] + decisions[..., None], token[..., 1:]], -1)
+    token = scored_action_logprobs(
+        model, log_p, out.frame_hidden, actions, mask,
+        nod_decisions=nod_decisions, action_frames=action_frames, token_weight=token_weight,
+    )  # fmt: skip
     probs = log_p.exp()
     per_token = {
         "log_probs": token,
@@ -118,6 +115,23 @@ def trajectory_token_logprobs(
     return TrajectoryLogprobs(
         **{k: _to_flat(v, positions, mask, input_ids.shape[1]) for k, v in per_token.items()}
     )
+
+
+def scored_action_logprobs(
+    model: Any, log_p: torch.Tensor, frame_hidden: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor,
+    *, nod_decisions: bool, action_frames: int, token_weight: float,
+) -> torch.Tensor:  # fmt: skip
+    """What DPO scores of each action token (B, T, 56), from the frame view's log-softmax ``log_p``: the token's
+    log-prob (zero after ``action_frames`` when set) times ``token_weight``, plus, with ``nod_decisions``, the
+    frame's nod-decision log-prob on its first token. Their sum is the trajectory's log-probability."""
+    token = log_p.gather(-1, actions[..., None]).squeeze(-1)
+    if action_frames:
+        token = token * (torch.arange(token.shape[1], device=token.device) < action_frames)[None, :, None]
+    token = token * token_weight
+    if nod_decisions and model.vla.gestures:
+        decisions = model.vla.gesture_logprobs(frame_hidden, actions, mask)
+        token = torch.cat([token[..., :1] + decisions[..., None], token[..., 1:]], -1)
+    return token
 
 
 def _to_flat(values: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, length: int) -> torch.Tensor:
