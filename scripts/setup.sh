@@ -30,6 +30,19 @@ install_system_packages() {
     { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "${missing[@]}" >/dev/null; }
 }
 
+# A dropped download (seen in CI: ray's 79 MB wheel cut off six times running) is retried whole, up to 3 times;
+# what pip finished is kept, so a retry fetches only what is missing.
+pip_install() {
+  local try
+  for try in 1 2 3; do
+    .venv/bin/python -m pip install -q "$@" && return 0
+    echo "setup: 'pip install $*' failed (try $try of 3)" >&2
+    sleep $((try * 10))
+  done
+  echo "setup: pip could not install the packages; check the network or the package index, then re-run" >&2
+  return 1
+}
+
 install_python_packages() {
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   local stamp=.venv/.dyadic-setup-stamp
@@ -37,12 +50,12 @@ install_python_packages() {
   want=$(cat requirements.lock pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
   echo "setup: installing Python packages into .venv (a few minutes the first time)"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  pip_install --upgrade pip >/dev/null
   # torch==2.13.0 is pinned in the lock: it is the CPU wheel; anything else pulls CUDA builds.
-  .venv/bin/python -m pip install -q -r requirements.lock
+  pip_install -r requirements.lock --resume-retries 20
   # pyrender pins PyOpenGL 3.1.0, which lacks OSMesa contexts; the lock has 3.1.10, so no deps here.
-  .venv/bin/python -m pip install -q --no-deps pyrender==0.1.45
-  .venv/bin/python -m pip install -q --no-deps -e .
+  pip_install --no-deps pyrender==0.1.45
+  pip_install --no-deps -e .
   echo "$want" > "$stamp"
 }
 
