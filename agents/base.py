@@ -18,7 +18,9 @@ class Agent(Protocol):
     """A listener policy for ``dyadic_env/Listener-v0``.
 
     ``reset`` starts an episode (``seed`` reseeds any randomness); ``act`` maps the env's raw observation
-    to int64 action tokens ``(56,)``, or ``(k, 56)`` when the env places chunks of ``k`` frames.
+    to int64 action tokens ``(56,)``, or ``(k, 56)`` when the env places chunks of ``k`` frames. An agent may
+    also define ``meet_listener(listener_id)``: evaluation (``experiments.evaluation.rollout_agents``) calls it
+    before each clip; the env itself never says who listens.
     """
 
     def reset(self, *, seed: int | None = None) -> None: ...

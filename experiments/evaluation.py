@@ -62,6 +62,9 @@ class EvalConfig:
     """How ``policy`` decodes (:data:`agents.vla.decoding.DECODE_MODES`); None: the checkpoint's ``decode_mode``."""
     policy_temperature: float | None = None
     """The sampling temperature of ``policy``'s checkpoints; None: each checkpoint's ``decode_temperature``."""
+    tell_listener: list[str] = field(default_factory=list)
+    """Named ``policy`` rows (MMLHG checkpoints) told each clip's listener, as MMLHG's paper is given the identity
+    to animate; the env tells no agent, so these rows know more than the others."""
     split: str = "test"
     """The split whose every clip is rolled out."""
     seed: int = 0
@@ -110,6 +113,14 @@ class EvalConfig:
                 f"frdist_groups: expected one of {list(FRDIST_GROUPS)}, found {self.frdist_groups!r}"
             )
         self.policies()  # checks the NAME=DIR syntax
+        if isinstance(self.tell_listener, str):
+            self.tell_listener = [a for a in self.tell_listener.split(",") if a]
+        unknown = [name for name in self.tell_listener if name not in self.policies() or name == "vla"]
+        if unknown:
+            raise ValueError(
+                f"tell_listener (--tell-listener): {unknown} name no --policy row; name rows given as "
+                "--policy NAME=DIR (e.g. --policy 'MMLHG (told)=DIR' --tell-listener 'MMLHG (told)')"
+            )
         if self.checkpoint_agents() and (
             len(self.checkpoint_agents()) > 1 or not self.policy or "=" in self.policy
         ):
@@ -237,6 +248,9 @@ def rollout_agents(
     """Decoded closed-loop predictions of every agent, ``samples`` per clip of ``clip_ids`` (default: the
     split's), each from its own seed (:func:`sample_seed`); and the seconds each agent took.
 
+    Before each clip an agent with a ``meet_listener`` method is given the clip's listener id (the env tells no
+    agent; only an agent built to be told, MMLHG with ``identity="told"``, uses it).
+
     Pipelines that sample some policies their own way (batched) merge these with theirs and score all of them
     in one :func:`evaluate_predictions`, so one validity table ranks every row.
     """
@@ -253,7 +267,12 @@ def rollout_agents(
         }
         env = ListenerEnv(data, split, **kwargs)
         start = time.perf_counter()
-        predictions[name] = [_samples(env, agent, cid, seed, i, samples) for i, cid in enumerate(clip_ids)]
+        meet = getattr(agent, "meet_listener", None)  # agents that may be told who listens (MMLHG's "told")
+        predictions[name] = []
+        for i, cid in enumerate(clip_ids):
+            if meet is not None:
+                meet(data.clip(cid).listener_id)
+            predictions[name].append(_samples(env, agent, cid, seed, i, samples))
         seconds[name] = time.perf_counter() - start
         env.close()
     return predictions, seconds

@@ -24,6 +24,9 @@ from agents.listeners.sequences import BOS, Units, collate
 from agents.vla.agent import torch_threads
 from agents.vla.text import WordEncoder, new_words, split_words
 
+TOLD = "told"
+"""The identity of an MMLHG agent that answers as whoever the evaluation names (:meth:`CodeListenerAgent.meet_listener`)."""
+
 DECODE_UNITS = 32
 """Codes the decoder reads back (its receptive field is about 19 units at 8 frames a unit)."""
 
@@ -61,7 +64,10 @@ class CodeListenerAgent(FrameAgent):
         temperature: sampling temperature (None: the checkpoint's ``decode_temperature``).
         greedy: take the most likely code instead of sampling (same as ``mode="greedy"``).
         mode: ``"sample"`` or ``"greedy"`` (None: the checkpoint's ``decode_mode``).
-        identity: MMLHG's listener identity, ``"mean"`` or a training listener's id (None: the checkpoint's).
+        identity: MMLHG's listener identity, ``"mean"`` or a training listener's id (None: the checkpoint's), or
+            ``"told"``: the listener the evaluation names before each clip (:meth:`meet_listener`), as MMLHG's
+            paper is given the identity to animate. The env says nobody's identity, so a told agent knows more
+            than every other row.
         chunk_size: frames per env step, a divisor of ``unit_frames``.
         num_threads: torch CPU threads while acting (one is fastest at batch 1; None keeps torch's setting).
     """
@@ -85,7 +91,13 @@ class CodeListenerAgent(FrameAgent):
         if self.mode not in ("sample", "greedy"):
             raise ValueError(f"mode: expected 'sample' or 'greedy', found {self.mode!r}")
         self.temperature = float(config.decode_temperature if temperature is None else temperature)
-        self.style = model.identity_style(identity)
+        self.told = identity == TOLD
+        if self.told and not config.style_dim:
+            raise ValueError(
+                f"identity: {TOLD!r} needs an MMLHG checkpoint (identity vectors); this is {config.variant}"
+            )
+        self.style = None if self.told else model.identity_style(identity)
+        self.listener: str | None = None  # whom a told agent answers as
         self.num_threads = num_threads
         self.words = WordEncoder(model.word_tokenizer, max_tokens_per_frame=config.max_words_per_unit)
         self.pad_id = int(model.word_tokenizer.pad_token_id or 0)
@@ -101,6 +113,19 @@ class CodeListenerAgent(FrameAgent):
         """Load a checkpoint directory (``dyadic train lm-listener`` / ``mmlhg`` write ``OUTPUT_DIR/final``)."""
         return cls(CodeListenerModel.from_pretrained(path), **kwargs)
 
+    def meet_listener(self, listener_id: str) -> None:
+        """Be told who listens in the coming episodes (evaluation calls it before each clip); only an agent made
+        with ``identity="told"`` uses it, answering as that training listener."""
+        if not self.told:
+            return
+        if listener_id not in self.model.config.identities:
+            raise ValueError(
+                f"meet_listener: {listener_id!r} is not one of the model's {len(self.model.config.identities)} "
+                "training listeners, so it has no identity vector for them; a told agent answers as a training "
+                "listener only (use identity='mean' for others)"
+            )
+        self.style, self.listener = self.model.identity_style(listener_id), listener_id
+
     def reset(self, *, seed: int | None = None) -> None:
         if seed is not None:
             self.generator.manual_seed(int(seed))
@@ -113,6 +138,11 @@ class CodeListenerAgent(FrameAgent):
 
     def act_frames(self, observation: Observation) -> np.ndarray:
         step = int(np.asarray(observation["step"]).reshape(-1)[0])
+        if self.told and self.listener is None:
+            raise ValueError(
+                f"{type(self).__name__}(identity={TOLD!r}) was not told who listens: call "
+                "agent.meet_listener(listener_id) before the episode (`dyadic eval --tell-listener ROW` does)"
+            )
         if step == 0 and self._next_step:
             self.reset()  # a new episode began without reset()
         if step != self._next_step:

@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--temperature", type=float, default=None,
         help="sampling temperature of --policy checkpoints (default: each checkpoint's decode_temperature)",
     )  # fmt: skip
+    parser.add_argument(
+        "--tell-listener", default=None, metavar="ROW[,ROW]",
+        help="--policy rows (MMLHG checkpoints) told each clip's listener, as MMLHG's paper animates a given "
+        "identity; the env tells no agent, so these rows know more than the others",
+    )  # fmt: skip
     parser.add_argument("--split", default=None, help="split to evaluate on (default: test)")
     parser.add_argument(
         "--seed", type=int, default=None, help="seeds the agents and Diversity sampling (default: 0)"
@@ -89,7 +94,7 @@ def build_config(args: argparse.Namespace):  # -> EvalConfig
 
     fields = load_config_fields(args.config, [])
     flags = {"agents": args.agent or None, "policy": args.policy, "policy_mode": args.decode,
-             "policy_temperature": args.temperature,
+             "policy_temperature": args.temperature, "tell_listener": args.tell_listener,
              "dataset": args.dataset, "split": args.split, "seed": args.seed, "seeds": args.seeds,
              "max_clips": args.max_clips, "samples": args.samples, "validity": args.validity, "frdist_groups": args.frdist_groups,
              "report": args.report, "run_dir": args.run_dir}  # fmt: skip
@@ -167,6 +172,7 @@ def evaluate_seeds(config, dataset) -> dict:  # config: EvalConfig
     """The evaluation of the first seed; with ``config.seeds > 1`` also every row's mean and CI over the seeds
     (agents rebuilt for each seed)."""
     from agents import make_agent
+    from agents.listeners.agent import TOLD
     from dyadic_env.envs.compatibility import IncompatibleDataError
     from experiments.evaluation import evaluate_agents, seeds_table, summarize_seeds
 
@@ -184,7 +190,10 @@ def evaluate_seeds(config, dataset) -> dict:  # config: EvalConfig
             for name in config.agents
         }
         for name, path in config.policies().items():
-            agents[name] = load_policy(path, config.policy_mode, config.policy_temperature)
+            told = {"identity": TOLD} if name in config.tell_listener else {}
+            agents[name] = load_policy(path, config.policy_mode, config.policy_temperature, **told)
+            if told:
+                check_listeners_known(name, agents[name], dataset, config)
         try:
             runs.append(evaluate_agents(
                 agents, dataset, config.split, seed, max_clips=config.max_clips, env_kwargs=env_kwargs,
@@ -199,6 +208,21 @@ def evaluate_seeds(config, dataset) -> dict:  # config: EvalConfig
         summary = summarize_seeds(rows)
         results.update(seeds=seeds, seed_rows=summary, seeds_table=seeds_table(summary), rows_per_seed=rows)
     return results
+
+
+def check_listeners_known(name: str, agent, dataset, config) -> None:  # agent: CodeListenerAgent
+    """Refuse to tell a row listeners it has no identity for (a told MMLHG answers as a training listener)."""
+    from dyadic_env.data import load_dataset
+
+    data = load_dataset(dataset)
+    listeners = {data.clip(c).listener_id for c in data.split(config.split).clip_ids[: config.max_clips]}
+    unknown = sorted(listeners - set(agent.model.config.identities))
+    if unknown:
+        raise UserError(
+            f"--tell-listener {name}: the {config.split} split's listeners {unknown[:5]}"
+            f"{' ...' * (len(unknown) > 5)} are not among the checkpoint's training listeners; a told MMLHG "
+            "answers as a training listener only (evaluate it untold, or on clips of training listeners)"
+        )
 
 
 def plugin_agent(spec: str, dataset, seed: int):  # -> Agent
@@ -239,17 +263,20 @@ def checkpoint_agent(name: str, config, dataset, seed: int):  # config: EvalConf
         raise UserError(f"--agent {name} --policy {config.policy}: {e}") from None
 
 
-def load_policy(path: str, mode: str | None = None, temperature: float | None = None):  # -> Agent
-    """The agent of a checkpoint directory of any kind (VLA, LM-listener, MMLHG; :mod:`agents.checkpoints`)."""
+def load_policy(path: str, mode: str | None = None, temperature: float | None = None, **kwargs):  # -> Agent
+    """The agent of a checkpoint directory of any kind (VLA, LM-listener, MMLHG; :mod:`agents.checkpoints`);
+    ``kwargs`` go to the agent (``identity`` to an MMLHG one)."""
     if not Path(path).exists():
         raise UserError(f"--policy {path}: no such checkpoint directory")
     try:
-        from agents.checkpoints import load_checkpoint_agent
+        from agents.checkpoints import checkpoint_kind, load_checkpoint_agent
     except ImportError as e:
         raise UserError(
             f"--policy needs the policy agents (agents.checkpoints), which failed to import: {e}"
         ) from None
     try:
-        return load_checkpoint_agent(path, mode=mode, temperature=temperature)
+        if kwargs and checkpoint_kind(path) == "vla":
+            raise ValueError(f"{', '.join(kwargs)} applies to MMLHG checkpoints, and this is a VLA one")
+        return load_checkpoint_agent(path, mode=mode, temperature=temperature, **kwargs)
     except ValueError as e:
         raise UserError(f"--policy {path}: {e}") from None

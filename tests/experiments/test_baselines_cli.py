@@ -75,6 +75,9 @@ def test_eval_runs_a_baseline_by_name_and_several_as_named_rows(runs, tmp_path):
             "is a lm-listener checkpoint, not a mmlhg one",
         ),
         (["--policy", "X={root}/nothing"], "nothing: no such checkpoint directory"),
+        (["--policy", "MM={root}/mmlhg", "--tell-listener", "M"], "['M'] name no --policy row"),
+        (["--policy", "LM={root}/lm-listener", "--tell-listener", "LM"], "'told' needs an MMLHG checkpoint"),
+        (["--policy", "MM={root}/mmlhg", "--tell-listener", "MM"], "are not among the checkpoint's training"),
     ],
 )
 def test_eval_errors_name_the_fix(runs, tmp_path, capsys, argv, message):
@@ -82,6 +85,16 @@ def test_eval_errors_name_the_fix(runs, tmp_path, capsys, argv, message):
     argv = [a.format(root=root) for a in argv]
     assert main(["eval", *argv, "--dataset", str(data), "--run-dir", str(tmp_path / "r")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_eval_tells_a_row_who_listens(runs, tmp_path):
+    """--tell-listener: the named MMLHG row answers as each clip's listener; the other row as the average."""
+    root, data = runs
+    argv = ["eval", "--policy", f"MMLHG={root / 'mmlhg'},MMLHG (told)={root / 'mmlhg'}", "--tell-listener",
+            "MMLHG (told)", "--split", "train", "--dataset", str(data), "--run-dir", str(tmp_path / "told")]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads((tmp_path / "told" / "results.json").read_text())["rows"]
+    assert rows["MMLHG (told)"]["L2"] != rows["MMLHG"]["L2"]
 
 
 def test_train_errors_name_the_fix(runs, tmp_path, capsys):
@@ -126,3 +139,13 @@ def test_report_summarises_the_seeds(runs, tmp_path):
     assert "## Against Random" in page and "- LM-listener: " in page
     assert "Mean FD from highest to lowest:" in page
     assert main(["baselines", "report", str(tmp_path)]) == 2
+    # Evaluations in one folder, the trained runs in another, under a heading of the caller's.
+    (tmp_path / "evals" / "eval-seed0").mkdir(parents=True)
+    (tmp_path / "evals" / "eval-seed0" / "results.json").write_text(
+        (root / "eval-seed0" / "results.json").read_text()
+    )
+    argv = ["baselines", "report", str(tmp_path / "evals"), "--trained", str(root), "--title", "Told", "--out",
+            str(tmp_path / "told.md")]  # fmt: skip
+    assert main(argv) == 0
+    told = (tmp_path / "told.md").read_text()
+    assert told.startswith("# Told\n") and "| mmlhg | 0 |" in told and "evaluation seeds [0]" in told

@@ -152,3 +152,31 @@ def test_mmlhg_encodes_a_listener_relative_to_their_own_levels(walk_data):
     )
     row = mmlhg.config.identities.index(data.split("train")[0].listener_id)
     np.testing.assert_allclose(mmlhg.identity_mean[row].numpy(), frames.mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_a_told_mmlhg_answers_as_the_listener_it_is_told(trained, walk_data):
+    """identity="told": the evaluation names the listener before each clip (rollout_agents calls
+    meet_listener), and the agent then acts exactly as one built with that listener's identity."""
+    from experiments.evaluation import rollout_agents
+
+    variant, final = trained
+    model = CodeListenerModel.from_pretrained(final)
+    if variant == "lm-listener":
+        with pytest.raises(ValueError, match="'told' needs an MMLHG checkpoint"):
+            CodeListenerAgent(model, identity="told")
+        return
+    data = load_dataset(walk_data)
+    clips = data.split("train")[:2]  # training listeners: the model holds their identity vectors
+    told = CodeListenerAgent(model, seed=1, identity="told")
+    with pytest.raises(ValueError, match="was not told who listens"):
+        rollout(_env(walk_data, split="train"), told, seed=0)
+    with pytest.raises(ValueError, match="is not one of the model's 6 training listeners"):
+        told.meet_listener(data.split("test")[0].listener_id)
+    ids = [c.clip_id for c in clips]
+    got, _ = rollout_agents({"told": told}, data, "train", 4, clip_ids=ids, samples=2)
+    for i, clip in enumerate(clips):
+        named = CodeListenerAgent(model, seed=1, identity=clip.listener_id)
+        want, _ = rollout_agents({"named": named}, data, "train", 4, clip_ids=ids, samples=2)
+        np.testing.assert_array_equal(got["told"][i], want["named"][i])
+    untold, _ = rollout_agents({"mean": CodeListenerAgent(model, seed=1)}, data, "train", 4, clip_ids=ids)
+    assert not np.array_equal(untold["mean"][0][0], got["told"][0][0])  # an identity changes the face
