@@ -15,8 +15,11 @@ stored policy (:func:`add_missing_react`: evaluation only, nothing retrained); `
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -102,9 +105,47 @@ def run_cell(
     directory = cell.directory(config.out)
     _drop_if_stale(config, cell, directory / "result.json", log)
     add_missing_react(config, directory / "policy", directory / "result.json", log)
-    return run_stage(
-        cell.key, directory / "result.json", lambda tmp: _cell(config, Path(sft), cell, tmp, log), log=log
-    )
+    with cell_lock(directory, cell.key):
+        return run_stage(
+            cell.key, directory / "result.json", lambda tmp: _cell(config, Path(sft), cell, tmp, log), log=log
+        )
+
+
+@contextmanager
+def cell_lock(directory: Path, key: str) -> Iterator[None]:
+    """One process per cell: a process that reaches a cell another one is running stops here, before it would
+    clear that one's work folder. A lock whose process is gone (killed on this host) is taken over."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lock, me = directory / "running.lock", f"{socket.gethostname()}:{os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            owner = lock.read_text().strip() if lock.exists() else ""
+            host, _, pid = owner.partition(":")
+            if host != socket.gethostname() or (pid.isdigit() and _alive(int(pid))):
+                raise UserError(
+                    f"{key}: process {owner} is running this cell (lock {lock}); give parallel runs different "
+                    "seeds, or delete the lock if that process is gone"
+                ) from None
+            lock.unlink(missing_ok=True)  # left by a run that was killed
+    os.write(fd, me.encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -391,3 +392,28 @@ def test_reward_model_curve_learns_a_learnable_preference(tmp_path: Path) -> Non
     )
     assert result["held_out_pairs"]["best_worst"] == 4 and result["rows"][0]["best_worst"]["mean"] >= 0.75
     assert "the test collection's 4 are held out" in markdown(result, "cmd")
+
+
+def test_a_cell_runs_in_one_process_at_a_time(tmp_path: Path) -> None:
+    """A second process reaching a running cell stops before it clears that cell's work; a killed run's lock
+    is taken over."""
+    import socket
+    import subprocess
+
+    from experiments.benchmark.runner import cell_lock
+    from experiments.errors import UserError
+
+    cell = tmp_path / "cells" / "dpo" / "b8-s0"
+    with cell_lock(cell, "dpo/b8-s0"):
+        assert (cell / "running.lock").read_text().endswith(f":{os.getpid()}")
+        with pytest.raises(UserError, match=r"x: process .* is running this cell"), cell_lock(cell, "x"):
+            pass
+    assert not (cell / "running.lock").exists()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (cell / "running.lock").write_text(f"{socket.gethostname()}:{gone.pid}")
+    with cell_lock(cell, "dpo/b8-s0"):  # its process is gone: taken over
+        assert (cell / "running.lock").read_text().endswith(f":{os.getpid()}")
+    (cell / "running.lock").write_text("another-host:1")
+    with pytest.raises(UserError, match="delete the lock if that process is gone"), cell_lock(cell, "x"):
+        pass
