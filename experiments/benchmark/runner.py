@@ -130,6 +130,10 @@ def cell_lock(directory: Path, key: str) -> Iterator[None]:
                     "seeds, or delete the lock if that process is gone"
                 ) from None
             lock.unlink(missing_ok=True)  # left by a run that was killed
+    else:  # another process took the freed lock first
+        raise UserError(
+            f"{key}: another process took this cell's lock ({lock}) as this one did; run it again"
+        )
     os.write(fd, me.encode())
     os.close(fd)
     try:
@@ -140,11 +144,11 @@ def cell_lock(directory: Path, key: str) -> Iterator[None]:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, under another user
+        pass
     return True
 
 
