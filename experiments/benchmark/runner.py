@@ -316,14 +316,20 @@ def run_ceilings(config: BenchmarkConfig, sft: str, log: Log = print) -> Path:
     )  # fmt: skip
     result = json.loads(path.read_text())
     if add_rl_oracle(config, Path(sft), result, log):
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(result, indent=1, default=_json_default))
-        partial.replace(path)
+        _write_json_whole(path, result)
     return path
 
 
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def _write_json_whole(path: Path, record: Any) -> None:
+    """Write to a file of this process's own, then rename: processes sharing a results folder (the documented way
+    to use 2 cores) never read a half-written file."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(record, indent=1, default=_json_default))
+    partial.replace(path)
 
 
 def _json_default(value: Any) -> Any:
@@ -349,7 +355,7 @@ def _check_config_file(config: BenchmarkConfig) -> None:
                 f"{config.out} holds results of another protocol or config ({previous.get('protocol')}, "
                 f"{previous.get('fingerprint')}); use a new --out or delete it"
             )
-    path.write_text(json.dumps(record, indent=1, default=str))
+    _write_json_whole(path, record)
 
 
 def _run_on_ray(config: BenchmarkConfig, jobs: list[tuple[Any, ...]], log: Log) -> None:

@@ -417,3 +417,29 @@ def test_a_cell_runs_in_one_process_at_a_time(tmp_path: Path) -> None:
     (cell / "running.lock").write_text("another-host:1")
     with pytest.raises(UserError, match="delete the lock if that process is gone"), cell_lock(cell, "x"):
         pass
+
+
+def _check_config_many_times(config: BenchmarkConfig, times: int) -> None:
+    from experiments.benchmark.runner import _check_config_file
+
+    for _ in range(times):
+        _check_config_file(config)
+
+
+def test_processes_starting_together_on_one_folder_both_run(tmp_path: Path) -> None:
+    """Two processes that share a results folder (the way to use 2 cores) check and write its config file at
+    once: neither may read the other's half-written file (a second process once died of it at start)."""
+    import multiprocessing
+
+    config = _config(tmp_path, tmp_path / "data", tmp_path / "sft")
+    config.out.mkdir(parents=True)
+    fork = multiprocessing.get_context("fork")
+    workers = [fork.Process(target=_check_config_many_times, args=(config, 300)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    written = json.loads((config.out / "benchmark_config.json").read_text())
+    assert written["fingerprint"] == config.fingerprint()
+    assert not list(config.out.glob("*.partial"))
