@@ -44,8 +44,10 @@ run --no-ceilings $IMPLICIT "budgets=[120]" "seeds=[0,2,4]" &
 run --no-ceilings $IMPLICIT "budgets=[120]" "seeds=[1,3]"
 wait
 # The same at 480 rated groups, beside the DPO whose implicit reward it is: does PPO on it gain more when that
-# DPO learns from 4x the labels? (docs/results/alignment_implicit_480.md, below.)
-IMPLICIT480="--algo ppo_implicit_episode_65k --algo dpo_nods_weighted"
+# DPO learns from 4x the labels, and with the RL ceiling's step budget? And that ceiling itself (PPO on the true
+# reward, labels unused) from the same SFT (docs/results/alignment_implicit_480.md).
+IMPLICIT480="--algo ppo_implicit_episode_65k --algo ppo_implicit_episode_262k_kl01 --algo dpo_nods_weighted"
+IMPLICIT480="$IMPLICIT480 --algo ppo_oracle_episode_262k_kl01"
 run --no-ceilings $IMPLICIT480 "budgets=[480]" "seeds=[0,2,4]" &
 run --no-ceilings $IMPLICIT480 "budgets=[480]" "seeds=[1,3]"
 wait
@@ -63,6 +65,8 @@ F=$OUT/feedback
     --report-to docs/results/reward_model_all_pairs.md
 # DPO's implicit reward against the learned reward model on the same held-out groups, from the same labels.
 PYTHONPATH=. .venv/bin/python scripts/implicit_reward.py --out "$OUT"
+# Does PPO over-optimise that implicit reward? Its samples scored by the reward and by the oracle, beside the DPO's.
+PYTHONPATH=. .venv/bin/python scripts/implicit_overoptimisation.py --out "$OUT"
 # PPO on the implicit reward and its DPO at 480 groups on a page of their own: they were run later, from a retrained
 # SFT (oracle 3.404; the main page's SFT 3.365), so they compare with each other.
 run --report-only --report-to docs/results/alignment_implicit_480.md $IMPLICIT480 "budgets=[480]" "seeds=[0,1,2,3,4]"
