@@ -2,7 +2,7 @@
 
 ``ppo_implicit`` cells run PPO from SFT on ``beta * (log pi_dpo - log pi_sft)`` of a DPO trained on the cell's
 pairs with the ``--dpo`` row's settings (its seed's ``OUT/cells/DPO/bB-sS/policy``: the same training, so the
-same checkpoint). For each seed this samples the test clips (``--samples`` a clip at the benchmark's temperature,
+same checkpoint; byte for byte where checked, seeds 2 and 3 at 480 groups). For each seed this samples the test clips (``--samples`` a clip at the benchmark's temperature,
 sampling seed = the seed) from SFT, the DPO and each ``--ppo`` cell, and scores every trajectory with that seed's
 implicit reward and with the hidden oracle. If PPO's implicit return rises past the DPO's own while its oracle
 score stays below the DPO's, the reward, not the optimiser, is what stops PPO. Mean [95 % Student-t] over seeds of
@@ -36,11 +36,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from dyadic_env.data import load_dataset
+
     torch.set_num_threads(1)
     config = json.loads((args.out / "benchmark_config.json").read_text())["config"]
+    data = load_dataset(config["dataset"])
+    clip_ids = list(data.split(config["eval"]["split"]).clip_ids)[: config["eval"]["max_clips"]]
+    clips = [data.clip(c) for c in clip_ids]
     rows: dict[str, dict[str, list[float]]] = {}
     for seed in args.seeds:
-        for name, (implicit, oracle) in _seed_scores(args, config, seed).items():
+        for name, (implicit, oracle) in _seed_scores(args, config, clips, data.fps, seed).items():
             row = rows.setdefault(name, {"implicit": [], "oracle": []})
             row["implicit"].append(implicit)
             row["oracle"].append(oracle)
@@ -56,24 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _seed_scores(args: argparse.Namespace, config: dict, seed: int) -> dict[str, tuple[float, float]]:
+def _seed_scores(
+    args: argparse.Namespace, config: dict, clips: list, fps: float, seed: int
+) -> dict[str, tuple[float, float]]:
     """Each policy's mean implicit return and mean oracle score over the test clips' samples."""
     from agents.alignment.sampling import sample_trajectories
     from agents.vla import VLAForListening
-    from dyadic_env.data import load_dataset
     from dyadic_env.synthetic import Oracle
     from reward_models.implicit import ImplicitReward
 
-    data = load_dataset(config["dataset"])
-    clip_ids = list(data.split(config["eval"]["split"]).clip_ids)[: config["eval"]["max_clips"]]
-    clips = [data.clip(c) for c in clip_ids]
-    sft = Path(config["sft"])
-    policies = {"SFT": sft, **{cell: _cell_policy(args.out, cell, seed) for cell in (args.dpo, *args.ppo)}}
-    reward = ImplicitReward.from_pretrained(policies[args.dpo], sft)
-    oracle = Oracle(fps=data.fps)
+    ppo = {cell: _cell_policy(args.out, cell, seed) for cell in args.ppo}
+    reward = ImplicitReward.from_pretrained(_cell_policy(args.out, args.dpo, seed), Path(config["sft"]))
+    oracle = Oracle(fps=fps)
     scores = {}
-    for name, path in policies.items():
-        model = VLAForListening.from_pretrained(path).eval()
+    models = {"SFT": reward.reference, args.dpo: reward.policy}  # the reward's own two models sample too
+    for name in [*models, *ppo]:
+        model = models[name] if name in models else VLAForListening.from_pretrained(ppo[name])
+        model = model.eval()
         tokens = sample_trajectories(
             model, clips, args.samples, temperature=config["eval"]["temperature"], seed=seed
         )
@@ -89,8 +93,10 @@ def _seed_scores(args: argparse.Namespace, config: dict, seed: int) -> dict[str,
 
 
 def _cell_policy(out: Path, cell: str, seed: int) -> Path:
+    from experiments.benchmark.protocol import Cell
+
     algo, budget = cell.split(":")
-    path = out / "cells" / algo / f"b{budget}-s{seed}" / "policy"
+    path = Cell(algo, int(budget), seed).directory(out) / "policy"
     if not path.exists():
         raise SystemExit(
             f"{path} not found: run the cell first (scripts/alignment_results.sh) or drop {cell}"
