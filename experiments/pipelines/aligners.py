@@ -41,6 +41,7 @@ class AlignmentTask:
         collect: ``collect(policy_dir, groups, tag) -> (pairs, groups)`` rates ``groups`` more candidate groups
             sampled from ``policy_dir`` on train clips; raises once the budget is spent.
         log: progress messages.
+        results: the benchmark's results folder, where finished cells of other rows lie (None outside one).
     """
 
     sft: Path
@@ -53,6 +54,7 @@ class AlignmentTask:
     collect: Callable[[Path, int, str], tuple[list[Any], list[Any]]]
     log: Log = print
     num_threads: int = 0
+    results: Path | None = None
 
 
 class AlignmentAlgorithm(Protocol):
@@ -262,23 +264,54 @@ class PPOOnImplicitReward:
     groups it ranks held-out groups better than ``ppo_rm``'s ensemble (docs/results/reward_model_implicit.md)."""
 
     def __init__(
-        self, dpo: Mapping[str, Any] | None = None, episode_ppo: Mapping[str, Any] | None = None
+        self,
+        dpo: Mapping[str, Any] | None = None,
+        episode_ppo: Mapping[str, Any] | None = None,
+        reward_cell: str | None = None,
     ) -> None:
         from agents.alignment.episode_ppo_config import EpisodePPOConfig
         from dyadic_env.config import config_from_dict
 
-        self.dpo = DPO(**dict(dpo or {}))
+        self.dpo_settings = json.loads(json.dumps(dict(dpo or {})))  # as a cell's result.json records them
+        self.dpo = DPO(**self.dpo_settings)
         self.episode_ppo = dict(episode_ppo or {})
+        self.reward_cell = reward_cell
         config_from_dict(EpisodePPOConfig, self.episode_ppo, "ppo_implicit episode_ppo")
 
     def __call__(self, task: AlignmentTask) -> Path:
         from experiments.pipelines.stages import train_episode_ppo_stage
         from reward_models.implicit import ImplicitReward, ImplicitTrajectoryReward
 
-        reward_policy = self.dpo(replace(task, out=task.out / "reward"))
+        reward_policy = self._finished_dpo(task) or self.dpo(replace(task, out=task.out / "reward"))
         reward = ImplicitTrajectoryReward(ImplicitReward.from_pretrained(reward_policy, task.sft))
         settings = {**self.episode_ppo, "seed": task.seed, "num_threads": task.num_threads}
         return train_episode_ppo_stage(task.sft, reward, task.dataset, settings, task.out / "policy")
+
+    def _finished_dpo(self, task: AlignmentTask) -> Path | None:
+        """``reward_cell``'s checkpoint at this budget and seed, when that row is a finished DPO with this row's
+        ``dpo`` settings on random queries: in one results folder (one SFT, one collection) its training is the
+        one this cell would repeat, so it is not repeated. None otherwise (the DPO is trained here)."""
+        if self.reward_cell is None or task.results is None:
+            return None
+        from experiments.benchmark.protocol import Cell
+
+        cell = Cell(self.reward_cell, task.budget, task.seed).directory(task.results)
+        if not (cell / "result.json").exists():
+            task.log(f"  implicit reward: {cell} is not finished; training the DPO here")
+            return None
+        done = json.loads((cell / "result.json").read_text())
+        same = (done.get("spec"), done.get("settings"), done.get("selection")) == (
+            "dpo",
+            self.dpo_settings,
+            None,
+        )
+        if not same:
+            raise UserError(
+                f"ppo_implicit reward_cell {self.reward_cell!r}: {cell} was trained with other settings "
+                f"({done.get('spec')}, {done.get('settings')}); give this row's dpo settings or drop reward_cell"
+            )
+        task.log(f"  implicit reward: the finished DPO of {cell}")
+        return cell / "policy"
 
 
 class PPOOnEnvReward:

@@ -120,3 +120,40 @@ def test_the_ppo_implicit_algorithm_trains_dpo_then_ppo_from_sft(
     trained = VLAForListening.from_pretrained(policy).state_dict()
     start = VLAForListening.from_pretrained(tiny_vla_path).state_dict()
     assert any(not torch.equal(trained[k], start[k]) for k in start)
+
+
+def test_ppo_implicit_takes_its_reward_from_a_finished_dpo_row_of_the_results_folder(
+    tmp_path, walk_dataset_path, tiny_vla_path
+) -> None:
+    from experiments.benchmark.protocol import Cell
+    from experiments.errors import UserError
+    from experiments.pipelines.aligners import AlignmentTask, load_algorithm
+    from tests.agents.alignment.test_dpo import _pairs
+
+    dpo = {"beta": 0.5, "num_epochs": 1, "batch_size": 2}
+    ppo = {"total_steps": 1, "episodes_per_rollout": 2, "minibatch_episodes": 2}
+    dataset = load_dataset(walk_dataset_path)
+    results = tmp_path / "results"
+    finished = Cell("dpo_row", 4, 3).directory(results)
+
+    def run(settings: dict, name: str) -> list[str]:
+        logged: list[str] = []
+        task = AlignmentTask(
+            sft=tiny_vla_path, pairs=_pairs(dataset), groups=[], dataset=dataset, budget=4, seed=3,
+            out=tmp_path / name, collect=None, log=logged.append, num_threads=1, results=results,
+        )  # fmt: skip
+        load_algorithm("ppo_implicit", {"dpo": settings, "episode_ppo": ppo, "reward_cell": "dpo_row"})(task)
+        return logged
+
+    # The row is not finished: this cell trains its own DPO.
+    assert "not finished" in run(dpo, "first")[0]
+    assert (tmp_path / "first/reward/policy/dpo_config.json").exists()
+    # Finished with the same settings: its checkpoint is the reward and no DPO is trained here.
+    finished.mkdir(parents=True)
+    (tmp_path / "first/reward/policy").rename(finished / "policy")
+    (finished / "result.json").write_text(json.dumps({"spec": "dpo", "settings": dpo}))
+    assert "the finished DPO" in run(dpo, "second")[0]
+    assert not (tmp_path / "second/reward").exists()
+    # Finished with other settings: an error that names the row, not a silently different reward.
+    with pytest.raises(UserError, match=r"dpo_row.*other settings"):
+        run({**dpo, "beta": 0.1}, "third")
