@@ -52,6 +52,21 @@ wait
 run --no-ceilings --algo iterated_dpo_weighted "budgets=[480]" "seeds=[0,1]" &
 run --no-ceilings --algo iterated_dpo_weighted_r4 "budgets=[480]" "seeds=[0,1]"
 wait
+# At 480 groups, PPO on DPO's implicit reward with its KL leash set against DPO's beta on unnormalised rewards (on
+# test, kl_coef 0.01 on normalised rewards earned the DPO's implicit return yet 0.10 less oracle). The DPO row runs
+# first in each seed; the PPO rows take its finished checkpoint as their reward (reward_cell). Rule fixed before the
+# runs: the PPO row with the higher mean val delta over seeds 0-2 is the one run on test (alignment_results.sh).
+KLB="--algo dpo_nods_weighted --algo ppo_implicit_episode_262k_klbeta --algo ppo_implicit_episode_262k_klquarterbeta"
+run --no-ceilings $KLB "budgets=[480]" "seeds=[0,2]" &
+run --no-ceilings $KLB "budgets=[480]" "seeds=[1]"
+wait
+# Seed 1 of klbeta (+0.15) showed the leash holding the tokens (weight 1/8 in the reward, 1 in the penalty): the
+# third row weights them 1/8 in the penalty too, and joins the rule above.
+KLB="$KLB --algo ppo_implicit_episode_262k_dpokl"
+run --no-ceilings --algo ppo_implicit_episode_262k_dpokl "budgets=[480]" "seeds=[0,2]" &
+run --no-ceilings --algo ppo_implicit_episode_262k_dpokl "budgets=[480]" "seeds=[1]"
+wait
+run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
 run --report-only --report-to docs/results/alignment_tuning.md $MAIN --algo dpo_nods_all_frames \
     --algo iterated_dpo3 --algo iterated_dpo_weighted --algo dpo_nods_rpo --algo dpo_nods_lr1e4 \
     --algo iterated_dpo_weighted_window $PPO $RM --algo iterated_dpo_weighted_r4 "budgets=[120,480]"

@@ -66,6 +66,7 @@ class Rollout:
             at temperature 1, as the sampler draws it).
         values: (B, T) the value head's estimate at each frame (zeros without a value head).
         phases: (B, T) each frame's nod phase (gesture models), else None.
+        nod_logp: (B, T) the nod decision's part of ``logp`` (zeros without gestures).
         rewards: (B, T) the per-step rewards (set by :meth:`EpisodePPO.collect`).
     """
 
@@ -75,6 +76,7 @@ class Rollout:
     logp: torch.Tensor
     values: torch.Tensor
     phases: torch.Tensor | None
+    nod_logp: torch.Tensor
     rewards: np.ndarray | None = None
 
     @property
@@ -126,7 +128,7 @@ def collect_episodes(
     sampler = _RecordingSampler(
         temperature=temperature, generator=generator, expression_dim=model.config.expression_dim, draw=draw
     )
-    logp, values = torch.zeros(b, t_max), torch.zeros(b, t_max)
+    logp, values, nod_logp = torch.zeros(b, t_max), torch.zeros(b, t_max), torch.zeros(b, t_max)
     phases = torch.zeros(b, t_max, dtype=torch.long) if model.vla.gestures else None
 
     def record(t: int, tokens: torch.Tensor, untempered: torch.Tensor, state: DecodeState) -> None:
@@ -136,7 +138,8 @@ def collect_episodes(
             assert state.gesture_phase is not None and sampler.onset_logits is not None
             phases[:, t] = phase = state.gesture_phase
             allowed = may_start(phases[:, t - 1] if t else torch.zeros_like(phase), model.vla.gestures)
-            logp[:, t] += decision_logprob(sampler.onset_logits, phase == 1, allowed)
+            nod_logp[:, t] = decision_logprob(sampler.onset_logits, phase == 1, allowed)
+            logp[:, t] += nod_logp[:, t]
         if value_head is not None:
             assert state.frame_hidden is not None
             values[:, t] = value_head(state.frame_hidden.float()).squeeze(-1)
@@ -148,18 +151,19 @@ def collect_episodes(
         tokens[i, : len(row)] = torch.from_numpy(row)
     if phases is not None:
         phases = phases * mask
-    return Rollout(list(clips), tokens, mask, logp * mask, values * mask, phases)
+    return Rollout(list(clips), tokens, mask, logp * mask, values * mask, phases, nod_logp * mask)
 
 
 def score_episodes(
     model: Any, inputs: dict[str, torch.Tensor], phases: torch.Tensor | None, *, temperature: float,
-    frame_window: int, entropy: bool = False,
+    frame_window: int, entropy: bool = False, token_weight: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # fmt: skip
     """Teacher-forced per-frame log-probs (B, T) of whole episodes, exactly those of closed-loop sampling;
     the tokens' entropy (B, T) when asked; the frames' hidden states (B, T, H).
 
     ``inputs`` holds ``speaker_inputs``, ``word_ids``, ``word_mask``, ``frame_mask`` and ``actions`` (the
-    sampled tokens); ``phases`` the sampled nod phases (gesture models); ``frame_window`` the cache's window.
+    sampled tokens); ``phases`` the sampled nod phases (gesture models); ``frame_window`` the cache's window;
+    ``token_weight`` scales the tokens' log-prob against the nod decision's (1: the sampler's log-prob).
     """
     vla, actions, mask = model.vla, inputs["actions"], inputs["frame_mask"]
     frame_inputs = FrameInputs(
@@ -170,7 +174,7 @@ def score_episodes(
     logits = model.get_output_embeddings()(out.action_hidden).float() / temperature
     # cross_entropy fuses log-softmax and pick (a faster backward than gathering from a log-softmax tensor).
     nll = F.cross_entropy(logits.flatten(0, -2), actions.flatten(), reduction="none")
-    logp = -nll.view(actions.shape).sum(-1)
+    logp = -nll.view(actions.shape).sum(-1) * token_weight
     if vla.gestures:
         assert phases is not None
         logp = logp + vla.gesture_logprobs(out.frame_hidden, actions, mask, targets=(phases == 1, phases))
@@ -327,7 +331,12 @@ class EpisodePPO:
             part = {k: v[idx] for k, v in inputs.items()}
             phases = None if rollout.phases is None else rollout.phases[idx]
             out[idx] = score_episodes(
-                self.reference, part, phases, temperature=self.temperature, frame_window=self.frame_window
+                self.reference,
+                part,
+                phases,
+                temperature=self.temperature,
+                frame_window=self.frame_window,
+                token_weight=self.config.kl_token_weight,
             )[0]
         return out
 
@@ -345,7 +354,9 @@ class EpisodePPO:
         rewards_t = torch.from_numpy(rewards).float()
         if self.reference is not None:
             start = time.perf_counter()
-            kl = (rollout.logp - self._reference_logp(inputs, rollout)) * rollout.mask
+            w = self.config.kl_token_weight  # the sampled frame's log-prob with its tokens at weight w
+            own = w * rollout.logp + (1 - w) * rollout.nod_logp
+            kl = (own - self._reference_logp(inputs, rollout)) * rollout.mask
             self.timings["reference"] = time.perf_counter() - start
             rewards_t = rewards_t - self.config.kl_coef * kl
             stats["kl_reference"] = float(kl.sum() / rollout.mask.sum())

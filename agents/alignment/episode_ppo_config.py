@@ -32,6 +32,9 @@ class EpisodePPOConfig(PPOHyperparameters):
             frame.
         kl_coef: per-frame penalty ``kl_coef * (log pi - log pi_ref)`` of the sampled frame against the frozen
             starting policy (0: no reference is kept or scored).
+        kl_token_weight: weight of the action tokens' log-ratio in that penalty against the nod decision's. On
+            DPO's implicit reward, DPO's ``token_weight`` here and ``kl_coef`` = its ``beta`` make the penalised
+            objective the one DPO optimised, whose optimum is the DPO policy (Rafailov et al. 2023).
         temperature: sampling temperature of the policy being trained; None: the checkpoint's
             ``decode_temperature`` when it decodes by sampling, else 1.
         normalize_rewards: divide rewards by a running std of discounted returns (SB3 ``VecNormalize`` style),
@@ -52,6 +55,7 @@ class EpisodePPOConfig(PPOHyperparameters):
     advantage: str = "gae"
     value_hidden: int = 256
     temperature: float | None = None
+    kl_token_weight: float = 1.0
     normalize_rewards: bool = True
     disagreement_penalty: float = 0.0
     split: str = "train"
@@ -69,6 +73,8 @@ class EpisodePPOConfig(PPOHyperparameters):
             ),
             non_negative=("disagreement_penalty", "num_threads"),
         )
+        if not self.kl_token_weight > 0:
+            raise ValueError(f"EpisodePPOConfig.kl_token_weight must be > 0, found {self.kl_token_weight}")
         if self.minibatch_episodes > self.episodes_per_rollout:
             raise ValueError(
                 f"EpisodePPOConfig.minibatch_episodes ({self.minibatch_episodes}) must be <= episodes_per_rollout "

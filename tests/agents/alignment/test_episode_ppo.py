@@ -59,6 +59,18 @@ def test_rollout_equals_sampling_and_its_logprobs_equal_teacher_forcing(
             model, _inputs(model, rollout), rollout.phases, temperature=0.7, frame_window=window
         )
         torch.testing.assert_close(logp, rollout.logp, atol=2e-4, rtol=1e-5)
+        # The tokens at weight 1/8 against the nod decision (the KL penalty's kl_token_weight).
+        weighted, _, _ = score_episodes(
+            model,
+            _inputs(model, rollout),
+            rollout.phases,
+            temperature=0.7,
+            frame_window=window,
+            token_weight=0.125,
+        )
+        expected_weighted = 0.125 * rollout.logp + 0.875 * rollout.nod_logp
+        torch.testing.assert_close(weighted, expected_weighted, atol=2e-4, rtol=1e-5)
+        assert (rollout.nod_logp != 0).any() == (kind != "plain")
         if window:  # without the window the teacher-forced pass would see frames the cache had dropped
             full, _, _ = score_episodes(
                 model, _inputs(model, rollout), rollout.phases, temperature=0.7, frame_window=0
@@ -225,6 +237,8 @@ def test_config_errors_name_the_field() -> None:
         EpisodePPOConfig(advantage="group")
     with pytest.raises(ValueError, match="advantage"):
         EpisodePPOConfig(advantage="td")
+    with pytest.raises(ValueError, match="kl_token_weight"):
+        EpisodePPOConfig(kl_token_weight=0.0)
 
 
 def test_a_reward_model_scores_episodes_as_its_env_wrapper_does(
