@@ -46,8 +46,11 @@ wait
 # The same at 480 rated groups, beside the DPO whose implicit reward it is: does PPO on it gain more when that
 # DPO learns from 4x the labels, and with the RL ceiling's step budget? And that ceiling itself (PPO on the true
 # reward, labels unused) from the same SFT (docs/results/alignment_implicit_480.md).
-IMPLICIT480="--algo ppo_implicit_episode_65k --algo ppo_implicit_episode_262k_kl01 --algo dpo_nods_weighted"
+IMPLICIT480="--algo dpo_nods_weighted --algo ppo_implicit_episode_65k --algo ppo_implicit_episode_262k_kl01"
 IMPLICIT480="$IMPLICIT480 --algo ppo_oracle_episode_262k_kl01"
+# The KL leash against DPO's beta on unnormalised implicit rewards, chosen on val among three (a quarter of beta;
+# docs/results/alignment_tuning_implicit_480.md): it takes each seed's finished dpo_nods_weighted as its reward.
+IMPLICIT480="$IMPLICIT480 --algo ppo_implicit_episode_262k_klquarterbeta"
 run --no-ceilings $IMPLICIT480 "budgets=[480]" "seeds=[0,2,4]" &
 run --no-ceilings $IMPLICIT480 "budgets=[480]" "seeds=[1,3]"
 wait
