@@ -174,7 +174,7 @@ def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -
     task = AlignmentTask(
         sft=sft, pairs=pairs, groups=groups, dataset=dataset, budget=cell.budget, seed=cell.seed, out=work,
         collect=_collector(config, cell, ledger, work, log), log=log, num_threads=config.num_threads,
-        results=config.out,
+        other_cell=lambda row: Cell(row, cell.budget, cell.seed).directory(config.out),
     )  # fmt: skip
     upfront = getattr(algorithm, "upfront_groups", None)
     if upfront is not None:  # an on-policy algorithm collects the rest of its budget itself

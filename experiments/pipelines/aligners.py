@@ -41,7 +41,8 @@ class AlignmentTask:
         collect: ``collect(policy_dir, groups, tag) -> (pairs, groups)`` rates ``groups`` more candidate groups
             sampled from ``policy_dir`` on train clips; raises once the budget is spent.
         log: progress messages.
-        results: the benchmark's results folder, where finished cells of other rows lie (None outside one).
+        other_cell: ``other_cell(row)`` is the folder of that row's cell at this budget and seed in the
+            benchmark's results folder, finished or not (None outside a benchmark).
     """
 
     sft: Path
@@ -54,7 +55,7 @@ class AlignmentTask:
     collect: Callable[[Path, int, str], tuple[list[Any], list[Any]]]
     log: Log = print
     num_threads: int = 0
-    results: Path | None = None
+    other_cell: Callable[[str], Path] | None = None
 
 
 class AlignmentAlgorithm(Protocol):
@@ -291,11 +292,9 @@ class PPOOnImplicitReward:
         """``reward_cell``'s checkpoint at this budget and seed, when that row is a finished DPO with this row's
         ``dpo`` settings on random queries: in one results folder (one SFT, one collection) its training is the
         one this cell would repeat, so it is not repeated. None otherwise (the DPO is trained here)."""
-        if self.reward_cell is None or task.results is None:
+        if self.reward_cell is None or task.other_cell is None:
             return None
-        from experiments.benchmark.protocol import Cell
-
-        cell = Cell(self.reward_cell, task.budget, task.seed).directory(task.results)
+        cell = task.other_cell(self.reward_cell)
         if not (cell / "result.json").exists():
             task.log(f"  implicit reward: {cell} is not finished; training the DPO here")
             return None

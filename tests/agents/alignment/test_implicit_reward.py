@@ -140,7 +140,8 @@ def test_ppo_implicit_takes_its_reward_from_a_finished_dpo_row_of_the_results_fo
         logged: list[str] = []
         task = AlignmentTask(
             sft=tiny_vla_path, pairs=_pairs(dataset), groups=[], dataset=dataset, budget=4, seed=3,
-            out=tmp_path / name, collect=None, log=logged.append, num_threads=1, results=results,
+            out=tmp_path / name, collect=None, log=logged.append, num_threads=1,
+            other_cell=lambda row: Cell(row, 4, 3).directory(results),
         )  # fmt: skip
         load_algorithm("ppo_implicit", {"dpo": settings, "episode_ppo": ppo, "reward_cell": "dpo_row"})(task)
         return logged
