@@ -19,7 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-PPO_CELLS = ("ppo_implicit_episode_65k:480", "ppo_implicit_episode_262k_kl01:480")
+PPO_CELLS = (
+    "ppo_implicit_episode_65k:480",
+    "ppo_implicit_episode_262k_kl01:480",
+    "ppo_implicit_episode_262k_klquarterbeta:480",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
