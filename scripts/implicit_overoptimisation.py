@@ -2,11 +2,13 @@
 
 ``ppo_implicit`` cells run PPO from SFT on ``beta * (log pi_dpo - log pi_sft)`` of a DPO trained on the cell's
 pairs with the ``--dpo`` row's settings (its seed's ``OUT/cells/DPO/bB-sS/policy``: the same training, so the
-same checkpoint; byte for byte where checked, seeds 2 and 3 at 480 groups). For each seed this samples the test clips (``--samples`` a clip at the benchmark's temperature,
-sampling seed = the seed) from SFT, the DPO and each ``--ppo`` cell, and scores every trajectory with that seed's
-implicit reward and with the hidden oracle. If PPO's implicit return rises past the DPO's own while its oracle
-score stays below the DPO's, the reward, not the optimiser, is what stops PPO. Mean [95 % Student-t] over seeds of
-each policy's difference to SFT. Writes docs/results/implicit_overoptimisation.md (and .json).
+same checkpoint, byte for byte where checked, seeds 2 and 3 at 480 groups; a row with ``reward_cell`` takes that
+checkpoint itself). For each seed this samples the test clips (``--samples`` a clip at the benchmark's
+temperature, sampling seed = the seed) from SFT, the DPO and each ``--ppo`` cell, and scores every trajectory
+with that seed's implicit reward and with the hidden oracle. If PPO's implicit return rises past the DPO's own
+while its oracle score stays below the DPO's, the reward, not the optimiser, is what stops PPO. Mean [95 %
+Student-t] over seeds of each policy's difference to SFT. Writes docs/results/implicit_overoptimisation.md
+(and .json).
 
     PYTHONPATH=. .venv/bin/python scripts/implicit_overoptimisation.py   (after scripts/alignment_results.sh)
 """

@@ -299,12 +299,8 @@ class PPOOnImplicitReward:
             task.log(f"  implicit reward: {cell} is not finished; training the DPO here")
             return None
         done = json.loads((cell / "result.json").read_text())
-        same = (done.get("spec"), done.get("settings"), done.get("selection")) == (
-            "dpo",
-            self.dpo_settings,
-            None,
-        )
-        if not same:
+        wanted = ("dpo", self.dpo_settings, None)  # spec, settings, selection (None: random queries)
+        if (done.get("spec"), done.get("settings"), done.get("selection")) != wanted:
             raise UserError(
                 f"ppo_implicit reward_cell {self.reward_cell!r}: {cell} was trained with other settings "
                 f"({done.get('spec')}, {done.get('settings')}); give this row's dpo settings or drop reward_cell"
