@@ -9,6 +9,10 @@ pair was seen in training. Over several seeds of the reward model: mean and 95 %
 With ``test_groups`` (another seed's collection: the same distribution, its own candidates) every one of them is
 held out instead: five times as many scored pairs as 96 groups give, and the training groups may be several
 seeds' collections together, to ask whether more labels would help.
+
+On synthetic data the hidden oracle orders the same held-out pairs too: the ceiling of any reward model against
+these labels. The simulated raters report the oracle's score plus bias and noise, so the likelier label of a
+pair is the oracle's order; where the oracle falls short of 1, the labels themselves disagree with it.
 """
 
 from __future__ import annotations
@@ -81,9 +85,33 @@ def reward_model_curve(
             mean, low, high = student_t_interval(values)
             row[key] = {"values": values, "mean": mean, "low": low, "high": high}
         rows.append(row)
+    oracle = {key: oracle_accuracy(held_pairs, dataset) for key, held_pairs in scored.items()}
     return {"groups_available": len(groups), "held_out_groups": len(held), "test_collection": test_groups is not None,
             "held_out_pairs": {k: len(v) for k, v in scored.items()}, "pairing": pairing, "seeds": list(seeds),
-            "rm": rm_settings, "rows": rows}  # fmt: skip
+            "rm": rm_settings, "rows": rows, "oracle": None if None in oracle.values() else oracle}  # fmt: skip
+
+
+def oracle_accuracy(pairs: Sequence[Any], dataset: Any) -> float | None:
+    """The share of ``pairs`` whose chosen trajectory the hidden oracle scores higher (eq. 10) than the rejected
+    one; None where the dataset has no oracle (real data)."""
+    from dyadic_env.rewards import is_synthetic
+    from dyadic_env.synthetic import Oracle
+
+    if not is_synthetic(dataset) or not pairs:
+        return None
+    oracle, tokenizer = Oracle(fps=dataset.fps), dataset.tokenizer()
+    # All-pairs meets each candidate in several pairs: score it once.
+    scores: dict[tuple[str, bytes], float] = {}
+
+    def score(clip_id: str, tokens: Any) -> float:
+        key = (clip_id, tokens.tobytes())
+        if key not in scores:
+            clip, listener = dataset.clip(clip_id), tokenizer.decode(tokens.astype("int64"))
+            scores[key] = oracle.score(clip.speaker_motion, listener, clip.speaker_words)["weighted"]
+        return scores[key]
+
+    right = sum(score(p.clip_id, p.chosen_tokens) > score(p.clip_id, p.rejected_tokens) for p in pairs)
+    return right / len(pairs)
 
 
 def _accuracy(model: Any, pairs: list[Any], dataset: Any) -> float:
@@ -114,4 +142,10 @@ def markdown(result: dict[str, Any], command: str) -> str:
             for k in ("best_worst", "all_pairs")
         ]
         lines.append(f"| {row['groups']} | {row['train_pairs']} | {cells[0]} | {cells[1]} |")
+    oracle = result.get("oracle")
+    if oracle:
+        lines.append(
+            f"| the hidden oracle (the ceiling against these labels) | - | {oracle['best_worst']:.3f} | "
+            f"{oracle['all_pairs']:.3f} |"
+        )
     return "\n".join(lines) + "\n"

@@ -384,6 +384,13 @@ def test_reward_model_curve_learns_a_learnable_preference(tmp_path: Path) -> Non
         and result["held_out_pairs"] == {"best_worst": 8, "all_pairs": 48}
     )
     assert "| 16 | 16 |" in markdown(result, "cmd")
+    # The hidden oracle orders the held-out pairs by its own score, not by these made-up ratings.
+    oracle = result["oracle"]
+    assert oracle is not None and 0.0 <= oracle["best_worst"] <= 1.0
+    assert (
+        f"| the hidden oracle (the ceiling against these labels) | - | {oracle['best_worst']:.3f} |"
+        in markdown(result, "cmd")
+    )
     with pytest.raises(UserError, match="need more"):
         reward_model_curve(groups, dataset, [20], 8, [0], rm)
     # Another collection held out whole: every training group may be learned from.
@@ -392,6 +399,26 @@ def test_reward_model_curve_learns_a_learnable_preference(tmp_path: Path) -> Non
     )
     assert result["held_out_pairs"]["best_worst"] == 4 and result["rows"][0]["best_worst"]["mean"] >= 0.75
     assert "the test collection's 4 are held out" in markdown(result, "cmd")
+
+
+def test_the_oracle_ceiling_orders_pairs_by_the_hidden_score(tmp_path: Path) -> None:
+    import numpy as np
+
+    from agents.alignment.dpo import TrajectoryPair
+    from dyadic_env.data import load_dataset
+    from dyadic_env.synthetic import write_preset
+    from experiments.benchmark.reward_curve import oracle_accuracy
+
+    dataset = load_dataset(write_preset("tiny", tmp_path / "data"))
+    tokenizer, rng = dataset.tokenizer(), np.random.default_rng(0)
+    pairs = []
+    for clip_id in list(dataset.split("train").clip_ids)[:4]:  # the recorded listener against uniform noise
+        clip = dataset.clip(clip_id)
+        noise = rng.integers(0, 256, (clip.num_frames, 56))
+        pairs.append(TrajectoryPair(clip_id, tokenizer.encode(clip.listener_motion), noise))
+    assert oracle_accuracy(pairs, dataset) == 1.0
+    swapped = [TrajectoryPair(p.clip_id, p.rejected_tokens, p.chosen_tokens) for p in pairs]
+    assert oracle_accuracy(swapped + pairs, dataset) == 0.5 and oracle_accuracy([], dataset) is None
 
 
 def test_a_cell_runs_in_one_process_at_a_time(tmp_path: Path) -> None:
