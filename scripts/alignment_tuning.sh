@@ -74,6 +74,14 @@ KLB="$KLB --algo ppo_implicit_episode_262k_dpokl_lr2e4 --algo ppo_implicit_episo
 run --no-ceilings --algo ppo_implicit_episode_262k_dpokl_lr2e4 "budgets=[480]" "seeds=[0]" &
 run --no-ceilings --algo ppo_implicit_episode_262k_dpokl_lr4e4 "budgets=[480]" "seeds=[0]"
 wait
+# The implicit reward is per frame (beta times that frame's log-ratio), so with gamma 0 each frame's advantage is its
+# own reward and the per-frame optimum is still the DPO policy (dpokl) or its sharpened form (klquarterbeta). Rule
+# fixed before the runs: the highest mean val delta over seeds 0-2 among these two, dpokl and klquarterbeta goes to
+# test (if klquarterbeta, nothing new runs there).
+KLB="$KLB --algo ppo_implicit_episode_262k_dpokl_gamma0 --algo ppo_implicit_episode_262k_klquarterbeta_gamma0"
+run --no-ceilings --algo ppo_implicit_episode_262k_dpokl_gamma0 "budgets=[480]" "seeds=[0,1,2]" &
+run --no-ceilings --algo ppo_implicit_episode_262k_klquarterbeta_gamma0 "budgets=[480]" "seeds=[0,1,2]"
+wait
 run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
 run --report-only --report-to docs/results/alignment_tuning.md $MAIN --algo dpo_nods_all_frames \
     --algo iterated_dpo3 --algo iterated_dpo_weighted --algo dpo_nods_rpo --algo dpo_nods_lr1e4 \
