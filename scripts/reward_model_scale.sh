@@ -11,9 +11,9 @@ export OMP_NUM_THREADS=1
 curve() { .venv/bin/dyadic benchmark reward-model "$@"; }
 VAL="--collection $F/s0,$F/s1,$F/s2 --test-collection $F/s3 --groups 1440 --seeds 2"
 C=experiments/configs
+# Each candidate's ratings per criterion reach the criteria head (the benchmark's pairs carried none before 2026-12-07).
 curve $VAL --rm-config $C/rm_small.yaml --report-to docs/results/reward_model_scale_val_best_worst.md
+curve $VAL --rm-config $C/rm_criteria_small.yaml --report-to docs/results/reward_model_scale_val_criteria.md
 curve $VAL --pairing all-pairs --rm-config $C/rm_all_pairs_small.yaml \
     --report-to docs/results/reward_model_scale_val_all_pairs.md
-curve $VAL --pairing all-pairs --rm-config $C/rm_temporal_all_pairs_small.yaml \
-    --report-to docs/results/reward_model_scale_val_temporal_all_pairs.md
 # Rule fixed before the runs: the variant with the highest mean val best-vs-worst accuracy runs on test (3 seeds).

@@ -43,12 +43,15 @@ class PairLike(Protocol):
 
 @dataclass(frozen=True)
 class TrajectoryPair:
-    """A preference pair in memory: the clip and two ``(T, 56)`` token trajectories, chosen first."""
+    """A preference pair in memory: the clip and two ``(T, 56)`` token trajectories, chosen first, with each
+    side's mean rating per criterion where known (a reward model's criteria head learns from them)."""
 
     clip_id: str
     chosen_tokens: np.ndarray
     rejected_tokens: np.ndarray
     margin: float = 0.0
+    chosen_criteria: Mapping[str, float] = field(default_factory=dict)
+    rejected_criteria: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -367,7 +367,6 @@ def cell_pairs(task: AlignmentTask, pairing: str, pairs_per_group: int = 2) -> l
 def extreme_pairs(groups: Sequence[Any], per_group: int) -> list[Any]:
     """The k-th best vs the k-th worst candidate of each group, k < ``per_group`` (the two halves never meet), when
     their scores differ: more of a group's ranking than best-vs-worst, without all-pairs' near-ties."""
-    from agents.alignment.dpo import TrajectoryPair
     from human_feedback.preferences import SCORE_EPS
 
     pairs = []
@@ -376,16 +375,13 @@ def extreme_pairs(groups: Sequence[Any], per_group: int) -> list[Any]:
         for k in range(min(per_group, len(ranked) // 2)):
             better, worse = ranked[k], ranked[-1 - k]
             if better.score > worse.score + SCORE_EPS:
-                pairs.append(
-                    TrajectoryPair(group.clip_id, better.tokens, worse.tokens, better.score - worse.score)
-                )
+                pairs.append(_ranked_pair(group.clip_id, better, worse))
     return pairs
 
 
 def all_pairs(groups: Sequence[Any]) -> list[Any]:
     """Every pair of candidates with different scores in each group, the higher-scored chosen (the rule of
     ``human_feedback.preferences``'s ``all-pairs`` export, applied to already-scored groups)."""
-    from agents.alignment.dpo import TrajectoryPair
     from human_feedback.preferences import SCORE_EPS
 
     pairs = []
@@ -394,10 +390,16 @@ def all_pairs(groups: Sequence[Any]) -> list[Any]:
         for i, better in enumerate(ranked):
             for worse in ranked[i + 1 :]:
                 if better.score > worse.score + SCORE_EPS:
-                    pairs.append(
-                        TrajectoryPair(group.clip_id, better.tokens, worse.tokens, better.score - worse.score)
-                    )
+                    pairs.append(_ranked_pair(group.clip_id, better, worse))
     return pairs
+
+
+def _ranked_pair(clip_id: str, better: Any, worse: Any) -> Any:
+    """Two rated candidates as a pair, with their score margin and mean ratings per criterion."""
+    from agents.alignment.dpo import TrajectoryPair
+
+    margin = better.score - worse.score
+    return TrajectoryPair(clip_id, better.tokens, worse.tokens, margin, better.criteria, worse.criteria)
 
 
 def _split(total: int, parts: int) -> list[int]:

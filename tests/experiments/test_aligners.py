@@ -37,6 +37,27 @@ def test_extreme_pairs_skip_tied_candidates() -> None:
     assert _ids(extreme_pairs([_group([3.0, 4.0, 3.0, 3.0])], 2)) == [(1, 3)]
 
 
+def test_pairs_carry_each_sides_ratings_per_criterion_to_the_reward_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dyadic_env.criteria import CRITERIA
+    from dyadic_env.data import load_dataset
+    from dyadic_env.synthetic import write_preset
+    from experiments.pipelines.aligners import all_pairs, extreme_pairs
+    from experiments.pipelines.alignment import RatedCandidate, RatedGroup
+    from experiments.pipelines.trainers import preference_data
+    from reward_models.features import StepFeatureConfig
+
+    dataset = load_dataset(write_preset("tiny", tmp_path / "data"))
+    clip = dataset.clip(dataset.split("train").clip_ids[0])
+    ratings = [dict.fromkeys(CRITERIA, float(k + 1)) for k in range(3)]
+    group = RatedGroup("g", clip.clip_id, tuple(
+        RatedCandidate(f"c{k}", np.full((clip.num_frames, 56), k, np.int64), float(k), ratings[k]) for k in range(3)
+    ))  # fmt: skip
+    best_worst = extreme_pairs([group], 1)
+    assert best_worst[0].chosen_criteria == ratings[2] and best_worst[0].rejected_criteria == ratings[0]
+    data = preference_data(all_pairs([group]), dataset, StepFeatureConfig())
+    assert data.criteria is not None and sorted(data.criteria[:, 0]) == [1.0, 2.0, 3.0]
+
+
 def test_dpo_refuses_an_unknown_pairing() -> None:
     from experiments.pipelines.aligners import DPO
 
