@@ -84,6 +84,13 @@ run --no-ceilings --algo ppo_implicit_episode_262k_dpokl_gamma0 "budgets=[480]" 
 run --no-ceilings --algo ppo_implicit_episode_262k_klquarterbeta_gamma0 "budgets=[480]" "seeds=[0]"
 wait
 run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
+# Their training curves on seed 0 (every one of these rows has it).
+CURVES=""
+for row in dpokl dpokl_lr2e4 dpokl_lr4e4 dpokl_gamma0 klbeta klquarterbeta klquarterbeta_gamma0; do
+    CURVES="$CURVES ppo_implicit_episode_262k_$row:480"
+done
+PYTHONPATH=. .venv/bin/python scripts/ppo_curves.py --out "$OUT" --rows $CURVES --seeds 0 \
+    --report-to docs/results/ppo_implicit_curves_val.md
 run --report-only --report-to docs/results/alignment_tuning.md $MAIN --algo dpo_nods_all_frames \
     --algo iterated_dpo3 --algo iterated_dpo_weighted --algo dpo_nods_rpo --algo dpo_nods_lr1e4 \
     --algo iterated_dpo_weighted_window $PPO $RM --algo iterated_dpo_weighted_r4 "budgets=[120,480]"
