@@ -77,11 +77,12 @@ wait
 # The implicit reward is per frame (beta times that frame's log-ratio), so with gamma 0 each frame's advantage is its
 # own reward and the per-frame optimum is still the DPO policy (dpokl) or its sharpened form (klquarterbeta). Rule
 # fixed before the runs: the highest mean val delta over seeds 0-2 among these two, dpokl and klquarterbeta goes to
-# test (if klquarterbeta, nothing new runs there). Stopped after seed 0, under their gamma 0.99 rows there (+0.198
-# against +0.246, +0.235 against +0.276): their implicit return levels off at the same height, only sooner.
+# test (if klquarterbeta, nothing new runs there). Stopped after seeds 0 and 1, under their gamma 0.99 rows on both
+# (+0.198, +0.128 against +0.246, +0.182; +0.235, +0.194 against +0.276, +0.203): their implicit return levels off
+# at the same height, only sooner.
 KLB="$KLB --algo ppo_implicit_episode_262k_dpokl_gamma0 --algo ppo_implicit_episode_262k_klquarterbeta_gamma0"
-run --no-ceilings --algo ppo_implicit_episode_262k_dpokl_gamma0 "budgets=[480]" "seeds=[0]" &
-run --no-ceilings --algo ppo_implicit_episode_262k_klquarterbeta_gamma0 "budgets=[480]" "seeds=[0]"
+run --no-ceilings --algo ppo_implicit_episode_262k_dpokl_gamma0 "budgets=[480]" "seeds=[0,1]" &
+run --no-ceilings --algo ppo_implicit_episode_262k_klquarterbeta_gamma0 "budgets=[480]" "seeds=[0,1]"
 wait
 run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
 # Their training curves on seed 0 (every one of these rows has it).
