@@ -131,8 +131,8 @@ def train_ppo_on_learned_reward(
 
 
 def preference_data(pairs: Sequence[Any], dataset: Any, features: Any) -> Any:
-    """In-memory preference pairs (``clip_id``, ``chosen_tokens``, ``rejected_tokens``) as a reward model's
-    :class:`~reward_models.PairData`."""
+    """In-memory preference pairs (``clip_id``, ``chosen_tokens``, ``rejected_tokens``, and each side's ratings
+    per criterion where they carry them) as a reward model's :class:`~reward_models.PairData`."""
     from types import SimpleNamespace
 
     from reward_models import pair_data_from_preferences
