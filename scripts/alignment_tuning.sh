@@ -84,6 +84,16 @@ KLB="$KLB --algo ppo_implicit_episode_262k_dpokl_gamma0 --algo ppo_implicit_epis
 run --no-ceilings --algo ppo_implicit_episode_262k_dpokl_gamma0 "budgets=[480]" "seeds=[0,1]" &
 run --no-ceilings --algo ppo_implicit_episode_262k_klquarterbeta_gamma0 "budgets=[480]" "seeds=[0,1]"
 wait
+# Every row above samples at the eval temperature T = 0.7 while the implicit reward is DPO's untempered log-ratio:
+# dpokl's optimum is then sft^(1/T-1)*dpo, short of DPO's dpo^(1/T), which would explain a plateau under DPO. Two
+# rows whose optimum is DPO's policy as evaluated: trained at temperature 1 (dpokl_t1), or at T with the penalty at
+# beta*T (dpokl_betaT). Rule fixed before the runs: after seeds 0 and 1, a row under klquarterbeta's mean there
+# (+0.240) stops; the higher of those left runs seed 2, and goes to test if its mean over seeds 0-2 is the highest
+# of these, dpokl and klquarterbeta (its test seeds may run beside val seed 2; they are used only if val chooses it).
+KLB="$KLB --algo ppo_implicit_episode_262k_dpokl_t1 --algo ppo_implicit_episode_262k_dpokl_betaT"
+run --no-ceilings --algo ppo_implicit_episode_262k_dpokl_t1 "budgets=[480]" "seeds=[0,1]" &
+run --no-ceilings --algo ppo_implicit_episode_262k_dpokl_betaT "budgets=[480]" "seeds=[0,1]"
+wait
 run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
 # Their training curves on seed 0 (every one of these rows has it).
 CURVES=""
