@@ -90,10 +90,18 @@ wait
 # beta*T (dpokl_betaT). Rule fixed before the runs: after seeds 0 and 1, a row under klquarterbeta's mean there
 # (+0.240) stops; the higher of those left runs seed 2, and goes to test if its mean over seeds 0-2 is the highest
 # of these, dpokl and klquarterbeta (its test seeds may run beside val seed 2; they are used only if val chooses it).
-KLB="$KLB --algo ppo_implicit_episode_262k_dpokl_t1 --algo ppo_implicit_episode_262k_dpokl_betaT"
 run --no-ceilings --algo ppo_implicit_episode_262k_dpokl_t1 "budgets=[480]" "seeds=[0,1]" &
 run --no-ceilings --algo ppo_implicit_episode_262k_dpokl_betaT "budgets=[480]" "seeds=[0,1]"
 wait
+# Neither reached klquarterbeta's mean over seeds 0 and 1 (dpokl_t1 +0.267, +0.051; dpokl_betaT +0.145, +0.251), so
+# both stopped there. betaT's implicit return climbs past dpokl's plateau (the tempered optimum) for no oracle gain.
+KLB="$KLB --algo ppo_implicit_episode_262k_dpokl_t1 --algo ppo_implicit_episode_262k_dpokl_betaT"
+# DPO at 480 groups with half the beta: does the larger label set carry the policy further from SFT? Rule fixed before
+# the runs: seeds 0-2; a mean above dpo_nods_weighted's there makes it the base of the next iterated form to try.
+run --no-ceilings --algo dpo_nods_weighted_beta025 "budgets=[480]" "seeds=[0,2]" &
+run --no-ceilings --algo dpo_nods_weighted_beta025 "budgets=[480]" "seeds=[1]"
+wait
+KLB="$KLB --algo dpo_nods_weighted_beta025"
 run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
 # Their training curves on seed 0 (every one of these rows has it).
 CURVES=""
