@@ -110,6 +110,11 @@ for row in dpokl dpokl_lr2e4 dpokl_lr4e4 dpokl_gamma0 klbeta klquarterbeta klqua
 done
 PYTHONPATH=. .venv/bin/python scripts/ppo_curves.py --out "$OUT" --rows $CURVES --seeds 0 \
     --report-to docs/results/ppo_implicit_curves_val.md
+# The temperature-consistent rows beside dpokl and klquarterbeta, on the two seeds each has.
+PYTHONPATH=. .venv/bin/python scripts/ppo_curves.py --out "$OUT" --seeds 0 1 --rows \
+    ppo_implicit_episode_262k_dpokl:480 ppo_implicit_episode_262k_dpokl_t1:480 \
+    ppo_implicit_episode_262k_dpokl_betaT:480 ppo_implicit_episode_262k_klquarterbeta:480 \
+    --report-to docs/results/ppo_implicit_curves_temperature_val.md
 run --report-only --report-to docs/results/alignment_tuning.md $MAIN --algo dpo_nods_all_frames \
     --algo iterated_dpo3 --algo iterated_dpo_weighted --algo dpo_nods_rpo --algo dpo_nods_lr1e4 \
     --algo iterated_dpo_weighted_window $PPO $RM --algo iterated_dpo_weighted_r4 "budgets=[120,480]"
