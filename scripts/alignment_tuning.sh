@@ -101,6 +101,7 @@ KLB="$KLB --algo ppo_implicit_episode_262k_dpokl_t1 --algo ppo_implicit_episode_
 run --no-ceilings --algo dpo_nods_weighted_beta025 "budgets=[480]" "seeds=[0,2]" &
 run --no-ceilings --algo dpo_nods_weighted_beta025 "budgets=[480]" "seeds=[1]"
 wait
+# Not chosen: +0.244, +0.336, +0.296 (mean +0.292 against +0.322).
 KLB="$KLB --algo dpo_nods_weighted_beta025"
 run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
 # Their training curves on seed 0 (every one of these rows has it).
