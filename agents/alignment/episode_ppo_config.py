@@ -35,7 +35,8 @@ class EpisodePPOConfig(PPOHyperparameters):
         kl_token_weight: weight of the action tokens' log-ratio in that penalty against the nod decision's. On
             DPO's implicit reward, DPO's ``token_weight`` here and ``kl_coef`` = its ``beta`` make the penalised
             objective the one DPO optimised, whose optimum is the DPO policy up to the sampling temperature
-            (Rafailov et al. 2023).
+            (Rafailov et al. 2023): sampled at T, it moves by T of DPO's shift; ``temperature: 1.0``, or
+            ``kl_coef`` = beta * T, makes it DPO's policy as evaluated at T (docs/alignment.md).
         temperature: sampling temperature of the policy being trained; None: the checkpoint's
             ``decode_temperature`` when it decodes by sampling, else 1.
         normalize_rewards: divide rewards by a running std of discounted returns (SB3 ``VecNormalize`` style),
