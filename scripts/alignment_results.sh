@@ -54,6 +54,11 @@ IMPLICIT480="$IMPLICIT480 --algo ppo_implicit_episode_262k_klquarterbeta"
 run --no-ceilings $IMPLICIT480 "budgets=[480]" "seeds=[0,2,4]" &
 run --no-ceilings $IMPLICIT480 "budgets=[480]" "seeds=[1,3]"
 wait
+# The RL ceiling at twice the env steps, on seeds 0 and 1 (a measurement of the optimiser's budget, paired with
+# ppo_oracle_episode_262k_kl01 on the same seeds; 2 seeds, about 35 minutes each).
+run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[0]" &
+run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[1]"
+wait
 # Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
 run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
 # The reward model's held-out accuracy against the rated groups it learns from (seed 0's 480 groups).
