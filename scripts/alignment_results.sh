@@ -59,6 +59,7 @@ wait
 run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[0]" &
 run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[1]"
 wait
+IMPLICIT480="$IMPLICIT480 --algo ppo_oracle_episode_524k_kl01"
 # Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
 run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
 # The reward model's held-out accuracy against the rated groups it learns from (seed 0's 480 groups).
