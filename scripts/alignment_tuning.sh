@@ -103,6 +103,12 @@ run --no-ceilings --algo dpo_nods_weighted_beta025 "budgets=[480]" "seeds=[1]"
 wait
 # Not chosen: +0.244, +0.336, +0.296 (mean +0.292 against +0.322).
 KLB="$KLB --algo dpo_nods_weighted_beta025"
+# klquarterbeta with twice the env steps (the RL ceiling gains from 262k to 524k steps on test seeds 0-1). Rule fixed
+# before the runs: a mean over seeds 0 and 1 above klquarterbeta's there (+0.240) sends it to test, seeds 0-4.
+run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[0]" &
+run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[1]"
+wait
+KLB="$KLB --algo ppo_implicit_episode_524k_klquarterbeta"
 run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
 # Their training curves on seed 0 (every one of these rows has it).
 CURVES=""
