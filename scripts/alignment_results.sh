@@ -59,7 +59,21 @@ wait
 run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[0]" &
 run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[1]"
 wait
-IMPLICIT480="$IMPLICIT480 --algo ppo_oracle_episode_524k_kl01"
+# Then on seeds 2-4, beside the quarter-beta leash at the same 524,288 steps (chosen on val by the rule in
+# scripts/alignment_tuning.sh): does PPO on DPO's implicit reward gain with steps as the ceiling does?
+run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[0]" &
+run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[1]"
+wait
+run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[2]" &
+run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[3]"
+wait
+run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[4]" &
+run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[2]"
+wait
+run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[3]" &
+run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[4]"
+wait
+IMPLICIT480="$IMPLICIT480 --algo ppo_oracle_episode_524k_kl01 --algo ppo_implicit_episode_524k_klquarterbeta"
 # Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
 run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
 # The reward model's held-out accuracy against the rated groups it learns from (seed 0's 480 groups).
