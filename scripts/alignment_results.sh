@@ -60,10 +60,10 @@ run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[0]
 run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[1]"
 wait
 # Then on seeds 2-4, beside the quarter-beta leash at the same 524,288 steps (chosen on val by the rule in
-# scripts/alignment_tuning.sh): does PPO on DPO's implicit reward gain with steps as the ceiling does?
-run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[0]" &
-run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[1]"
-wait
+# scripts/alignment_tuning.sh): does PPO on DPO's implicit reward gain with steps as the ceiling does? Seeds 0 and
+# 1 are the policies the val folder trained (the same training; without that folder drop --policies-from).
+run --no-ceilings --policies-from "${TUNING_OUT:-runs/benchmark/alignment_tuning}" \
+    --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[0,1]"
 run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[2]" &
 run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[3]"
 wait

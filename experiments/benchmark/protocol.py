@@ -72,9 +72,15 @@ class BenchmarkConfig:
     ray: str | None = None
     """None: cells run in this process; ``auto`` or an address: cells run as Ray tasks."""
     num_threads: int = 0
+    policies_from: Path | None = None
+    """A results folder whose protocol differs from this one in ``eval`` only (e.g. the val folder settings were
+    chosen in): a cell it trained with the same settings is evaluated here, not trained again (training never
+    sees the evaluation split, so it would make the same policy)."""
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        if self.policies_from is not None:
+            self.policies_from = Path(self.policies_from)
         if isinstance(self.eval, dict):
             self.eval = EvalSettings(**self.eval)
         if isinstance(self.ceilings, dict):
@@ -124,10 +130,21 @@ class BenchmarkConfig:
         """A hash of everything shared by the cells' results (not out, ray, the lists of cells, the algorithms'
         settings or the ceilings: each cell and the RL ceiling record their own settings and are redone when
         they change, so a new row or ceiling joins a folder)."""
-        skip = ("out", "ray", "algorithms", "algorithm_specs", "budgets", "seeds", "ceilings")
-        relevant = {k: v for k, v in asdict(self).items() if k not in skip}
-        text = json.dumps({"protocol": PROTOCOL_VERSION, **relevant}, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _digest(asdict(self), _PER_CELL)
+
+
+def training_fingerprint(config_values: dict[str, Any]) -> str:
+    """:meth:`BenchmarkConfig.fingerprint` without the evaluation: equal for folders whose cells train alike."""
+    return _digest(config_values, (*_PER_CELL, "eval"))
+
+
+_PER_CELL = ("out", "ray", "algorithms", "algorithm_specs", "budgets", "seeds", "ceilings", "policies_from")
+
+
+def _digest(values: dict[str, Any], skip: tuple[str, ...]) -> str:
+    relevant = {k: v for k, v in values.items() if k not in skip}
+    text = json.dumps({"protocol": PROTOCOL_VERSION, **relevant}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from experiments.benchmark.protocol import (
     Cell,
     cells,
     sft_eval_path,
+    training_fingerprint,
 )
 from experiments.errors import UserError
 from experiments.pipelines.stages import run_stage
@@ -47,6 +48,7 @@ def run_benchmark(config: BenchmarkConfig, log: Log = print, *, ceilings: bool =
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
     _check_config_file(config)
+    _check_policies_from(config)
     sft = resolve_sft(config, log)
     jobs = [j for j in _jobs(config, sft) if ceilings or j[0] is not run_ceilings]
     if config.ray:
@@ -162,6 +164,15 @@ def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -
 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    final = cell.directory(config.out) / "policy"
+    trained = _trained_elsewhere(config, cell)
+    if trained is not None:
+        policy, meta = trained
+        log(f"[{cell.key}] trained in {meta['policy_from']}: evaluating that policy")
+        _write_eval(config, policy, cell.seed, tmp, meta, log)
+        _replace_tree(policy, final)
+        shutil.rmtree(cell.directory(config.out) / "work", ignore_errors=True)  # a killed run's, if any
+        return
     spec, settings = config.spec(cell.algorithm)
     algorithm = load_algorithm(spec, settings)
     selection = config.selection(cell.algorithm)
@@ -191,16 +202,29 @@ def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -
     if figures.exists():  # what the algorithm measured of itself, e.g. its reward model's accuracy
         meta["figures"] = json.loads(figures.read_text())
     _write_eval(config, policy, cell.seed, tmp, meta, log)
-    final = cell.directory(config.out) / "policy"
-    shutil.rmtree(final, ignore_errors=True)
-    shutil.copytree(policy, final)
+    _replace_tree(policy, final)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _replace_tree(source: Path, target: Path) -> None:
+    import shutil
+
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
 
 
 def _drop_if_stale(config: BenchmarkConfig, cell: Cell, result: Path, log: Log) -> None:
     """Delete a cell's result made with other algorithm settings than the config's, so it is recomputed."""
     if not result.exists():
         return
+    previous = json.loads(result.read_text())
+    if not _trained_as_configured(config, cell, previous):
+        log(f"[{cell.key}] was trained with other settings ({previous.get('settings')}): training it again")
+        result.unlink()
+
+
+def _trained_as_configured(config: BenchmarkConfig, cell: Cell, result: dict[str, Any]) -> bool:
+    """Whether a cell's result was trained with the algorithm, settings and query selection the config names."""
     spec, settings = config.spec(cell.algorithm)
     selection = config.selection(cell.algorithm)
     wanted = (
@@ -208,10 +232,26 @@ def _drop_if_stale(config: BenchmarkConfig, cell: Cell, result: Path, log: Log) 
         json.loads(json.dumps(settings)),
         asdict(selection) if selection.method != "random" else None,
     )
+    return (result.get("spec"), result.get("settings"), result.get("selection")) == wanted
+
+
+_EVALUATION_KEYS = ("protocol", "fingerprint", "row", "per_clip", "clip_ids", "eval", "react")
+
+
+def _trained_elsewhere(config: BenchmarkConfig, cell: Cell) -> tuple[Path, dict[str, Any]] | None:
+    """The policy ``config.policies_from`` trained for this cell with the same settings, and the training part
+    of its record (labels spent, training time, the algorithm's own figures); None when it has none."""
+    if config.policies_from is None:
+        return None
+    directory = cell.directory(config.policies_from)
+    result, policy = directory / "result.json", directory / "policy"
+    if not (result.exists() and (policy / "config.json").exists()):
+        return None
     previous = json.loads(result.read_text())
-    if (previous.get("spec"), previous.get("settings"), previous.get("selection")) != wanted:
-        log(f"[{cell.key}] was trained with other settings ({previous.get('settings')}): training it again")
-        result.unlink()
+    if not _trained_as_configured(config, cell, previous):
+        return None
+    meta = {k: v for k, v in previous.items() if k not in _EVALUATION_KEYS}
+    return policy, {**meta, "policy_from": str(directory)}
 
 
 def _collector(config: BenchmarkConfig, cell: Cell, ledger: Any, work: Path, log: Log) -> Callable[..., Any]:
@@ -357,6 +397,32 @@ def _check_config_file(config: BenchmarkConfig) -> None:
                 f"{previous.get('fingerprint')}); use a new --out or delete it"
             )
     _write_json_whole(path, record)
+
+
+def _check_policies_from(config: BenchmarkConfig) -> None:
+    """Refuse a ``policies_from`` folder whose cells were trained under another protocol than this one's."""
+    other = config.policies_from
+    if other is None:
+        return
+    if config.sft is None:
+        raise UserError(
+            "policies_from needs a named SFT checkpoint (--sft): without one each folder trains its own SFT"
+        )
+    path = Path(other) / "benchmark_config.json"
+    if not path.exists():
+        raise UserError(
+            f"policies_from: {other} is not a results folder of dyadic benchmark alignment (no {path.name}); "
+            "name the --out of an earlier run"
+        )
+    previous = json.loads(path.read_text())
+    if (previous.get("protocol"), training_fingerprint(previous.get("config", {}))) != (
+        PROTOCOL_VERSION,
+        training_fingerprint(asdict(config)),
+    ):
+        raise UserError(
+            f"policies_from: {other} trained its cells under another protocol or config than this run's (only "
+            "eval may differ: same dataset, SFT, feedback and num_threads); drop --policies-from to train here"
+        )
 
 
 def _run_on_ray(config: BenchmarkConfig, jobs: list[tuple[Any, ...]], log: Log) -> None:

@@ -44,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     alignment.add_argument(
         "--report-only", action="store_true", help="write the table from the finished cells; run nothing"
     )
+    alignment.add_argument(
+        "--policies-from", type=Path, default=None, metavar="DIR",
+        help="evaluate the policies this results folder trained (same protocol but for eval, e.g. the val "
+        "folder) instead of training them again",
+    )  # fmt: skip
     alignment.add_argument("--report-to", type=Path, default=None, help="also write the results page here")
     alignment.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="override config fields, e.g. budgets=[120]"
@@ -130,7 +135,7 @@ def run_alignment(args: argparse.Namespace) -> int:
     seeds = list(range(args.seeds)) if args.seeds is not None else None
     config = build_config(
         BenchmarkConfig, args.config, DEFAULT_CONFIG, args.overrides, seeds=seeds, sft=args.sft, out=args.out,
-        algorithms=args.algo, ray=args.ray,
+        algorithms=args.algo, ray=args.ray, policies_from=args.policies_from,
     )  # fmt: skip
     _quiet_libraries()
     if getattr(args, "report_only", False):

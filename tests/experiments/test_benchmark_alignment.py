@@ -476,3 +476,49 @@ def test_processes_starting_together_on_one_folder_both_run(tmp_path: Path) -> N
     written = json.loads((config.out / "benchmark_config.json").read_text())
     assert written["fingerprint"] == config.fingerprint()
     assert not list(config.out.glob("*.partial"))
+
+
+@pytest.mark.slow
+def test_policies_trained_for_the_val_split_are_evaluated_on_test_not_retrained(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from experiments.benchmark.protocol import Cell
+    from experiments.benchmark.runner import _trained_elsewhere, run_benchmark
+
+    data, sft = _tiny(tmp_path)
+    val = _config(tmp_path, data, sft, out=tmp_path / "val", budgets=[2], eval={"split": "val", "samples": 1})
+    run_benchmark(val, log=lambda _m: None, ceilings=False)
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a cell the val folder trained must not be trained again")
+
+    monkeypatch.setattr("experiments.pipelines.aligners.load_algorithm", refuse)
+    test = _config(tmp_path, data, sft, out=tmp_path / "test", budgets=[2], policies_from=val.out)
+    test.out.mkdir()
+    # The same collections, linked (as scripts/alignment_tuning.sh links the test folder's).
+    (test.out / "feedback").symlink_to(val.out / "feedback")
+    run_benchmark(test, log=lambda _m: None, ceilings=False)
+    for cell in cells(test):
+        here = json.loads((cell.directory(test.out) / "result.json").read_text())
+        there = json.loads((cell.directory(val.out) / "result.json").read_text())
+        assert here["policy_from"] == str(cell.directory(val.out)) and here["eval"]["split"] == "test"
+        assert {k: here[k] for k in ("settings", "labels_spent", "train_seconds")} == {
+            k: there[k] for k in ("settings", "labels_spent", "train_seconds")
+        }
+        assert here["clip_ids"] != there["clip_ids"]  # evaluated on the test clips
+    trained = Cell("dpo", 2, 0)
+    assert (trained.directory(test.out) / "policy" / "model.safetensors").read_bytes() == (
+        trained.directory(val.out) / "policy" / "model.safetensors"
+    ).read_bytes()
+    # A cell trained with other settings is not taken; a folder trained otherwise (other feedback) is refused.
+    other = dataclasses.replace(
+        test, algorithm_specs={"dpo": {"settings": {"num_epochs": 2, "batch_size": 2}}}
+    )
+    assert _trained_elsewhere(other, trained) is None and _trained_elsewhere(test, trained) is not None
+    refused = dataclasses.replace(test, out=tmp_path / "refused", feedback={**test.feedback, "samples": 3})
+    with pytest.raises(UserError, match=r"policies_from: .* another protocol or config"):
+        run_benchmark(refused, log=lambda _m: None, ceilings=False)
+    with pytest.raises(UserError, match="not a results folder"):
+        run_benchmark(dataclasses.replace(test, policies_from=tmp_path / "data"), log=lambda _m: None)
+    with pytest.raises(UserError, match="needs a named SFT checkpoint"):
+        run_benchmark(dataclasses.replace(test, out=tmp_path / "own_sft", sft=None), log=lambda _m: None)
