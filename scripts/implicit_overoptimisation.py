@@ -25,6 +25,7 @@ PPO_CELLS = (
     "ppo_implicit_episode_65k:480",
     "ppo_implicit_episode_262k_kl01:480",
     "ppo_implicit_episode_262k_klquarterbeta:480",
+    "ppo_implicit_episode_524k_klquarterbeta:480",
 )
 
 

@@ -1,0 +1,44 @@
+"""scripts/paired_rows.py: row A - row B per seed, from the cells' results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments.errors import UserError
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "paired_rows.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("paired_rows", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cell(out: Path, row: str, seed: int, weighted: float, l2: float) -> None:
+    path = out / "cells" / row / f"b480-s{seed}" / "result.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"row": {"weighted": weighted, "L2": l2, "FD": 1.0}}))
+
+
+def test_paired_differences_are_per_seed_with_a_t_interval(tmp_path: Path) -> None:
+    for seed, (a, b) in enumerate([(3.6, 3.5), (3.8, 3.5), (3.7, 3.6)]):
+        _cell(tmp_path, "A", seed, a, l2=0.011)
+        _cell(tmp_path, "B", seed, b, l2=0.010)
+    page = tmp_path / "page.md"
+    _script().main(
+        ["--out", str(tmp_path), "--pairs", "A:B", "--seeds", "0", "1", "2", "--report-to", str(page)]
+    )
+    found = json.loads(page.with_suffix(".json").read_text())["A:B"]
+    assert found["weighted"]["diffs"] == pytest.approx([0.1, 0.3, 0.1])
+    assert found["weighted"]["mean"] == pytest.approx(0.5 / 3)
+    assert found["weighted"]["low"] < found["weighted"]["mean"] < found["weighted"]["high"]
+    assert found["L2"]["diffs"] == pytest.approx([10.0, 10.0, 10.0])  # in % of B's
+    assert "| A - B | +0.100, +0.300, +0.100 | +0.167 [" in page.read_text()
+    with pytest.raises(UserError, match="A/b480-s3: no finished cell"):
+        _script().main(["--out", str(tmp_path), "--pairs", "A:B", "--seeds", "3", "--report-to", str(page)])
