@@ -73,9 +73,9 @@ class BenchmarkConfig:
     """None: cells run in this process; ``auto`` or an address: cells run as Ray tasks."""
     num_threads: int = 0
     policies_from: Path | None = None
-    """A results folder whose protocol differs from this one in ``eval`` only (e.g. the val folder settings were
-    chosen in): a cell it trained with the same settings is evaluated here, not trained again (training never
-    sees the evaluation split, so it would make the same policy)."""
+    """A results folder whose protocol differs from this one in ``eval`` only (e.g. the val folder in which the
+    settings were chosen): a cell it trained with the same settings is evaluated here, not trained again
+    (training never sees the evaluation split, so it would make the same policy)."""
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
