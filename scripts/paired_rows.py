@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from experiments.benchmark.protocol import Cell
-from experiments.benchmark.report import student_t_interval
+from experiments.benchmark.report import paired_differences
 from experiments.errors import UserError
 
 KEYS = ("weighted", "L2", "FD")  # the oracle, and the paper's L2 and FD (lower is better)
@@ -23,16 +23,10 @@ RELATIVE = ("L2", "FD")  # in % of row B's value, as the benchmark's tables give
 
 
 def paired(out: Path, first: str, second: str, budget: int, seeds: list[int]) -> dict[str, dict]:
-    """Per key: the per-seed differences ``first - second``, their mean and 95 % interval."""
-    rows = {name: [_row(out, Cell(name, budget, s)) for s in seeds] for name in (first, second)}
-    result = {}
-    for key in KEYS:
-        diffs = [a[key] - b[key] for a, b in zip(rows[first], rows[second])]
-        if key in RELATIVE:
-            diffs = [100 * d / b[key] for d, b in zip(diffs, rows[second])]
-        mean, low, high = student_t_interval(diffs)
-        result[key] = {"diffs": diffs, "mean": mean, "low": low, "high": high}
-    return result
+    """Per key: the per-seed differences ``first - second``, their mean and 95 % interval (the benchmark's
+    own :func:`~experiments.benchmark.report.paired_differences`, with row B in SFT's place)."""
+    rows = {name: {s: _row(out, Cell(name, budget, s)) for s in seeds} for name in (first, second)}
+    return paired_differences(rows[first], rows[second], KEYS, RELATIVE)
 
 
 def _row(out: Path, cell: Cell) -> dict[str, float]:

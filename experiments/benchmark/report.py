@@ -71,7 +71,7 @@ def summarize(config: BenchmarkConfig) -> dict[str, Any]:
 def _cell_summary(found: dict[int, Any], sft: dict[int, Any], seeds: list[int]) -> dict[str, Any]:
     entry: dict[str, Any] = {"seeds": seeds, "labels_spent": [found[s]["labels_spent"] for s in seeds]}
     rows = {s: found[s]["row"] for s in seeds}
-    entry.update(_paired(rows, {s: sft[s]["row"] for s in seeds}, KEYS, RELATIVE))
+    entry.update(paired_differences(rows, {s: sft[s]["row"] for s in seeds}, KEYS, RELATIVE))
     figures = [found[s].get("figures") or {} for s in seeds]
     names = sorted({k for f in figures for k in f})
     entry["figures"] = {
@@ -89,10 +89,10 @@ def _react_summary(found: dict[int, Any], sft: dict[int, Any], seeds: list[int])
         return None
     rows = {s: found[s]["react"]["row"] for s in with_react}
     base = {s: sft[s]["react"]["row"] for s in with_react}
-    return {"seeds": with_react, **_paired(rows, base, tuple(REACT_SHOWN), REACT_RELATIVE)}
+    return {"seeds": with_react, **paired_differences(rows, base, tuple(REACT_SHOWN), REACT_RELATIVE)}
 
 
-def _paired(
+def paired_differences(
     rows: dict[int, dict[str, float]],
     base: dict[int, dict[str, float]],
     keys: Sequence[str],

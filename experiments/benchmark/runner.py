@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -47,8 +48,8 @@ def run_benchmark(config: BenchmarkConfig, log: Log = print, *, ceilings: bool =
 
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
+    _check_policies_from(config)  # before anything is written to a run it refuses
     _check_config_file(config)
-    _check_policies_from(config)
     sft = resolve_sft(config, log)
     jobs = [j for j in _jobs(config, sft) if ceilings or j[0] is not run_ceilings]
     if config.ray:
@@ -155,8 +156,6 @@ def _alive(pid: int) -> bool:
 
 
 def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -> None:
-    import shutil
-
     import torch
 
     from dyadic_env.data import load_dataset
@@ -207,8 +206,6 @@ def _cell(config: BenchmarkConfig, sft: Path, cell: Cell, tmp: Path, log: Log) -
 
 
 def _replace_tree(source: Path, target: Path) -> None:
-    import shutil
-
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target)
 

@@ -518,6 +518,7 @@ def test_policies_trained_for_the_val_split_are_evaluated_on_test_not_retrained(
     refused = dataclasses.replace(test, out=tmp_path / "refused", feedback={**test.feedback, "samples": 3})
     with pytest.raises(UserError, match=r"policies_from: .* another protocol or config"):
         run_benchmark(refused, log=lambda _m: None, ceilings=False)
+    assert not (refused.out / "benchmark_config.json").exists()  # a refused run writes nothing
     with pytest.raises(UserError, match="not a results folder"):
         run_benchmark(dataclasses.replace(test, policies_from=tmp_path / "data"), log=lambda _m: None)
     with pytest.raises(UserError, match="needs a named SFT checkpoint"):
