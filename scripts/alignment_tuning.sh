@@ -118,6 +118,12 @@ DPO480="--algo iterated_dpo_weighted_beta1 --algo iterated_dpo_weighted_e1"
 run --no-ceilings --algo iterated_dpo_weighted_beta1 "budgets=[480]" "seeds=[0,1]" &
 run --no-ceilings --algo iterated_dpo_weighted_e1 "budgets=[480]" "seeds=[0,1]"
 wait
+# Seed 0: one epoch +0.222, twice the beta +0.293, both under iterated_dpo_weighted's seeds (about +0.33 and +0.36):
+# less movement loses. The other direction, more optimisation, under the same rule (both finish seeds 0-1).
+DPO480="$DPO480 --algo iterated_dpo_weighted_e3 --algo iterated_dpo_weighted_lr6e4"
+run --no-ceilings --algo iterated_dpo_weighted_e3 "budgets=[480]" "seeds=[0,1]" &
+run --no-ceilings --algo iterated_dpo_weighted_lr6e4 "budgets=[480]" "seeds=[0,1]"
+wait
 run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
 # Their training curves on seed 0 (every one of these rows has it).
 CURVES=""
