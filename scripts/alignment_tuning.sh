@@ -120,9 +120,15 @@ run --no-ceilings --algo iterated_dpo_weighted_e1 "budgets=[480]" "seeds=[0,1]"
 wait
 # Seed 0: one epoch +0.222, twice the beta +0.293, both under iterated_dpo_weighted's seeds (about +0.33 and +0.36):
 # less movement loses. The other direction, more optimisation, under the same rule (both finish seeds 0-1).
+# Seed 1: one epoch +0.241, twice the beta +0.385; means +0.232 and +0.339, neither above +0.345: both stop.
 DPO480="$DPO480 --algo iterated_dpo_weighted_e3 --algo iterated_dpo_weighted_lr6e4"
 run --no-ceilings --algo iterated_dpo_weighted_e3 "budgets=[480]" "seeds=[0,1]" &
 run --no-ceilings --algo iterated_dpo_weighted_lr6e4 "budgets=[480]" "seeds=[0,1]"
+wait
+# Seed 0: three epochs +0.308. A round that also trains on the earlier rounds' pairs (accumulate), same rule.
+DPO480="$DPO480 --algo iterated_dpo_weighted_acc"
+run --no-ceilings --algo iterated_dpo_weighted_acc "budgets=[480]" "seeds=[0]" &
+run --no-ceilings --algo iterated_dpo_weighted_acc "budgets=[480]" "seeds=[1]"
 wait
 run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
 # Their training curves on seed 0 (every one of these rows has it).

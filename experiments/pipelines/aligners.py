@@ -175,13 +175,15 @@ class IteratedDPO:
     """On-policy rounds: round k rates candidates of round k-1's policy and runs DPO from it (own reference).
 
     The first round uses the cell's collected groups cut to its share; later rounds collect through
-    ``task.collect``, so all rounds together spend exactly the budget.
+    ``task.collect``, so all rounds together spend exactly the budget. With ``accumulate`` a round trains on
+    every pair bought so far, not only its own: the earlier rounds' labels are paid for, and DPO's reference (the
+    previous round's policy) need not have sampled a pair for it to count.
     """
 
-    def __init__(self, rounds: int = 2, **settings: Any) -> None:
+    def __init__(self, rounds: int = 2, accumulate: bool = False, **settings: Any) -> None:
         if rounds < 1:
             raise UserError(f"iterated_dpo rounds: expected >= 1, found {rounds}")
-        self.rounds = rounds
+        self.rounds, self.accumulate = rounds, accumulate
         self.dpo = DPO(**settings)
 
     def upfront_groups(self, budget: int) -> int:
@@ -193,7 +195,8 @@ class IteratedDPO:
         policy, pairs = task.sft, task.pairs[: shares[0]]
         for k, share in enumerate(shares):
             if k:
-                pairs, _ = task.collect(policy, share, f"round{k}")
+                bought, _ = task.collect(policy, share, f"round{k}")
+                pairs = [*pairs, *bought] if self.accumulate else bought
             round_task = replace(
                 task, sft=policy, pairs=pairs, out=task.out / f"round{k}", seed=task.seed + 1000 * k
             )

@@ -82,3 +82,34 @@ def test_a_collection_part_being_written_is_not_read(tmp_path) -> None:  # type:
     for name in ("part0", "part10", "part2", "part1.partial"):
         (collection_dir(tmp_path, 3) / name).mkdir(parents=True)
     assert [p.name for p in finished_parts(tmp_path, 3)] == ["part0", "part2", "part10"]
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_iterated_dpo_rounds_spend_the_budget_and_train_on_their_pairs(tmp_path, accumulate) -> None:  # type: ignore[no-untyped-def]
+    from experiments.pipelines.aligners import AlignmentTask, IteratedDPO
+
+    bought: list[tuple[str, int]] = []
+
+    def collect(policy, groups, tag):  # type: ignore[no-untyped-def]
+        bought.append((tag, groups))
+        return [f"{tag}-{i}" for i in range(groups)], []
+
+    trained: list[tuple[str, list[str], int]] = []
+
+    def dpo_round(task):  # type: ignore[no-untyped-def]
+        trained.append((str(task.sft), list(task.pairs), task.seed))
+        return task.out
+
+    algorithm = IteratedDPO(rounds=3, accumulate=accumulate, num_epochs=1)
+    algorithm.dpo = dpo_round  # type: ignore[assignment]
+    task = AlignmentTask(sft=tmp_path / "sft", pairs=[f"up-{i}" for i in range(9)], groups=[], dataset=None,
+                         budget=8, seed=5, out=tmp_path / "cell", collect=collect, log=lambda _m: None)  # fmt: skip
+    assert algorithm(task) == tmp_path / "cell" / "round2"
+    assert bought == [("round1", 3), ("round2", 2)]  # 3 up front + 3 + 2 on-policy = the budget of 8
+    up, one, two = ["up-0", "up-1", "up-2"], ["round1-0", "round1-1", "round1-2"], ["round2-0", "round2-1"]
+    expected = [up, up + one, up + one + two] if accumulate else [up, one, two]
+    assert [pairs for _, pairs, _ in trained] == expected
+    # Each round starts from (and is referenced to) the previous round's policy, with its own seed.
+    assert [(start, seed) for start, _, seed in trained] == [
+        (str(tmp_path / "sft"), 5), (str(tmp_path / "cell" / "round0"), 1005), (str(tmp_path / "cell" / "round1"), 2005)
+    ]  # fmt: skip
