@@ -132,6 +132,14 @@ DPO480="$DPO480 --algo iterated_dpo_weighted_acc"
 run --no-ceilings --algo iterated_dpo_weighted_acc "budgets=[480]" "seeds=[0]" &
 run --no-ceilings --algo iterated_dpo_weighted_acc "budgets=[480]" "seeds=[1]"
 wait
+# +0.364 and +0.229 (mean +0.297): under +0.345, so it stops (its seed 2, started early, was stopped too).
+# iterated_dpo_weighted's +0.345 came from an earlier copy of the SFT checkpoint (val oracle 3.496 over seeds 0-2,
+# this folder's 3.489): the same rows from this folder's SFT, for a comparison on one checkpoint.
+run --no-ceilings --algo iterated_dpo_weighted "budgets=[480]" "seeds=[0]" &
+run --no-ceilings --algo iterated_dpo_weighted "budgets=[480]" "seeds=[1]"
+wait
+run --report-only --report-to docs/results/alignment_tuning_dpo_480.md --algo iterated_dpo_weighted $DPO480 \
+    --algo dpo_nods_weighted --algo dpo_nods_weighted_beta025 "budgets=[480]"
 run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
 # Their training curves on seed 0 (every one of these rows has it).
 CURVES=""
