@@ -140,6 +140,10 @@ run --no-ceilings --algo iterated_dpo_weighted "budgets=[480]" "seeds=[1]"
 wait
 run --report-only --report-to docs/results/alignment_tuning_dpo_480.md --algo iterated_dpo_weighted $DPO480 \
     --algo dpo_nods_weighted --algo dpo_nods_weighted_beta025 "budgets=[480]"
+# Each form against iterated_dpo_weighted on the seeds both have (0 and 1).
+B=iterated_dpo_weighted
+PYTHONPATH=. .venv/bin/python scripts/paired_rows.py --out "$OUT" --seeds 0 1 \
+    --report-to docs/results/dpo_480_paired_val.md --pairs ${B}_beta1:$B ${B}_e1:$B ${B}_acc:$B
 run --report-only --report-to docs/results/alignment_tuning_implicit_480.md $KLB "budgets=[480]"
 # Their training curves on seed 0 (every one of these rows has it).
 CURVES=""
