@@ -70,10 +70,10 @@ wait
 run --no-ceilings --algo ppo_implicit_episode_524k_klquarterbeta "budgets=[480]" "seeds=[4]" &
 run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[2]"
 wait
-# The ceiling's seeds 3 and 4 were started and stopped for time (2026-12-07); they would run so:
-# run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[3]" &
-# run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[4]"
-# wait
+# The ceiling's seeds 3 and 4 (run a sitting later).
+run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[3]" &
+run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[4]"
+wait
 IMPLICIT480="$IMPLICIT480 --algo ppo_oracle_episode_524k_kl01 --algo ppo_implicit_episode_524k_klquarterbeta"
 # Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
 run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
@@ -95,14 +95,14 @@ PYTHONPATH=. .venv/bin/python scripts/implicit_overoptimisation.py --out "$OUT"
 # SFT (oracle 3.404; the main page's SFT 3.365), so they compare with each other.
 run --report-only --report-to docs/results/alignment_implicit_480.md $IMPLICIT480 "budgets=[480]" "seeds=[0,1,2,3,4]"
 # Paired differences between those rows (same seeds): the leash, the steps, PPO against its DPO; and the RL
-# ceiling's steps on the seeds it has at 524,288.
+# ceiling's steps.
 paired() { PYTHONPATH=. .venv/bin/python scripts/paired_rows.py --out "$OUT" "$@"; }
 paired --report-to docs/results/ppo_implicit_paired_480.md --pairs \
     ppo_implicit_episode_262k_klquarterbeta:ppo_implicit_episode_262k_kl01 \
     ppo_implicit_episode_262k_klquarterbeta:dpo_nods_weighted \
     ppo_implicit_episode_524k_klquarterbeta:ppo_implicit_episode_262k_klquarterbeta \
     ppo_implicit_episode_524k_klquarterbeta:dpo_nods_weighted
-paired --report-to docs/results/ppo_oracle_steps_paired_480.md --seeds 0 1 2 \
+paired --report-to docs/results/ppo_oracle_steps_paired_480.md \
     --pairs ppo_oracle_episode_524k_kl01:ppo_oracle_episode_262k_kl01
 # The page: every finished cell.
 run --report-only --report-to docs/results/alignment.md $ALL --algo rated_distillation:TopQuarterSFT \

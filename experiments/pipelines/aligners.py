@@ -183,6 +183,8 @@ class IteratedDPO:
     def __init__(self, rounds: int = 2, accumulate: bool = False, **settings: Any) -> None:
         if rounds < 1:
             raise UserError(f"iterated_dpo rounds: expected >= 1, found {rounds}")
+        if not isinstance(accumulate, bool):
+            raise UserError(f"iterated_dpo accumulate: expected true or false, found {accumulate!r}")
         self.rounds, self.accumulate = rounds, accumulate
         self.dpo = DPO(**settings)
 
