@@ -101,7 +101,8 @@ paired --report-to docs/results/ppo_implicit_paired_480.md --pairs \
     ppo_implicit_episode_262k_klquarterbeta:ppo_implicit_episode_262k_kl01 \
     ppo_implicit_episode_262k_klquarterbeta:dpo_nods_weighted \
     ppo_implicit_episode_524k_klquarterbeta:ppo_implicit_episode_262k_klquarterbeta \
-    ppo_implicit_episode_524k_klquarterbeta:dpo_nods_weighted
+    ppo_implicit_episode_524k_klquarterbeta:dpo_nods_weighted \
+    ppo_implicit_episode_524k_klquarterbeta:ppo_oracle_episode_524k_kl01
 paired --report-to docs/results/ppo_oracle_steps_paired_480.md \
     --pairs ppo_oracle_episode_524k_kl01:ppo_oracle_episode_262k_kl01
 # The page: every finished cell.
