@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--report-to", type=Path, required=True)
     args = parser.parse_args(argv)
+    for pair in args.pairs:
+        if pair.count(":") != 1 or not all(pair.split(":")):
+            parser.error(f"--pairs {pair!r}: expected ROW_A:ROW_B, two row names joined by one colon")
     found = {p: paired(args.out, *p.split(":", 1), args.budget, args.seeds) for p in args.pairs}
     lines = [
         "# Paired differences between alignment rows",

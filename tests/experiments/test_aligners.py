@@ -110,8 +110,13 @@ def test_iterated_dpo_rounds_spend_the_budget_and_train_on_their_pairs(tmp_path,
     expected = [up, up + one, up + one + two] if accumulate else [up, one, two]
     assert [pairs for _, pairs, _ in trained] == expected
     # Each round starts from (and is referenced to) the previous round's policy, with its own seed.
-    with pytest.raises(UserError, match="accumulate"):
-        IteratedDPO(accumulate="yes")  # type: ignore[arg-type]
     assert [(start, seed) for start, _, seed in trained] == [
         (str(tmp_path / "sft"), 5), (str(tmp_path / "cell" / "round0"), 1005), (str(tmp_path / "cell" / "round1"), 2005)
     ]  # fmt: skip
+
+
+def test_iterated_dpo_refuses_an_accumulate_that_is_not_a_boolean() -> None:
+    from experiments.pipelines.aligners import IteratedDPO
+
+    with pytest.raises(UserError, match="accumulate: expected true or false, found 'yes'"):
+        IteratedDPO(accumulate="yes")  # type: ignore[arg-type]

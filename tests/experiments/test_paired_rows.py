@@ -26,7 +26,7 @@ def _cell(out: Path, row: str, seed: int, weighted: float, l2: float) -> None:
     path.write_text(json.dumps({"row": {"weighted": weighted, "L2": l2, "FD": 1.0}}))
 
 
-def test_paired_differences_are_per_seed_with_a_t_interval(tmp_path: Path) -> None:
+def test_paired_differences_are_per_seed_with_a_t_interval(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     for seed, (a, b) in enumerate([(3.6, 3.5), (3.8, 3.5), (3.7, 3.6)]):
         _cell(tmp_path, "A", seed, a, l2=0.011)
         _cell(tmp_path, "B", seed, b, l2=0.010)
@@ -37,8 +37,12 @@ def test_paired_differences_are_per_seed_with_a_t_interval(tmp_path: Path) -> No
     found = json.loads(page.with_suffix(".json").read_text())["A:B"]
     assert found["weighted"]["diffs"] == pytest.approx([0.1, 0.3, 0.1])
     assert found["weighted"]["mean"] == pytest.approx(0.5 / 3)
-    assert found["weighted"]["low"] < found["weighted"]["mean"] < found["weighted"]["high"]
+    # sd 0.1155 over 3 seeds, t(0.975, 2) = 4.303: half-width 0.287
+    assert (found["weighted"]["low"], found["weighted"]["high"]) == pytest.approx((-0.1202, 0.4535), abs=1e-3)
     assert found["L2"]["diffs"] == pytest.approx([10.0, 10.0, 10.0])  # in % of B's
     assert "| A - B | +0.100, +0.300, +0.100 | +0.167 [" in page.read_text()
     with pytest.raises(UserError, match="A/b480-s3: no finished cell"):
         _script().main(["--out", str(tmp_path), "--pairs", "A:B", "--seeds", "3", "--report-to", str(page)])
+    with pytest.raises(SystemExit):  # argparse names the malformed pair
+        _script().main(["--out", str(tmp_path), "--pairs", "A-B", "--report-to", str(page)])
+    assert "--pairs 'A-B': expected ROW_A:ROW_B" in capsys.readouterr().err
