@@ -75,6 +75,13 @@ run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[3]
 run --no-ceilings --algo ppo_oracle_episode_524k_kl01 "budgets=[480]" "seeds=[4]"
 wait
 IMPLICIT480="$IMPLICIT480 --algo ppo_oracle_episode_524k_kl01 --algo ppo_implicit_episode_524k_klquarterbeta"
+# Twice the labels for the single-round DPO of that page (960 rated groups; each seed's collection grows by 480):
+# the label-efficiency curve's next point, paired with 480 below. Seed 4 in a process of its own balances the two
+# cores (about 50 minutes a cell).
+run --no-ceilings --algo dpo_nods_weighted "budgets=[960]" "seeds=[0,2]" &
+run --no-ceilings --algo dpo_nods_weighted "budgets=[960]" "seeds=[1,3]" &
+run --no-ceilings --algo dpo_nods_weighted "budgets=[960]" "seeds=[4]"
+wait
 # Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
 run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
 # The reward model's held-out accuracy against the rated groups it learns from (seed 0's 480 groups).
@@ -91,9 +98,12 @@ F=$OUT/feedback
 PYTHONPATH=. .venv/bin/python scripts/implicit_reward.py --out "$OUT"
 # Does PPO over-optimise that implicit reward? Its samples scored by the reward and by the oracle, beside the DPO's.
 PYTHONPATH=. .venv/bin/python scripts/implicit_overoptimisation.py --out "$OUT"
+# Among SFT's samples and among its own, how much of the oracle's best of 8 does that DPO's implicit reward find?
+PYTHONPATH=. .venv/bin/python scripts/implicit_rerank.py --out "$OUT" --sft "$SFT"
 # PPO on the implicit reward and its DPO at 480 groups on a page of their own: they were run later, from a retrained
 # SFT (oracle 3.404; the main page's SFT 3.365), so they compare with each other.
-run --report-only --report-to docs/results/alignment_implicit_480.md $IMPLICIT480 "budgets=[480]" "seeds=[0,1,2,3,4]"
+run --report-only --report-to docs/results/alignment_implicit_480.md $IMPLICIT480 "budgets=[480,960]" \
+    "seeds=[0,1,2,3,4]"
 # Paired differences between those rows (same seeds): the leash, the steps, PPO against its DPO; and the RL
 # ceiling's steps.
 paired() { PYTHONPATH=. .venv/bin/python scripts/paired_rows.py --out "$OUT" "$@"; }
@@ -105,6 +115,7 @@ paired --report-to docs/results/ppo_implicit_paired_480.md --pairs \
     ppo_implicit_episode_524k_klquarterbeta:ppo_oracle_episode_524k_kl01
 paired --report-to docs/results/ppo_oracle_steps_paired_480.md \
     --pairs ppo_oracle_episode_524k_kl01:ppo_oracle_episode_262k_kl01
+paired --report-to docs/results/dpo_labels_paired.md --pairs dpo_nods_weighted@960:dpo_nods_weighted
 # The page: every finished cell.
 run --report-only --report-to docs/results/alignment.md $ALL --algo rated_distillation:TopQuarterSFT \
     --algo dpo_nods_active $IMPLICIT "budgets=[60,120,480]" "seeds=[0,1,2,3,4]"

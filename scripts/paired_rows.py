@@ -6,6 +6,9 @@ rows' intervals against SFT. Writes a markdown page (and .json beside it).
 
     PYTHONPATH=. .venv/bin/python scripts/paired_rows.py --out runs/benchmark/alignment \\
         --pairs ROW_A:ROW_B --budget 480 --report-to docs/results/PAGE.md
+
+A side may name its own budget, ``ROW@BUDGET`` (e.g. ``dpo_nods_weighted@960:dpo_nods_weighted``: one row at
+two label budgets, paired by seed; a larger budget's collection begins with the smaller one's groups).
 """
 
 from __future__ import annotations
@@ -24,9 +27,19 @@ RELATIVE = ("L2", "FD")  # in % of row B's value, as the benchmark's tables give
 
 def paired(out: Path, first: str, second: str, budget: int, seeds: list[int]) -> dict[str, dict]:
     """Per key: the per-seed differences ``first - second``, their mean and 95 % interval (the benchmark's
-    own :func:`~experiments.benchmark.report.paired_differences`, with row B in SFT's place)."""
-    rows = {name: {s: _row(out, Cell(name, budget, s)) for s in seeds} for name in (first, second)}
-    return paired_differences(rows[first], rows[second], KEYS, RELATIVE)
+    own :func:`~experiments.benchmark.report.paired_differences`, with row B in SFT's place). A row named
+    ``ROW@BUDGET`` is taken at that budget, any other at ``budget``."""
+    rows = [{s: _row(out, Cell(*_row_budget(side, budget), s)) for s in seeds} for side in (first, second)]
+    return paired_differences(rows[0], rows[1], KEYS, RELATIVE)
+
+
+def _row_budget(side: str, budget: int) -> tuple[str, int]:
+    name, at, own = side.partition("@")
+    if at and not own.isdigit():
+        raise UserError(
+            f"--pairs side {side!r}: expected ROW or ROW@BUDGET with a whole number of rated groups"
+        )
+    return name, int(own) if at else budget
 
 
 def _row(out: Path, cell: Cell) -> dict[str, float]:

@@ -20,8 +20,8 @@ def _script():
     return module
 
 
-def _cell(out: Path, row: str, seed: int, weighted: float, l2: float) -> None:
-    path = out / "cells" / row / f"b480-s{seed}" / "result.json"
+def _cell(out: Path, row: str, seed: int, weighted: float, l2: float, budget: int = 480) -> None:
+    path = out / "cells" / row / f"b{budget}-s{seed}" / "result.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"row": {"weighted": weighted, "L2": l2, "FD": 1.0}}))
 
@@ -46,3 +46,18 @@ def test_paired_differences_are_per_seed_with_a_t_interval(tmp_path: Path, capsy
     with pytest.raises(SystemExit):  # argparse names the malformed pair
         _script().main(["--out", str(tmp_path), "--pairs", "A-B", "--report-to", str(page)])
     assert "--pairs 'A-B': expected ROW_A:ROW_B" in capsys.readouterr().err
+
+
+def test_a_row_is_paired_with_itself_at_another_budget(tmp_path: Path) -> None:
+    for seed, (a, b) in enumerate([(3.6, 3.5), (3.8, 3.5)]):
+        _cell(tmp_path, "A", seed, a, l2=0.010, budget=960)
+        _cell(tmp_path, "A", seed, b, l2=0.010)
+    page = tmp_path / "page.md"
+    _script().main(
+        ["--out", str(tmp_path), "--pairs", "A@960:A", "--seeds", "0", "1", "--report-to", str(page)]
+    )
+    found = json.loads(page.with_suffix(".json").read_text())["A@960:A"]
+    assert found["weighted"]["diffs"] == pytest.approx([0.1, 0.3])
+    assert "| A@960 - A | +0.100, +0.300 |" in page.read_text()
+    with pytest.raises(UserError, match="--pairs side 'A@many': expected ROW or ROW@BUDGET"):
+        _script().main(["--out", str(tmp_path), "--pairs", "A@many:A", "--report-to", str(page)])
