@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,15 +9,11 @@ import numpy as np
 import pytest
 
 from experiments.errors import UserError
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "implicit_rerank.py"
+from tests.experiments.scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("implicit_rerank", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("implicit_rerank")
 
 
 def test_gains_are_over_each_clips_mean_for_the_rewards_pick_and_the_oracles() -> None:

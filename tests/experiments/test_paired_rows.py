@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from experiments.errors import UserError
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "paired_rows.py"
+from tests.experiments.scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("paired_rows", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("paired_rows")
 
 
 def _cell(out: Path, row: str, seed: int, weighted: float, l2: float, budget: int = 480) -> None:
