@@ -100,6 +100,8 @@ PYTHONPATH=. .venv/bin/python scripts/implicit_reward.py --out "$OUT"
 PYTHONPATH=. .venv/bin/python scripts/implicit_overoptimisation.py --out "$OUT"
 # Among SFT's samples and among its own, how much of the oracle's best of 8 does that DPO's implicit reward find?
 PYTHONPATH=. .venv/bin/python scripts/implicit_rerank.py --out "$OUT" --sft "$SFT"
+PYTHONPATH=. .venv/bin/python scripts/implicit_rerank.py --out "$OUT" --sft "$SFT" --cell dpo_nods_weighted:960 \
+    --report-to docs/results/implicit_rerank_960.md
 # PPO on the implicit reward and its DPO at 480 groups on a page of their own: they were run later, from a retrained
 # SFT (oracle 3.404; the main page's SFT 3.365), so they compare with each other.
 run --report-only --report-to docs/results/alignment_implicit_480.md $IMPLICIT480 "budgets=[480,960]" \
@@ -108,6 +110,7 @@ run --report-only --report-to docs/results/alignment_implicit_480.md $IMPLICIT48
 # ceiling's steps.
 paired() { PYTHONPATH=. .venv/bin/python scripts/paired_rows.py --out "$OUT" "$@"; }
 paired --report-to docs/results/ppo_implicit_paired_480.md --pairs \
+    ppo_implicit_episode_262k_kl01:ppo_implicit_episode_65k \
     ppo_implicit_episode_262k_klquarterbeta:ppo_implicit_episode_262k_kl01 \
     ppo_implicit_episode_262k_klquarterbeta:dpo_nods_weighted \
     ppo_implicit_episode_524k_klquarterbeta:ppo_implicit_episode_262k_klquarterbeta \

@@ -122,3 +122,17 @@ def test_the_readme_python_runs_and_does_what_its_comments_say() -> None:
     single = scope["gym"].make("dyadic_env/Listener-v0", dataset="synthetic:small")
     for i in (0, 5, 63):  # env i draws its clips like a single env seeded 0 + i
         assert single.reset(seed=i)[1]["clip_id"] == scope["infos"]["clip_id"][i]
+
+
+# A figure with its 95 % interval, as the generated pages write it: "+0.311 [+0.239, +0.383]", "0.830 [0.791, 0.870]".
+INTERVAL = r"[+-]?\d+\.\d+ \[[+-]?\d+\.\d+, [+-]?\d+\.\d+\]"
+
+
+def test_every_interval_the_docs_quote_is_on_a_generated_results_page() -> None:
+    """Figures come from committed commands: each interval the README or a docs page quotes appears verbatim on a
+    page of docs/results/ (written by the command that page names), so a rerun that changes it shows up here."""
+    generated = " ".join(p.read_text() for p in (REPO / "docs" / "results").glob("*.md"))
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        quoted = re.findall(INTERVAL, page.read_text())
+        missing = [figure for figure in quoted if figure not in generated]
+        assert not missing, f"{page.name} quotes intervals no docs/results page has: {missing}"
