@@ -2,12 +2,12 @@
 
 For each seed's DPO cell of the alignment benchmark (``OUT/cells/ALGO/bB-sS/policy``), N closed-loop samples a
 clip of the evaluation split (T and N as the benchmark evaluates) are drawn from the SFT checkpoint and from the
-DPO policy. Each set is reranked twice: by the oracle (the best-of-N ceiling) and by DPO's implicit reward
-``beta * (log pi - log pi_sft)`` (what the 480 rated groups taught). Figures are gains over the set's own mean
+DPO policy (with the seed the benchmark evaluated it with). Each set is reranked twice: by the oracle (the best-of-N ceiling) and by DPO's implicit reward
+``beta * (log pi - log pi_sft)`` (what the cell's rated groups taught). Figures are gains over the set's own mean
 oracle score, per clip, averaged over clips; then mean and 95 % Student-t interval over seeds. If the implicit
 reward finds little among the policy's own samples while the oracle still finds much, the labels' signal is
 spent: a further round that ranks the policy's samples with it (self-rewarding DPO, best-of-N distillation) has
-little to learn from. Writes docs/results/implicit_rerank_480.md (and .json).
+little to learn from. Writes docs/results/implicit_rerank_480.md (and .json) unless told otherwise.
 
     PYTHONPATH=. .venv/bin/python scripts/implicit_rerank.py   (after scripts/alignment_results.sh's cells)
 """
@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--report-to", type=Path, default=Path("docs/results/implicit_rerank_480.md"))
     args = parser.parse_args(argv)
+    if args.cell.count(":") != 1 or not args.cell.partition(":")[2].isdigit():
+        parser.error(f"--cell {args.cell!r}: expected ALGO:BUDGET, e.g. dpo_nods_weighted:480")
 
     import torch
 

@@ -31,7 +31,7 @@ def test_gains_are_over_each_clips_mean_for_the_rewards_pick_and_the_oracles() -
         _script().rerank_gains(oracle, reward[:, :3])
 
 
-def test_a_tiny_benchmarks_dpo_cell_is_reranked_and_a_missing_cell_is_named(tmp_path: Path) -> None:
+def test_a_tiny_benchmarks_dpo_cell_is_reranked_and_a_missing_cell_is_named(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from experiments.benchmark.runner import run_benchmark
     from tests.experiments.test_benchmark_alignment import _config, _tiny
 
@@ -51,5 +51,8 @@ def test_a_tiny_benchmarks_dpo_cell_is_reranked_and_a_missing_cell_is_named(tmp_
         seed0 = found[kind]["per_seed"][0]
         assert seed0["by_oracle"] >= seed0["by_reward"] and seed0["by_oracle"] >= 0
     assert "| the DPO policy |" in page.read_text() and "--cell dpo:2 --seeds 0" in page.read_text()
+    with pytest.raises(SystemExit):  # argparse names the malformed cell
+        _script().main([*args[:3], "dpo", *args[4:]])
+    assert "--cell 'dpo': expected ALGO:BUDGET" in capsys.readouterr().err
     with pytest.raises(UserError, match="dpo/b2-s1/policy not found: run the dpo:2 cell of seed 1 first"):
         _script().main([*args[:5], "1", *args[6:]])
