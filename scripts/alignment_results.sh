@@ -83,7 +83,7 @@ run --no-ceilings --algo dpo_nods_weighted "budgets=[960]" "seeds=[1,3]" &
 run --no-ceilings --algo dpo_nods_weighted "budgets=[960]" "seeds=[4]"
 wait
 # The best DPO (two on-policy rounds) from the same SFT at 480 and then 960 rated groups: does it pass +0.40 with
-# twice the labels, as the single round's slope says? (480 started 2026-12-07; 960 not yet run.)
+# twice the labels, as the single round's slope says? (The 960 cells are the next step, not yet in this runbook.)
 run --no-ceilings --algo iterated_dpo_weighted "budgets=[480]" "seeds=[0,2,4]" &
 run --no-ceilings --algo iterated_dpo_weighted "budgets=[480]" "seeds=[1,3]"
 wait
