@@ -127,6 +127,8 @@ class FaceModel:
     def vertices(self, frames: np.ndarray, *, with_normals: bool = False) -> Any:
         """Mesh vertices (T, V, 3) float32 for frames (T, 56); with normals, a pair (vertices, normals)."""
         frames = np.ascontiguousarray(frames, dtype=np.float32)  # torch takes no negative strides
+        if not frames.flags.writeable:  # torch warns on (and may not write through) read-only memory
+            frames = frames.copy()
         if frames.ndim != 2 or frames.shape[1] != FRAME_DIM:
             raise ValueError(f"frames must have shape (T, {FRAME_DIM}); got {frames.shape}")
         torch = self._torch

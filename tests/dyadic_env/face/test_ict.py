@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -102,6 +103,17 @@ def test_landmark_embeddings_are_valid(built: dict, face: FaceModel) -> None:
 def test_neutral_frame_gives_the_template(face: FaceModel) -> None:
     verts = face.vertices(frame()[None])[0]
     np.testing.assert_allclose(verts, face.template, atol=1e-4)
+
+
+def test_read_only_frames_give_the_same_vertices_without_a_warning(face: FaceModel) -> None:
+    """Frames memory-mapped from a dataset are read-only; torch warns on wrapping them, so they are copied."""
+    frames = np.stack([frame(jaw=0.1), frame(pitch=0.2)])
+    locked = frames.copy()
+    locked.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        verts = face.vertices(locked)
+    np.testing.assert_array_equal(verts, face.vertices(frames))
 
 
 def test_jaw_rotation_reproduces_the_heads_own_jaw_open(face: FaceModel, head: ict.IctHead) -> None:
