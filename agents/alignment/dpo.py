@@ -247,16 +247,18 @@ def make_dpo_trainer(
     # Metrics go to TensorBoard and dpo_log.jsonl; printing every logged step drowns pipeline logs.
     trainer.remove_callback(PrinterCallback)
     if config.nod_decisions or config.action_frames or config.token_weight != 1.0 or config.cache_window:
-        from agents.alignment.trajectory_logprobs import use_trajectory_logprobs
+        from agents.alignment.trajectory_logprobs import METRICS, use_trajectory_logprobs
 
-        for model in (trainer.model, trainer.ref_model):
+        # trl reads the policy's metrics (WPO's weights only when it weights) and only log-probs of the reference.
+        policy_outputs = [m for m in METRICS if m != "log_sum_sq_probs" or trainer.use_weighting]
+        for model, outputs in ((trainer.model, policy_outputs), (trainer.ref_model, [])):
             if model is not None:
                 window = (
                     int(getattr(model.config, "max_context_frames", 0) or 0) if config.cache_window else 0
                 )
                 use_trajectory_logprobs(
                     model, nod_decisions=config.nod_decisions, action_frames=config.action_frames,
-                    token_weight=config.token_weight, frame_window=window,
+                    token_weight=config.token_weight, frame_window=window, outputs=outputs,
                 )  # fmt: skip
     return trainer
 

@@ -16,10 +16,15 @@ action tokens against the decisions instead (a weighted log-ratio, no longer eq.
 ``frame_window`` lets each frame see only the frames the sampler's cache keeps (the checkpoint's
 ``max_context_frames``): without it, frames after the window are scored under a longer past than they were
 sampled with.
+
+trl reads only ``log_probs`` of the reference and the policy's other outputs only as detached metrics (WPO's
+``log_sum_sq_probs`` when it weights); on (B, T, 56, 256) logits those metrics cost as much as the network's
+forward, so :func:`use_trajectory_logprobs` computes only the ``outputs`` asked for, without autograd.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +43,10 @@ class TrajectoryLogprobs(ModelOutput):
     log_sum_sq_probs: torch.Tensor | None = None
 
 
+METRICS = ("entropy", "mean_logits", "is_top1", "log_sum_sq_probs")
+"""The outputs besides ``log_probs`` that trl may read (all detached: metrics and WPO weights)."""
+
+
 def use_trajectory_logprobs(
     model: Any,
     *,
@@ -45,8 +54,13 @@ def use_trajectory_logprobs(
     action_frames: int = 0,
     token_weight: float = 1.0,
     frame_window: int = 0,
+    outputs: Sequence[str] = METRICS,
 ) -> None:
-    """Make ``model(..., fused_lm_head=True)`` return the exact per-token log-probs (see the module docstring)."""
+    """Make ``model(..., fused_lm_head=True)`` return the exact per-token log-probs (see the module docstring),
+    with the metrics named in ``outputs`` (those not named are None: a reference needs none)."""
+    unknown = sorted(set(outputs) - set(METRICS))
+    if unknown:
+        raise ValueError(f"outputs: unknown {unknown}; expected some of {list(METRICS)}")
     trl_forward = model.forward
 
     def forward(*args: Any, fused_lm_head: bool = False, labels: Any = None, **kwargs: Any) -> Any:
@@ -58,6 +72,7 @@ def use_trajectory_logprobs(
             action_frames=action_frames,
             token_weight=token_weight,
             frame_window=frame_window,
+            outputs=outputs,
             **kwargs,
         )
 
@@ -76,9 +91,11 @@ def trajectory_token_logprobs(
     action_frames: int = 0,
     token_weight: float = 1.0,
     frame_window: int = 0,
+    outputs: Sequence[str] = METRICS,
     **_: Any,
 ) -> TrajectoryLogprobs:
-    """Per-token log-probs (B, L-1) of flat sequences ``input_ids`` under ``model`` (position p-1 scores token p)."""
+    """Per-token log-probs (B, L-1) of flat sequences ``input_ids`` under ``model`` (position p-1 scores token p),
+    and the detached metrics named in ``outputs``."""
     from agents.vla.trl_support import actions_from_flat
 
     cfg = model.config
@@ -104,17 +121,20 @@ def trajectory_token_logprobs(
         model, log_p, out.frame_hidden, actions, mask,
         nod_decisions=nod_decisions, action_frames=action_frames, token_weight=token_weight,
     )  # fmt: skip
-    probs = log_p.exp()
-    per_token = {
-        "log_probs": token,
-        "entropy": -(probs * log_p).sum(-1),
-        "mean_logits": logits.mean(-1),
-        "is_top1": logits.argmax(-1) == actions,
-        "log_sum_sq_probs": torch.logsumexp(2 * log_p, -1),
-    }
+    per_token = {"log_probs": token}
+    with torch.no_grad():
+        per_token |= {name: _METRIC[name](logits, log_p, actions) for name in outputs}
     return TrajectoryLogprobs(
         **{k: _to_flat(v, positions, mask, input_ids.shape[1]) for k, v in per_token.items()}
     )
+
+
+_METRIC = {
+    "entropy": lambda logits, log_p, actions: -(log_p.exp() * log_p).sum(-1),
+    "mean_logits": lambda logits, log_p, actions: logits.mean(-1),
+    "is_top1": lambda logits, log_p, actions: logits.argmax(-1) == actions,
+    "log_sum_sq_probs": lambda logits, log_p, actions: torch.logsumexp(2 * log_p, -1),
+}
 
 
 def scored_action_logprobs(

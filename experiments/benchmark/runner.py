@@ -451,6 +451,9 @@ def _run_on_ray(config: BenchmarkConfig, jobs: list[tuple[Any, ...]], log: Log) 
 
 
 def _ray_job(config_values: dict[str, Any], name: str, args: tuple[Any, ...]) -> str:
+    from experiments.allocator import keep_large_allocations
+
+    keep_large_allocations()  # a Ray worker is its own process, not started by the CLI
     config = BenchmarkConfig(**{**config_values, "ray": None})
     result = globals()[name](config, *args, log=lambda _msg: None)
     return str(result)

@@ -293,3 +293,28 @@ def test_dpo_with_nod_decisions_is_eq11_on_the_whole_closed_loop_logprob(
     out, _ = train_dpo(tmp_path / "sft", pairs, dataset.clip, DPOTrainingConfig(batch_size=4, nod_decisions=True),
                        tmp_path / "dpo")  # fmt: skip
     assert VLAForListening.from_pretrained(out).config.gesture_frames == 4
+
+
+@pytest.mark.parametrize("wpo", [False, True])
+def test_trajectory_logprobs_give_the_policy_its_metrics_and_the_reference_only_logprobs(
+    tmp_path, walk_dataset_path, tiny_vla_kwargs, wpo
+) -> None:
+    """trl reads only the reference's log-probs and the policy's detached metrics (WPO's weights when it
+    weights): the policy computes those, the reference none, and no metric carries a gradient."""
+    from agents.alignment.trajectory_logprobs import METRICS, use_trajectory_logprobs
+
+    dataset, policy, reference, pairs = _gesture_policies(tmp_path, walk_dataset_path, tiny_vla_kwargs)
+    config = DPOTrainingConfig(beta=BETA, nod_decisions=True, extra_args={"use_weighting": wpo})
+    trainer = make_dpo_trainer(policy, pairs, dataset.clip, config, tmp_path / "trl", reference=reference)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    inputs = {k: batch[k] for k in ("input_ids", "speaker_inputs", "word_ids", "word_mask", "frame_mask")}
+    pi = trainer.model(**inputs, fused_lm_head=True)
+    with torch.no_grad():
+        ref = trainer.ref_model(**inputs, fused_lm_head=True)
+    assert pi.log_probs.requires_grad and ref.log_probs is not None
+    assert all(getattr(ref, name) is None for name in METRICS)
+    asked = [m for m in METRICS if m != "log_sum_sq_probs" or wpo]
+    assert all(getattr(pi, m) is not None and not getattr(pi, m).requires_grad for m in asked)
+    assert (pi.log_sum_sq_probs is None) is not wpo
+    with pytest.raises(ValueError, match="unknown"):
+        use_trajectory_logprobs(policy, outputs=["entropy", "perplexity"])
