@@ -16,6 +16,6 @@ def test_bench_rl_quick_reports_every_rate_against_the_random_policy() -> None:
         assert rate > 0
         assert figures[f"{name}_vs_env_random"] == pytest.approx(rate / baseline, rel=0.01, abs=1e-4)
         assert figures[f"meets_1000_{name}"] == (rate >= TARGET)
-    # A PPO update re-runs the policy on every sample: learning is slower than collecting alone.
-    assert figures["ppo_learn_steps_per_s"] < figures["ppo_rollout_steps_per_s"]
+    # A training step does a forward pass and more. (PPO's update against its rollout is no such rule: the update
+    # is batched, the rollout steps envs, and which is faster changed with the CPU and the allocator.)
     assert figures["teacher_forced_train_steps_per_s"] < figures["teacher_forced_forward_steps_per_s"]

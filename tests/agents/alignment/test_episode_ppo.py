@@ -163,7 +163,10 @@ def test_group_advantages_learn_an_easy_reward_from_each_clips_own_samples(
     for _ in range(16):
         stats = trainer.iterate()
         returns.append(stats["return_mean"] / stats["episode_frames"])
-    assert returns[-1] > returns[0] + 0.08, returns  # measured: 0.50 -> 0.63 (credit per episode: slower)
+    # Means of four iterations, not single ones: rounding differs between CPUs and the path with it. Measured
+    # 0.50 -> 0.63 (last against first) on one machine, 0.503 -> 0.582 (means) on an AVX-512 one.
+    first, last = np.mean(returns[:4]), np.mean(returns[-4:])
+    assert last > first + 0.05, returns
 
 
 def test_group_advantages_are_leave_one_out() -> None:

@@ -39,7 +39,10 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(
     resumed = training.train_listener(config, progress=False)  # from the checkpoint at step 3 or 6
     a, b = CodeListenerModel.from_pretrained(whole), CodeListenerModel.from_pretrained(resumed)
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+        # Trained weights match bit for bit. The identity table is read by a forward pass after the stage,
+        # which can round differently (1 ulp measured on an AVX-512 CPU) when the weights sit elsewhere in memory.
+        tolerance = 1e-6 if name == "identity_styles" else 0.0
+        torch.testing.assert_close(x, y, rtol=tolerance, atol=tolerance, msg=name)
     if (
         variant == "mmlhg"
     ):  # the identity table is filled at the end of the VQ stage and kept through resuming
