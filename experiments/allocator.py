@@ -3,7 +3,7 @@
 glibc serves every allocation above its mmap threshold (at most 32 MiB by default) with a new ``mmap`` and
 returns it on free, so each (B, T, 56, 256) logits tensor of a DPO or SFT step is page-faulted in anew; on
 2 cores that fault traffic costs about a quarter of a DPO step (``dyadic bench dpo``). Raising the thresholds
-keeps freed blocks for reuse; the price is a higher resident peak (about 15 % in that benchmark). The
+keeps freed blocks for reuse; the price is a higher resident peak (+26 % in that benchmark). The
 ``dyadic`` CLI calls :func:`keep_large_allocations` before any command runs.
 """
 
