@@ -82,11 +82,6 @@ run --no-ceilings --algo dpo_nods_weighted "budgets=[960]" "seeds=[0,2]" &
 run --no-ceilings --algo dpo_nods_weighted "budgets=[960]" "seeds=[1,3]" &
 run --no-ceilings --algo dpo_nods_weighted "budgets=[960]" "seeds=[4]"
 wait
-# The best DPO (two on-policy rounds) from the same SFT at 480 and then 960 rated groups: does it pass +0.40 with
-# twice the labels, as the single round's slope says? (The 960 cells are the next step, not yet in this runbook.)
-run --no-ceilings --algo iterated_dpo_weighted "budgets=[480]" "seeds=[0,2,4]" &
-run --no-ceilings --algo iterated_dpo_weighted "budgets=[480]" "seeds=[1,3]"
-wait
 # Active query selection at 120 (each seed's collection grows to its pool of 240 groups).
 run --no-ceilings --algo dpo_nods_active "budgets=[120]" "seeds=[0,1,2,3,4]"
 # The reward model's held-out accuracy against the rated groups it learns from (seed 0's 480 groups).

@@ -2,8 +2,9 @@
 
 For each seed's DPO cell of the alignment benchmark (``OUT/cells/ALGO/bB-sS/policy``), N closed-loop samples a
 clip of the evaluation split (T and N as the benchmark evaluates) are drawn from the SFT checkpoint and from the
-DPO policy (with the seed the benchmark evaluated it with). Each set is reranked twice: by the oracle (the best-of-N ceiling) and by DPO's implicit reward
-``beta * (log pi - log pi_sft)`` (what the cell's rated groups taught). Figures are gains over the set's own mean
+DPO policy (with the seed the benchmark evaluated it with). Each set is reranked twice: by the oracle (the
+best-of-N ceiling) and by DPO's implicit reward ``beta * (log pi - log pi_sft)`` (what the cell's rated groups
+taught). Figures are gains over the set's own mean
 oracle score, per clip, averaged over clips; then mean and 95 % Student-t interval over seeds. If the implicit
 reward finds little among the policy's own samples while the oracle still finds much, the labels' signal is
 spent: a further round that ranks the policy's samples with it (self-rewarding DPO, best-of-N distillation) has

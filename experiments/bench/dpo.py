@@ -34,11 +34,11 @@ def step_seconds(dataset_spec: str, steps: int) -> dict[str, float]:
 
     from agents.alignment.dpo import DPOTrainingConfig, TrajectoryPair, make_dpo_trainer
     from dyadic_env.data import load_dataset
-    from experiments.bench.policy import _model
+    from experiments.bench.policy import sft_small_model
 
     torch.manual_seed(0)
     dataset = load_dataset(dataset_spec)
-    model = _model("parallel", dataset, gestures=True).train()
+    model = sft_small_model("parallel", dataset, gestures=True).train()
     encode = model.processor.action_tokenizer.encode
     clips = list(dataset.split("train"))[: 8 * (steps + 1)]
     pairs: list[Any] = []
@@ -62,7 +62,7 @@ def step_seconds(dataset_spec: str, steps: int) -> dict[str, float]:
 
 def _in_fresh_process(dataset_spec: str, steps: int, default_malloc: bool) -> dict[str, float]:
     code = (
-        "import json, sys\n"
+        "import json\n"
         "from experiments.allocator import keep_large_allocations\n"
         "from experiments.bench.dpo import step_seconds\n"
         "keep_large_allocations()\n"

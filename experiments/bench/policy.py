@@ -19,7 +19,8 @@ from experiments.bench import Figures, benchmark
 SFT_CONFIG = "sft_small.yaml"  # a shipped config (experiments/configs/)
 
 
-def _model(decoding: str, dataset: Any, gestures: bool = False) -> Any:
+def sft_small_model(decoding: str, dataset: Any, gestures: bool = False) -> Any:
+    """The ``sft_small`` architecture with random weights (timings do not depend on the weights)."""
     from agents.vla.factory import model_for_dataset
     from experiments.configs import read_config
 
@@ -91,7 +92,7 @@ def _batched_sampling(dataset: Any, *, rows: int) -> dict[str, float]:
     from agents.alignment.sampling import sample_trajectories
     from agents.vla.decoding import DRAWS
 
-    model = _model("parallel", dataset, gestures=True)
+    model = sft_small_model("parallel", dataset, gestures=True)
     clips = list(dataset.split("test"))
     samples = max(1, rows // len(clips))
     figures: dict[str, float] = {"batched_rows": samples * len(clips)}
@@ -119,7 +120,7 @@ def bench_policy(quick: bool = False) -> Figures:
     dataset = load_dataset("synthetic:tiny")
     figures: Figures = {"torch_threads": torch.get_num_threads()}
     for decoding, frames in (("parallel", 60 if quick else 400), ("autoregressive", 8 if quick else 40)):
-        model = _model(decoding, dataset)
+        model = sft_small_model(decoding, dataset)
         for use_cache in (True, False):
             name = f"{decoding}_{'cache' if use_cache else 'window'}"
             for key, value in _latency(model, dataset, use_cache=use_cache, frames=frames).items():
@@ -131,7 +132,10 @@ def bench_policy(quick: bool = False) -> Figures:
         figures["parallel_cache_fps"] / figures["parallel_window_fps"], 2
     )
     gestures = _latency(
-        _model("parallel", dataset, gestures=True), dataset, use_cache=True, frames=60 if quick else 400
+        sft_small_model("parallel", dataset, gestures=True),
+        dataset,
+        use_cache=True,
+        frames=60 if quick else 400,
     )
     for key, value in gestures.items():
         figures[f"parallel_gestures_cache_{key}"] = round(value, 3)

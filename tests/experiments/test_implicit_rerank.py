@@ -31,7 +31,9 @@ def test_gains_are_over_each_clips_mean_for_the_rewards_pick_and_the_oracles() -
         _script().rerank_gains(oracle, reward[:, :3])
 
 
-def test_a_tiny_benchmarks_dpo_cell_is_reranked_and_a_missing_cell_is_named(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_tiny_benchmarks_dpo_cell_is_reranked_and_a_missing_cell_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from experiments.benchmark.runner import run_benchmark
     from tests.experiments.test_benchmark_alignment import _config, _tiny
 
